@@ -250,6 +250,8 @@ def precompute(data, out, pairs=None, *, seed: int = 0, workers: int | None = No
         already += int((~new).sum())
         if new.any() and not cache.shard_path(key).exists():
             todo.append((key, ci[new], cj[new]))
+    if isinstance(ex, LocalPoolExecutor) and len(todo) < 2:  # one chunk: starting a pool costs more than it saves
+        ex = InProcessExecutor()
     total = int(sum(t[1].size for t in todo))
     computed = 0
     elsewhere = 0
