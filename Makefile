@@ -1,49 +1,55 @@
 # Set-up and main entry points. `make demo` and `make test` work on a fresh machine: they create the
-# virtual environment on first use (preferring an already-present CPU build of torch) and install the
-# package with its extras.
+# virtual environment on first use (preferring a CPU build of torch already on this machine) and install
+# the package with the extras they need.
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed
 WHEELS  ?= /opt/wheels
+PIP     := $(BIN)/pip install -q --no-compile
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow test-gpu bench-exact bench-serve bench-dask clean venv
+.PHONY: demo test test-slow test-gpu bench-exact bench-serve bench-dask clean
 
-venv: $(STAMP)
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	@# A CPU build of torch found locally is preferred; otherwise pip takes the range from pyproject.toml.
+# torch: a local CPU wheel for this Python if there is one (fast, no multi-GB CUDA download), else the
+# range in pyproject.toml (users with GPUs install their CUDA build of torch first).
+$(VENV)/.torch: | $(BIN)/python
 	@if ! $(BIN)/python -c "import torch" >/dev/null 2>&1; then \
-	  if ls $(WHEELS)/torch-*+cpu-*.whl >/dev/null 2>&1; then \
-	    echo "installing torch from the local CPU wheel in $(WHEELS)"; \
-	    $(BIN)/pip install -q --no-index --find-links $(WHEELS) "torch>=2.1,<3" \
-	      || $(BIN)/pip install -q --find-links $(WHEELS) "torch>=2.1,<3"; \
-	  fi; \
+	  tag=$$($(BIN)/python -c "import sys; print('cp%d%d' % sys.version_info[:2])"); \
+	  whl=$$(ls $(WHEELS)/torch-*+cpu-$$tag-*.whl 2>/dev/null | sort -V | tail -n 1); \
+	  if [ -n "$$whl" ]; then echo "installing torch from $$whl"; $(PIP) "$$whl"; fi; \
 	fi
-	$(BIN)/pip install -q -e ".[test,plot,dask]"
-	@touch $(STAMP)
+	@touch $@
 
-demo: $(STAMP)
+$(VENV)/.demo: pyproject.toml $(VENV)/.torch
+	$(PIP) -e ".[plot]"
+	@touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.torch
+	$(PIP) -e ".[test,plot,dask]"
+	@touch $@
+
+demo: $(VENV)/.demo
 	$(BIN)/wassembed demo --out demo-output
 
-test: $(STAMP)
+test: $(VENV)/.test
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-test-slow: $(STAMP)
+test-slow: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
-test-gpu: $(STAMP)
+test-gpu: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m gpu $(PYTEST_ARGS)
 
-bench-exact: $(STAMP)
+bench-exact: $(VENV)/.demo
 	$(BIN)/wassembed bench exact
 
-bench-serve: $(STAMP)
+bench-serve: $(VENV)/.demo
 	$(BIN)/wassembed bench serve
 
-bench-dask: $(STAMP)
+bench-dask: $(VENV)/.test
 	$(BIN)/wassembed bench dask
 
 clean:
