@@ -183,3 +183,18 @@ def test_cli_bad_data_file_exit_2(tmp_path):
     (tmp_path / "x.txt").write_text("1 2 3")
     proc = run_cli("precompute", tmp_path / "x.txt", "--out", tmp_path / "c", "--pairs", "5")
     assert proc.returncode == 2 and "unknown data format" in proc.stderr and not (tmp_path / "c").exists()
+
+
+def test_ctrl_c_stops_cleanly_keeping_finished_shards(tmp_path):
+    out = tmp_path / "c"
+    proc = subprocess.Popen(_cmd(out, pairs=20000), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "shards").glob("*.npz")) if (out / "shards").exists() else []) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Interrupted: finished shards are kept; rerun the same command to resume." in err
+    kept = len(DistanceCache.open(out).read())
+    assert 0 < kept < 20000 and kept % 40 == 0  # whole chunks only
+    assert not list((out / "locks").glob("*.lock"))  # claims released
