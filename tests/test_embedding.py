@@ -1,0 +1,409 @@
+"""The served model: distances, matrices, kNN with exact re-ranking, error bars, OOD, geometry, bad input.
+
+Models are built from tiny torch modules (no training): a random linear encoder on a 6×6 grid, and a
+"quantile" encoder on a 1-D grid whose squared distances approximate W2² well (W2² between 1-D
+distributions is the L2 distance between their quantile functions), so conformal bounds are tight.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import squareform
+
+from wassembed.conformal import ConformalCalibrator, conformal_quantile
+from wassembed.data import as_weights, make_ground_cost
+from wassembed.embedding import DistanceEstimate, OutOfDistributionWarning, WassersteinEmbedding
+from wassembed.errors import InputError
+from wassembed.exact import ExactSolver
+
+GRID = (6, 6)
+K = 36
+
+
+def _images(n, seed=0, grid=GRID):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 256, (n, *grid)).astype(np.uint8)
+    X[:, 0, 0] = 1  # never an all-zero row
+    return X
+
+
+def _linear_model(p=2, calibration=None, seed=0):
+    torch.manual_seed(seed)
+    enc = torch.nn.Sequential(torch.nn.Linear(K, 8))
+    dec = torch.nn.Sequential(torch.nn.Linear(8, K))
+    return WassersteinEmbedding(enc, dec, config=None, p=p, grid=GRID, calibration=calibration)
+
+
+@pytest.fixture(scope="module")
+def emb():
+    return _linear_model()
+
+
+class Quantiles(torch.nn.Module):
+    """φ(x) = quantile function of x at m levels / √m: ‖φ(a) − φ(b)‖² ≈ W2²(a, b) on a 1-D grid."""
+
+    def __init__(self, m=400):
+        super().__init__()
+        self.register_buffer("t", (torch.arange(m, dtype=torch.float32) + 0.5) / m)
+
+    def forward(self, x):
+        cdf = torch.cumsum(x, 1)
+        cdf = cdf / cdf[:, -1:]
+        q = torch.searchsorted(cdf.contiguous(), self.t.expand(x.shape[0], -1).contiguous())
+        return q.clamp_max(x.shape[1] - 1).float() / self.t.numel() ** 0.5
+
+
+def _sparse_1d(n, k, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, k)) * (rng.random((n, k)) < 0.3)
+    X[np.arange(n), rng.integers(0, k, n)] += 1.0
+    return X
+
+
+@pytest.fixture(scope="module")
+def quantile_model():
+    """A good 1-D model with calibration pairs (estimate, exact) on 1×12 histograms."""
+    k = 12
+    torch.manual_seed(0)
+    emb = WassersteinEmbedding(Quantiles(), torch.nn.Linear(400, k), config=None, p=2, grid=(1, k))
+    V = _sparse_1d(400, k, seed=1)
+    solver = ExactSolver(make_ground_cost(grid=(1, k), p=2), 2)
+    w = as_weights(V)[0]
+    i, j = np.arange(0, 400, 2), np.arange(1, 400, 2)
+    emb.calibration = {"val_pred": emb.distance(V[i], V[j]).astype(np.float64),
+                       "val_target": solver.solve_pairs(w, i, j)}
+    return emb, solver
+
+
+# -- distances and matrices ------------------------------------------------------------------------
+def test_distance_is_squared_embedding_distance(emb):
+    X, Y = _images(7, 1), _images(7, 2)
+    Z1, Z2 = emb.embed(X), emb.embed(Y)
+    assert Z1.shape == (7, 8) and Z1.dtype == np.float32
+    np.testing.assert_allclose(emb.distance(X, Y), ((Z1 - Z2) ** 2).sum(1), rtol=1e-5)
+    np.testing.assert_allclose(emb.distance(X, Y, root=True), np.sqrt(((Z1 - Z2) ** 2).sum(1)), rtol=1e-5)
+    np.testing.assert_allclose(emb.distance(X, Y[:1]), ((Z1 - Z2[:1]) ** 2).sum(1), rtol=1e-5)  # broadcast
+
+
+def test_p1_distance_is_the_norm():
+    e1 = _linear_model(p=1)
+    X, Y = _images(5, 3), _images(5, 4)
+    Z1, Z2 = e1.embed(X), e1.embed(Y)
+    np.testing.assert_allclose(e1.distance(X, Y), np.linalg.norm(Z1 - Z2, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(e1.distance(X, Y, root=True), e1.distance(X, Y))
+    np.testing.assert_allclose(e1.cdist(X, Y), np.linalg.norm(Z1[:, None] - Z2[None], axis=2), rtol=1e-4)
+
+
+def test_normalisation_matches_the_cache(emb):
+    X = _images(4, 5)
+    w, _ = as_weights(X)
+    np.testing.assert_allclose(emb.embed(X), emb.embed(w), rtol=1e-6)
+    np.testing.assert_allclose(emb.embed(X), emb.embed(X.astype(np.float64) * 3.0), rtol=1e-6)
+
+
+def test_cdist_equals_a_loop_over_distance(emb):
+    A, B = _images(9, 6), _images(11, 7)
+    D = emb.cdist(A, B)
+    assert D.shape == (9, 11) and D.dtype == np.float32
+    loop = np.array([[emb.distance(A[i:i + 1], B[j:j + 1])[0] for j in range(11)] for i in range(9)])
+    np.testing.assert_allclose(D, loop, rtol=1e-4, atol=1e-5 * loop.max())
+
+
+def test_results_do_not_depend_on_block_size(emb):
+    A, B = _images(149, 8), _images(1501, 9)
+    ref = emb.cdist(A, B, block_size=4096)
+    D = emb.cdist(A, B, block_size=33, batch_size=100)
+    np.testing.assert_allclose(D, ref, rtol=1e-5, atol=1e-6 * ref.max())
+    P = emb.pdist(A, block_size=33)
+    assert P.shape == (149 * 148 // 2,)
+    np.testing.assert_allclose(P, emb.pdist(A, block_size=4096), rtol=1e-5, atol=1e-6 * ref.max())
+    full = emb.cdist(A, A)
+    np.fill_diagonal(full, 0)
+    np.testing.assert_allclose(squareform(P), full, rtol=1e-5, atol=1e-6 * ref.max())
+    i1, v1 = emb.kneighbors(A[:40], B, k=7, block_size=33)
+    i2, v2 = emb.kneighbors(A[:40], B, k=7, block_size=4096)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_allclose(v1, v2, rtol=1e-5)
+
+
+def test_pdist_of_two_and_one(emb):
+    X = _images(2, 10)
+    np.testing.assert_allclose(emb.pdist(X), emb.distance(X[:1], X[1:]), rtol=1e-4)
+    assert emb.pdist(X[:1]).shape == (0,)
+
+
+def test_kneighbors_without_rerank_matches_cdist(emb):
+    Q, R = _images(6, 11), _images(50, 12)
+    idx, val = emb.kneighbors(Q, R, k=5)
+    D = emb.cdist(Q, R)
+    np.testing.assert_array_equal(idx, np.argsort(D, axis=1, kind="stable")[:, :5])
+    np.testing.assert_allclose(val, np.sort(D, axis=1)[:, :5], rtol=1e-6)
+    res = emb.kneighbors(Q, R, k=5)
+    assert res.n_exact == 0 and not res.exact
+
+
+def test_numpy_torch_parity(emb):
+    X, Y = _images(10, 13), _images(10, 14)
+    tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
+    for name, args in [("embed", (X,)), ("distance", (X, Y)), ("cdist", (X, Y)), ("pdist", (X,))]:
+        a = getattr(emb, name)(*args)
+        b = getattr(emb, name)(*(torch.from_numpy(x) for x in args))
+        assert isinstance(a, np.ndarray) and isinstance(b, torch.Tensor) and b.device.type == "cpu"
+        np.testing.assert_allclose(b.numpy(), a, rtol=1e-6)
+    assert isinstance(emb.decode(torch.from_numpy(emb.embed(X))), torch.Tensor)
+    ti, tv = emb.kneighbors(tX, tY, k=3)
+    ni, nv = emb.kneighbors(X, Y, k=3)
+    np.testing.assert_array_equal(ti.numpy(), ni)
+    np.testing.assert_allclose(tv.numpy(), nv, rtol=1e-6)
+
+
+def test_concurrent_calls_equal_serial_calls(emb):
+    inputs = [_images(64, 100 + t) for t in range(8)]
+    serial = [(emb.embed(X, batch_size=16), emb.cdist(X, X, block_size=17)) for X in inputs]
+    results = [None] * 8
+
+    def work(t):
+        results[t] = (emb.embed(inputs[t], batch_size=16), emb.cdist(inputs[t], inputs[t], block_size=17))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for (a, b), (c, d) in zip(serial, results):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+
+
+def test_pickle_round_trip(emb):
+    e2 = pickle.loads(pickle.dumps(emb))
+    X = _images(3, 15)
+    np.testing.assert_array_equal(e2.embed(X), emb.embed(X))
+
+
+# -- exact re-ranking ------------------------------------------------------------------------------
+def _brute_force(solver, Q, R, k):
+    wq, wr = as_weights(Q)[0], as_weights(R)[0]
+    E = np.array([[solver.solve(a, b) for b in wr] for a in wq])
+    idx = np.array([np.lexsort((np.arange(len(r)), r))[:k] for r in E])
+    return idx, np.take_along_axis(E, idx, 1)
+
+
+def test_exact_rerank_equals_brute_force(quantile_model):
+    emb, solver = quantile_model
+    Q, R = _sparse_1d(5, 12, seed=20), _sparse_1d(60, 12, seed=21)
+    want_i, want_v = _brute_force(solver, Q, R, 4)
+    res = emb.kneighbors(Q, R, k=4, exact_rerank=True, block_size=2)
+    np.testing.assert_array_equal(res.indices, want_i)
+    np.testing.assert_allclose(res.values, want_v, rtol=1e-12, atol=1e-12)
+    assert res.exact and res.values.dtype == np.float64
+    assert 5 * 4 <= res.n_exact < 5 * 60, "the adaptive rule should skip most references with a good model"
+    assert res.n_exact == int(res.n_exact_per_query.sum())
+    full = emb.kneighbors(Q, R, k=4, exact_rerank=True, n_candidates=60)
+    np.testing.assert_array_equal(full.indices, want_i)
+    assert full.n_exact == 5 * 60
+    few = emb.kneighbors(Q, R, k=4, exact_rerank=True, n_candidates=6)
+    assert few.n_exact == 5 * 6
+    idx, val = few  # unpacks like a pair
+
+
+def test_exact_rerank_with_a_poor_model_still_exact():
+    """A random model: loose bounds make the rule solve (almost) everything, but the answer is exact."""
+    X = _images(30, 30)
+    solver = ExactSolver(make_ground_cost(grid=GRID, p=2), 2)
+    emb = _linear_model()
+    w = as_weights(X)[0]
+    i, j = np.arange(0, 30, 2), np.arange(1, 30, 2)
+    emb.calibration = {"val_pred": emb.distance(X[i], X[j]).astype(np.float64),
+                       "val_target": solver.solve_pairs(w, i, j)}
+    Q, R = _images(2, 31), _images(25, 32)
+    want_i, want_v = _brute_force(solver, Q, R, 3)
+    res = emb.kneighbors(Q, R, k=3, exact_rerank=True)
+    np.testing.assert_array_equal(res.indices, want_i)
+    np.testing.assert_allclose(res.values, want_v, rtol=1e-12)
+
+
+# -- error bars ------------------------------------------------------------------------------------
+def test_conformal_coverage_on_synthetic_pairs():
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        y = rng.gamma(3.0, 3.0, n)
+        return np.maximum(y * (1 + 0.1 * rng.standard_normal(n)) + 0.2 * rng.standard_normal(n), 0), y
+
+    cal = ConformalCalibrator(*draw(2000))
+    pred, target = draw(4000)
+    for level in (0.8, 0.9, 0.95):
+        slack = 3 * np.sqrt(level * (1 - level) / 4000) + 0.01
+        assert cal.coverage(pred, target, level) >= level - slack
+        lo = cal.lower_bound(pred, level)
+        assert np.mean(target >= lo) >= level - slack
+    assert cal.n_bins == 4
+    small = pred <= np.quantile(pred, 0.25)  # conditional coverage on small estimates (Mondrian bins)
+    assert cal.coverage(pred[small], target[small], 0.9) >= 0.9 - 3 * np.sqrt(0.09 / small.sum()) - 0.01
+    grid = np.linspace(0, 60, 5001)
+    assert np.all(np.diff(cal.lower_bound(grid, 0.99)) >= 0)  # monotone: the re-ranking relies on it
+    lo, hi = cal.interval(np.array([0.5, 5.0, 50.0]), 0.9)
+    w = hi - lo
+    assert w[0] < w[1] < w[2]  # scale-aware: narrow for small distances
+    assert conformal_quantile(np.ones(5), 0.99) == np.inf
+
+
+def test_interval_coverage_of_the_served_model(quantile_model):
+    emb, solver = quantile_model
+    X, Y = _sparse_1d(300, 12, seed=40), _sparse_1d(300, 12, seed=41)
+    wx, wy = as_weights(X)[0], as_weights(Y)[0]
+    exact = np.array([solver.solve(a, b) for a, b in zip(wx, wy)])
+    res = emb.distance(X, Y, interval=0.9)
+    assert isinstance(res, DistanceEstimate) and res.level == 0.9
+    assert np.all(res.lower <= res.estimate) and np.all(res.estimate <= res.upper)
+    cover = np.mean((exact >= res.lower - 1e-6) & (exact <= res.upper + 1e-6))
+    assert cover >= 0.9 - 3 * np.sqrt(0.09 / 300) - 0.02
+    r2 = emb.distance(X, Y, interval=0.9, root=True)
+    np.testing.assert_allclose(r2.upper, np.sqrt(res.upper), rtol=1e-6)
+    t = emb.distance(torch.from_numpy(X), torch.from_numpy(Y), interval=0.9)
+    assert isinstance(t.lower, torch.Tensor)
+
+
+# -- out of distribution ---------------------------------------------------------------------------
+def test_ood_flags_unusual_inputs():
+    emb = _linear_model()
+    train = _images(200, 50)
+    emb.calibration = {"train_recon": emb.ood_score(train)}
+    assert emb.is_ood(train).mean() <= 0.02
+    diracs = np.zeros((5, *GRID))
+    diracs[np.arange(5), [0, 5, 0, 5, 3], [0, 5, 5, 0, 2]] = 1.0
+    assert emb.is_ood(diracs).all()
+    with pytest.warns(OutOfDistributionWarning, match="out of distribution"):
+        emb.distance(diracs, train[:5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        emb.distance(diracs, train[:5], warn_ood=False)
+        emb.distance(train[:5], train[5:10])  # typical inputs (usually) pass
+
+
+# -- geometry --------------------------------------------------------------------------------------
+def test_barycenter_interpolate_principal_directions(emb):
+    X = _images(12, 60)
+    b = emb.barycenter(X)
+    assert b.shape == (K,) and abs(b.sum() - 1) < 1e-5
+    np.testing.assert_allclose(emb.barycenter(X[:2], [1, 0]), emb.decode(emb.embed(X[:1]))[0], rtol=1e-5)
+    path = emb.interpolate(X[0], X[1], steps=4)
+    assert path.shape == (4, K)
+    np.testing.assert_allclose(path[0], emb.decode(emb.embed(X[:1]))[0], rtol=1e-5)
+    np.testing.assert_allclose(path[-1], emb.decode(emb.embed(X[1:2]))[0], rtol=1e-5)
+    pd = emb.principal_directions(X, n_components=2, scales=(-1.5, 0.0, 1.5))
+    assert pd.histograms.shape == (2, 3, K) and pd.components.shape == (2, 8)
+    np.testing.assert_allclose(pd.histograms.sum(-1), 1, rtol=1e-5)
+    np.testing.assert_allclose(pd.histograms[0, 1], emb.decode(pd.mean[None].astype(np.float32))[0], rtol=1e-5)
+    assert pd.std[0] >= pd.std[1] and np.all(np.diff(pd.explained_variance_ratio) <= 0)
+
+
+# -- bad input -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("bad, match", [
+    (np.ones((3, 5, 5)), "wrong image size.*expected images of 6×6.*received 5×5.*fix"),
+    (np.ones((3, 35)), "wrong number of bins.*expected 36"),
+    (np.ones((2, 3, 6, 6)), "wrong rank.*fix"),
+    (np.ones(36), "wrong rank"),
+    (np.zeros((0, 6, 6)), "empty"),
+    (np.where(np.eye(6)[None] > 0, np.nan, 1.0), "NaN"),
+    (-np.ones((1, 6, 6)), "negative"),
+    (np.stack([np.ones((6, 6)), np.zeros((6, 6))]), "all-zero rows.*row 1"),
+    (np.array([["a"] * 36]), "not a numeric array"),
+])
+def test_bad_inputs_are_explained(emb, bad, match):
+    for call in (lambda: emb.embed(bad), lambda: emb.distance(bad, bad), lambda: emb.cdist(bad, _images(2)),
+                 lambda: emb.kneighbors(bad, _images(3), k=1)):
+        with pytest.raises(InputError, match=match):
+            call()
+
+
+def test_bad_options_are_explained(emb):
+    X = _images(4, 70)
+    with pytest.raises(InputError, match="k is larger than the reference set.*k <= 4.*received k = 5"):
+        emb.kneighbors(X, X, k=5)
+    with pytest.raises(InputError, match="bad number of neighbours"):
+        emb.kneighbors(X, X, k=0)
+    with pytest.raises(InputError, match="different numbers of inputs.*4 and 3.*cdist"):
+        emb.distance(X, X[:3])
+    with pytest.raises(InputError, match="needs calibration pairs"):
+        emb.distance(X, X, interval=0.9)
+    with pytest.raises(InputError, match="needs calibration pairs.*n_candidates"):
+        emb.kneighbors(X, X, k=1, exact_rerank=True)
+    with pytest.raises(InputError, match="bad block_size"):
+        emb.cdist(X, X, block_size=0)
+    with pytest.raises(InputError, match="bad batch_size"):
+        emb.embed(X, batch_size=-1)
+    with pytest.raises(InputError, match="no out-of-distribution reference"):
+        emb.is_ood(X)
+    with pytest.raises(InputError, match="bad barycenter weights"):
+        emb.barycenter(X, weights=[1, -1, 0, 0])
+    with pytest.raises(InputError, match="does not fit the decoder"):
+        emb.decode(np.zeros((2, 5), np.float32))
+    with pytest.raises(InputError, match="too many principal directions"):
+        emb.principal_directions(X, n_components=4)
+    with pytest.raises(InputError, match="must be one input"):
+        emb.interpolate(X[:2], X[0])
+    with pytest.raises(InputError, match="unknown device"):
+        emb.embed(X, device="tpu")
+    cal = _linear_model(calibration={"val_pred": np.ones(50), "val_target": np.ones(50)})
+    with pytest.raises(InputError, match="bad interval level.*strictly between 0 and 1"):
+        cal.distance(X, X, interval=1.5)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_request_without_gpu_is_explained(emb):
+    with pytest.raises(InputError, match="CUDA was requested but no GPU.*fix: use device='cpu'"):
+        emb.embed(_images(2), device="cuda")
+    with pytest.raises(InputError, match="CUDA was requested"):
+        _linear_model().to("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cpu_cuda_parity(quantile_model):
+    emb = _linear_model()
+    A, B = _images(149, 80), _images(301, 81)
+    for name, args in [("embed", (A,)), ("distance", (A, B[:149])), ("cdist", (A, B)), ("pdist", (A,))]:
+        cpu = getattr(emb, name)(*args, device="cpu")
+        gpu = getattr(emb, name)(*args, device="cuda")
+        assert isinstance(gpu, np.ndarray)
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-4 * float(np.max(cpu)))
+    tg = emb.cdist(torch.from_numpy(A).cuda(), torch.from_numpy(B).cuda(), block_size=33, device="cuda")
+    assert tg.device.type == "cuda"
+    np.testing.assert_allclose(tg.cpu().numpy(), emb.cdist(A, B), rtol=1e-3, atol=1e-4)
+    qe, solver = quantile_model
+    Q, R = _sparse_1d(4, 12, seed=90), _sparse_1d(40, 12, seed=91)
+    on_gpu = qe.kneighbors(Q, R, k=3, exact_rerank=True, device="cuda")
+    np.testing.assert_array_equal(on_gpu.indices, _brute_force(solver, Q, R, 3)[0])
+
+
+def test_serve_benchmark_smoke(digits):
+    """The benchmark runs end to end on a few 8×8 digits and reports every method."""
+    pytest.importorskip("wassembed.models")
+    from wassembed.bench_serve import format_serve_benchmark, run_serve_benchmark
+
+    res = run_serve_benchmark(digits.subset(np.arange(60)), ["fast"], n_pairs=6, n_speed_pairs=20,
+                              matrix_size=20, scaling_sizes=(8,), scaling_images=30, scaling_exact_pairs=3,
+                              scaling_speed_pairs=10, threads=None)
+    names = [r["method"] for r in res["rows"]]
+    assert names[0].startswith("exact") and any("sinkhorn" in n for n in names) and any("cdist" in n for n in names)
+    assert all(r["pairs_per_s"] > 0 for r in res["rows"]) and res["scaling"][0]["bins"] == 64
+    assert "| method |" in format_serve_benchmark(res)
+
+
+def test_conformal_high_levels_fall_back_to_fewer_bins():
+    rng = np.random.default_rng(3)
+    y = rng.gamma(3.0, 3.0, 3000)
+    cal = ConformalCalibrator(y * (1 + 0.1 * rng.standard_normal(3000)), y)
+    assert cal.n_bins == 5  # 1500 pairs after the split: 300 per bin support levels up to 300/301
+    assert np.isfinite(cal.quantiles(0.99)).all() and cal.quantiles(0.99).size == 5
+    q = cal.quantiles(0.999)  # too high for 300-pair bins: one pooled bin of 1500 pairs
+    assert q.size == 1 and np.isfinite(q).all()
+    assert np.all(cal.lower_bound(np.array([1.0, 10.0]), 0.999) > 0)
