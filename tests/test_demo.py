@@ -1,0 +1,144 @@
+"""`wassembed demo --tiny` end to end through the console entry point, and the report/plot helpers."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+
+FIGURES = ("training_curves.png", "scatter_unseen_pairs.png", "errors_and_coverage.png", "knn_gallery.png",
+           "barycenters.png", "interpolation.png", "principal_directions.png")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "demo-output"
+    proc = run_cli("demo", "--tiny", "--out", out, "--device", "cpu", "--quiet", check=True, timeout=300)
+    return out, proc
+
+
+def test_demo_prints_the_results_table(demo):
+    _, proc = demo
+    text = proc.stdout
+    for key in ("exact pairs (train / test images)", "training time", "Pearson r (unseen pairs)",
+                "MSE (unseen pairs)", "relative MSE (unseen pairs)", "distance speed-up", "cdist speed-up",
+                "total time"):
+        assert key in text, key
+    assert "train images 0:1400, test images 1400:1797" in text
+    assert re.search(r"^exact pairs \(train / test images\)\s+2,500 / 400$", text, flags=re.M), text
+    assert re.search(r"distance speed-up\s+[0-9,]+×", text)
+    assert "report:" in text
+
+
+def test_demo_writes_figures_report_and_numbers(demo):
+    out, _ = demo
+    from matplotlib.image import imread
+
+    for name in FIGURES:
+        img = imread(out / name)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100, name
+        assert float(np.std(img[..., :3])) > 0.01, f"{name} looks blank"
+    html = (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    for name in FIGURES:
+        assert f'src="{name}"' in html and f"]({name})" in md
+    assert "entropic" in html.lower()  # the POT barycenter is entropic and the caption says so
+    assert (out / "model" / "model.json").exists() and (out / "checkpoints" / "train_log.jsonl").exists()
+
+
+def test_demo_numbers_are_consistent(demo):
+    out, _ = demo
+    r = json.loads((out / "results.json").read_text())
+    assert r["tiny"] is True
+    assert r["dataset"] == {"name": "digits", "n": 1797, "grid": [8, 8], "k": 64, "train_images": "0:1400",
+                            "test_images": "1400:1797"}
+    assert r["test"]["n_pairs"] == 400
+    assert r["test"]["pairs_touching_training_images"] == 0
+    assert r["test"]["n_dropped_by_evaluate"] == 0
+    for key in ("mse", "relative_mse", "pearson"):
+        assert np.isfinite(r["test"][key])
+    assert r["speed"]["distance_speedup"] > 0 and r["speed"]["cdist_speedup"] > 0
+    assert r["speed"]["exact_check_max_abs_diff"] < 1e-9  # ot.emd2 agrees with the cache
+    assert r["knn"]["reranked_values_match_brute_force"] is True
+    assert len(r["conformal"]["coverage"]) == len(r["conformal"]["levels"])
+    assert all(0 <= c <= 1 for c in r["conformal"]["coverage"])
+    assert r["model_file_check_max_abs_diff"] == 0.0
+    assert r["training"]["epochs_run"] == 2
+
+
+def test_demo_split_keeps_test_images_unseen(demo):
+    """Training pairs only touch images 0:1400; test pairs only 1400:1797 (separation by image index)."""
+    out, _ = demo
+    import wassembed
+
+    tr = wassembed.DistanceCache.open(out / "cache-train").read()
+    te = wassembed.DistanceCache.open(out / "cache-test").read()
+    assert max(tr.i.max(), tr.j.max()) < 1400
+    assert min(te.i.min(), te.j.min()) >= 1400 and max(te.i.max(), te.j.max()) < 1797
+    model = wassembed.load(out / "model")
+    assert np.asarray(model.calibration["train_images"]).max() < 1400
+
+
+@pytest.mark.slow
+def test_demo_rerun_reuses_caches(demo, tmp_path):
+    """A second run into the same folder reuses the exact caches and replaces the rest."""
+    out, _ = demo
+    from wassembed.demo import run_demo
+
+    r = run_demo(out=out, tiny=True, device="cpu", progress=False, echo=None, epochs=1)
+    assert r["precompute"]["pairs_computed"] == 0 and r["precompute"]["pairs_reused"] == 2900
+    assert r["training"]["epochs_run"] == 1
+
+
+def test_demo_module_import_is_light():
+    code = ("import sys, wassembed.demo, wassembed.plots, wassembed.report; "
+            "heavy = [m for m in ('torch', 'ot', 'matplotlib', 'sklearn') if m in sys.modules]; "
+            "print(heavy); assert not heavy")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_demo_rejects_bad_input(tmp_path):
+    proc = run_cli("demo", "--data", tmp_path / "missing.npy", "--out", tmp_path / "o")
+    assert proc.returncode == 2
+    assert "no such data file" in proc.stderr
+
+
+def test_plots_without_matplotlib_give_install_hint(tmp_path):
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from wassembed import plots\n"
+            "try:\n    plots.scatter_pred_vs_exact([1.0, 2.0], [1.0, 2.1], 'x.png')\n"
+            "except ModuleNotFoundError as e:\n    print(e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert "pip install 'wassembed[plot]'" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_report_escapes_text_and_marks_missing_figures(tmp_path):
+    from wassembed.report import Figure, write_report
+
+    paths = write_report(tmp_path, title="<b>t</b>", rows=[("a|b", "<1>")],
+                         figures=[Figure("nope.png", "T", "c & d")], numbers={"x": float("inf")})
+    html = paths["html"].read_text()
+    assert "<b>t</b>" not in html and "&lt;b&gt;t&lt;/b&gt;" in html
+    assert "missing: nope.png" in html and "c &amp; d" in html
+    assert "a\\|b" in paths["markdown"].read_text()
+    assert json.loads(paths["json"].read_text()) == {"x": None}
+
+
+def test_plots_accept_flat_histograms(tmp_path, small_digits):
+    from wassembed import plots
+
+    w = small_digits.weights
+    p = plots.image_rows([w[:5], w[5:8]], tmp_path / "rows.png", grid=(8, 8), row_labels=["five", "three"])
+    p2 = plots.principal_directions_figure(w[:14].reshape(2, 7, 64), (-1.5, -1, -0.5, 0, 0.5, 1, 1.5),
+                                           tmp_path / "pd.png", grid=(8, 8), explained=[0.3, 0.1])
+    p3 = plots.knn_gallery(w[:2], w[2:8].reshape(2, 3, 64), np.ones((2, 3)), w[8:14].reshape(2, 3, 64),
+                           np.ones((2, 3)), tmp_path / "knn.png", grid=(8, 8))
+    for f in (p, p2, p3):
+        assert f.exists() and f.stat().st_size > 1000
