@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import tokenize
+import zipfile
+import zlib
 import os
 import struct
 from dataclasses import dataclass, field
@@ -127,14 +130,15 @@ def as_weights(X, *, what: str = "input", grid: tuple[int, int] | None = None,
         raise InputError(explain(f"{what} has negative weights", expected="nonnegative weights",
                                  received=f"negative values in {_describe_rows(rows)}",
                                  fix="clip at 0 or shift the data before normalising"))
-    sums = w.sum(axis=1)
-    zero = sums <= 0
+    peak = w.max(axis=1)
+    zero = peak <= 0
     if zero.any():
         rows = np.flatnonzero(zero)
         raise InputError(explain(f"{what} has all-zero rows", expected="every row with a positive sum",
                                  received=f"zero mass in {_describe_rows(rows)}",
                                  fix="drop empty images; they are not distributions"))
-    w /= sums[:, None]
+    w /= peak[:, None]  # first by the largest value: a row sum can overflow float64 even when values do not
+    w /= w.sum(axis=1, keepdims=True)
     return w, found_grid
 
 
@@ -377,7 +381,7 @@ def read_idx(path) -> np.ndarray:
         opener = gzip.open if head == b"\x1f\x8b" else open
         with opener(path, "rb") as fh:
             raw = fh.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise InputError(explain(f"cannot read IDX file {path}", received=str(exc),
                                  fix="check that the file is complete (re-download it)")) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
@@ -442,6 +446,10 @@ def load_dataset(path_or_name, *, limit: int | None = None) -> HistogramSet:
     >>> hs.n, hs.grid
     (1797, (8, 8))
     """
+    if not isinstance(path_or_name, (HistogramSet, str, os.PathLike)):
+        raise InputError(explain("bad data argument", expected="a path, 'digits' or a HistogramSet",
+                                 received=f"{type(path_or_name).__name__} {path_or_name!r}"[:80],
+                                 fix="pass the path of an IDX, .npy or .npz file"))
     if isinstance(path_or_name, HistogramSet):
         hs = path_or_name
     elif str(path_or_name) == "digits":
@@ -487,10 +495,15 @@ def load_dataset(path_or_name, *, limit: int | None = None) -> HistogramSet:
     return hs
 
 
+#: what numpy, zipfile and zlib raise on damaged .npy/.npz files
+DAMAGED_FILE_ERRORS = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, tokenize.TokenError,
+                       NotImplementedError, SyntaxError, TypeError)
+
+
 def _np_load(path: Path):
     try:
         return np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    except DAMAGED_FILE_ERRORS as exc:
         raise InputError(explain(f"cannot read {path}", expected="a valid numpy file without pickled objects",
                                  received=str(exc).split("\n")[0], fix="re-save it with numpy.save/savez")) from None
 
@@ -498,26 +511,36 @@ def _np_load(path: Path):
 def _load_npz(path: Path) -> HistogramSet:
     z = _np_load(path)
     try:
-        keys = set(z.files)
-        labels = z["labels"] if "labels" in keys else None
-        if "images" in keys:
-            return HistogramSet.from_images(z["images"], labels=labels, name=path.name)
-        hkey = "histograms" if "histograms" in keys else "weights" if "weights" in keys else None
-        if hkey is None:
-            if len(keys) == 1:
-                arr = z[next(iter(keys))]
-                if arr.ndim == 3:
-                    return HistogramSet.from_images(arr, name=path.name)
-            raise InputError(explain(f"{path} holds no images or histograms",
-                                     expected="an array named 'images' (n, H, W) or 'histograms' (n, k)",
-                                     received=f"arrays {sorted(keys)}", fix="rename the array"))
-        grid = tuple(int(x) for x in z["grid"]) if "grid" in keys else None
-        coords = z["coords"] if "coords" in keys else None
-        cost = z["cost"] if "cost" in keys else None
-        return HistogramSet.from_histograms(z[hkey], grid=grid, coords=coords, cost=cost, labels=labels,
-                                            name=path.name)
+        return _npz_to_set(z, path)
+    except InputError:
+        raise
+    except DAMAGED_FILE_ERRORS as exc:  # members are read lazily: damage shows up here
+        raise InputError(explain(f"cannot read {path}", expected="a valid .npz archive without pickled objects",
+                                 received=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                                 fix="re-save it with numpy.savez")) from None
     finally:
         z.close()
+
+
+def _npz_to_set(z, path: Path) -> HistogramSet:
+    keys = set(z.files)
+    labels = z["labels"] if "labels" in keys else None
+    if "images" in keys:
+        return HistogramSet.from_images(z["images"], labels=labels, name=path.name)
+    hkey = "histograms" if "histograms" in keys else "weights" if "weights" in keys else None
+    if hkey is None:
+        if len(keys) == 1:
+            arr = z[next(iter(keys))]
+            if arr.ndim == 3:
+                return HistogramSet.from_images(arr, name=path.name)
+        raise InputError(explain(f"{path} holds no images or histograms",
+                                 expected="an array named 'images' (n, H, W) or 'histograms' (n, k)",
+                                 received=f"arrays {sorted(keys)}", fix="rename the array"))
+    grid = tuple(int(x) for x in z["grid"]) if "grid" in keys else None
+    coords = z["coords"] if "coords" in keys else None
+    cost = z["cost"] if "cost" in keys else None
+    return HistogramSet.from_histograms(z[hkey], grid=grid, coords=coords, cost=cost, labels=labels,
+                                        name=path.name)
 
 
 def file_sha256(path: os.PathLike | str, chunk: int = 1 << 20) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import DAMAGED_FILE_ERRORS
 from .errors import InputError, explain
 
 __all__ = ["parse_range", "n_distinct_pairs", "random_pairs", "block_pairs", "cross_pairs", "all_pairs",
@@ -229,7 +230,7 @@ def read_pairs_file(path, n: int) -> tuple[np.ndarray, np.ndarray]:
             text = path.read_text().replace(",", " ")
             arr = np.array([[int(x) for x in line.split()] for line in text.splitlines()
                             if line.strip() and not line.lstrip().startswith("#")])
-    except (ValueError, KeyError, OSError) as exc:
+    except DAMAGED_FILE_ERRORS as exc:
         raise InputError(explain(f"cannot read pairs file {path}",
                                  expected=".npy (m, 2), .npz with arrays i and j, or two integer columns",
                                  received=str(exc).split("\n")[0], fix="re-save the pairs in one of those forms")) from None
