@@ -30,14 +30,15 @@ def bench():
 @click.option("--pairs", default=2000, show_default=True, type=int)
 @click.option("--workers", default=None, type=int, help="[default: all cores]")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--repeats", default=3, show_default=True, type=int, help="Alternating rounds; best kept.")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def bench_exact(data, pairs, workers, seed, as_json):
+def bench_exact(data, pairs, workers, seed, repeats, as_json):
     """Naive ot.emd2 loop vs precompute with 1 and all workers, on the same pairs."""
     from .bench import format_exact_benchmark, run_exact_benchmark
     from .data import load_dataset
 
-    r = run_exact_benchmark(load_dataset(data), pairs, workers=workers, seed=seed)
+    r = run_exact_benchmark(load_dataset(data), pairs, workers=workers, seed=seed, repeats=repeats)
     echo_json(r) if as_json else click.echo(format_exact_benchmark(r))
 
 

@@ -11,6 +11,8 @@ process, which writes each shard atomically: whichever executor computed them, t
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import errno
 import os
 import signal
 import sys
@@ -112,6 +114,8 @@ class LocalPoolExecutor:
     def start(self, weights, M, p, num_iter_max):
         import multiprocessing as mp
 
+        import ot  # noqa: F401 - imported once here (POT's import is slow), inherited by the forked workers
+
         # fork: no `if __name__ == "__main__"` guard needed in user scripts, and the arrays reach the workers
         # without pickling. The workers only run numpy and POT (no threads of their own).
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
@@ -157,11 +161,20 @@ def plan_pairs(data: HistogramSet, pairs=None, *, seed: int = 0, images=None, ag
     if pairs_file is not None:
         return read_pairs_file(pairs_file, n)
     if isinstance(pairs, tuple) and len(pairs) == 2:
-        i, j = canonical(pairs[0], pairs[1])
+        a, b = np.asarray(pairs[0]), np.asarray(pairs[1])
+        if a.ndim != 1 or a.shape != b.shape or a.size == 0 or not all(
+                np.issubdtype(x.dtype, np.integer) for x in (a, b)):
+            raise InputError(explain("bad explicit pairs", expected="two non-empty 1-D integer arrays (i, j) of "
+                                     "one length", received=f"shapes {a.shape} and {b.shape}, dtypes {a.dtype} "
+                                     f"and {b.dtype}", fix="pass pairs=(i, j) with one entry per pair"))
+        i, j = canonical(a, b)
         if i.ndim != 1 or i.size == 0 or i.min() < 0 or j.max() >= n or (i == j).any():
             raise InputError(explain("bad explicit pairs", expected=f"distinct indices in 0..{n - 1}, no self-pairs",
                                      received=f"{i.size} pairs", fix="check the (i, j) arrays"))
         return i, j
+    if pairs not in (None, "all") and (isinstance(pairs, (bool, float)) or not isinstance(pairs, (int, np.integer))):
+        raise InputError(explain("bad number of pairs", expected="a positive integer, 'all', a pair of index "
+                                 "arrays (i, j), or a pairs file", received=repr(pairs), fix="e.g. pairs=20000"))
     idx = parse_range(images, n, what="--images")
     if against is not None:
         other = parse_range(against, n, what="--against")
@@ -230,6 +243,10 @@ def precompute(data, out, pairs=None, *, seed: int = 0, workers: int | None = No
     ...     (r.computed, r.total_in_cache)
     (30, 30)
     """
+    if not isinstance(data, (HistogramSet, str, os.PathLike)):
+        raise InputError(explain("bad data", expected="a HistogramSet, a data file path or 'digits'",
+                                 received=type(data).__name__,
+                                 fix="wrap arrays with HistogramSet.from_images(X) or from_histograms(X, grid=...)"))
     hs = load_dataset(data) if not isinstance(data, HistogramSet) else data
     p = parse_p(p)
     if isinstance(chunk_size, bool) or int(chunk_size) < 1:
@@ -237,17 +254,21 @@ def precompute(data, out, pairs=None, *, seed: int = 0, workers: int | None = No
                                  fix="e.g. chunk_size=256"))
     i_all, j_all = plan_pairs(hs, pairs, seed=seed, images=images, against=against, sampling=sampling,
                               block_size=block_size, pairs_file=pairs_file)
+    if i_all.size == 0:
+        raise InputError(explain("the plan holds no pairs", expected="at least one pair of distinct images",
+                                 received=f"images={images!r}, against={against!r}",
+                                 fix="choose ranges with at least two different images"))
     ex = executor or _make_executor(workers, client)
-    cache = DistanceCache.create(out, hs, p, num_iter_max=num_iter_max)
-    cache.add_plan(i_all, j_all)
-    present = cache.pair_keys()
+    with _cache_io(out):  # a read-only, full or foreign cache directory: a clear error, not a traceback
+        cache = DistanceCache.create(out, hs, p, num_iter_max=num_iter_max)
+        cache.add_plan(i_all, j_all)
+    new_all = ~np.isin(i_all * hs.n + j_all, cache.pair_keys())  # one set operation for the whole plan
+    already = int((~new_all).sum())
     todo = []
-    already = 0
     for s in range(0, i_all.size, chunk_size):
         ci, cj = i_all[s:s + chunk_size], j_all[s:s + chunk_size]
         key = chunk_key(ci, cj)
-        new = ~np.isin(ci * hs.n + cj, present, assume_unique=False)
-        already += int((~new).sum())
+        new = new_all[s:s + chunk_size]
         if new.any() and not cache.shard_path(key).exists():
             todo.append((key, ci[new], cj[new]))
     if isinstance(ex, LocalPoolExecutor) and len(todo) < 2:  # one chunk: starting a pool costs more than it saves
@@ -259,7 +280,8 @@ def precompute(data, out, pairs=None, *, seed: int = 0, workers: int | None = No
     if todo:
         computed, elsewhere = _run(cache, ex, hs, p, todo, total, num_iter_max, progress)
     seconds = time.perf_counter() - t0
-    counts = cache.update_counts()
+    with _cache_io(out):
+        counts = cache.update_counts()
     return PrecomputeResult(cache=str(cache.path), requested=int(i_all.size), already_cached=already,
                             computed=computed, done_elsewhere=elsewhere, seconds=seconds,
                             pairs_per_s=computed / seconds if seconds > 0 and computed else 0.0,
@@ -288,7 +310,9 @@ def _run(cache, ex, hs, p, todo, total, num_iter_max, progress) -> tuple[int, in
             while pending and len(inflight) < window:
                 key, i, j, block = pending.popleft()
                 claim = cache.claim(key, block=block)
-                if not claim.__enter__():
+                with _cache_io(cache.path):
+                    got = claim.__enter__()
+                if not got:
                     claim.__exit__(None, None, None)
                     deferred.append((key, i, j))
                     continue
@@ -318,14 +342,33 @@ def _run(cache, ex, hs, p, todo, total, num_iter_max, progress) -> tuple[int, in
     return computed, elsewhere
 
 
+def _io_error(what: str, exc: OSError) -> CacheError:
+    return CacheError(explain(what, expected="a writable cache directory",
+                              received=f"{exc.strerror or exc} (errno {exc.errno})",
+                              fix="free disk space or fix permissions, then rerun the same command: "
+                                  "finished shards are kept and only missing pairs are computed"))
+
+
+_FS_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO,
+              errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
+
+
+@contextlib.contextmanager
+def _cache_io(path):
+    """Turn a filesystem error on the cache (not a network error of an executor) into a CacheError."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _FS_ERRNOS:
+            raise
+        raise _io_error(f"cannot write into the cache {path}", exc) from None
+
+
 def _write(cache, key, i, j, values):
     try:
         cache.write_shard(i, j, values, key=key)
     except OSError as exc:
-        raise CacheError(explain(f"cannot write a shard into {cache.path}", expected="a writable cache directory",
-                                 received=f"{exc.strerror or exc} (errno {exc.errno})",
-                                 fix="free disk space or fix permissions, then rerun the same command: "
-                                     "finished shards are kept and only missing pairs are computed")) from None
+        raise _io_error(f"cannot write a shard into {cache.path}", exc) from None
 
 
 def verify(path, *, repair: bool = False, workers: int | None = None, progress: bool = False) -> dict:
