@@ -96,7 +96,7 @@ class ExactSolver:
         # record it and raise. (log=True would also report it, but costs ~20 % more per solve.)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            value = ot.emd2(a[ia], b[ib], sub, numItermax=self.num_iter_max)
+            value = ot.emd2(a[ia], b[ib], sub, numItermax=self.num_iter_max, center_dual=False)
         problems = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
         if problems:
             who = f"pair {pair}" if pair is not None else "the pair"
