@@ -1,0 +1,158 @@
+"""Accuracy of estimated distances against exact ones (numpy only).
+
+For estimates ``ŷ`` and exact values ``y`` (both ``(m,)``):
+
+* ``mse = mean((ŷ − y)²)``, ``relative_mse = mse / mean(y²)``;
+* ``pearson`` and ``spearman`` (Pearson on average ranks) correlations;
+* ``mean_relative_error = mean(|ŷ − y| / y)`` over pairs with ``y > 0``;
+* quantiles of ``|ŷ − y|``: ``abs_err_q50``, ``abs_err_q90``, ``abs_err_q99``, ``abs_err_max``.
+
+:func:`evaluate` applies a trained model to the pairs of a distance cache without importing torch itself
+(the model's ``embed`` does).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import CacheMismatchError, InputError, explain
+
+__all__ = ["regression_metrics", "rankdata", "evaluate"]
+
+
+def rankdata(x) -> np.ndarray:
+    """Ranks ``1..m`` of ``x`` with ties given their average rank.
+
+    Examples
+    --------
+    >>> rankdata([10, 30, 20, 20]).tolist()
+    [1.0, 4.0, 2.5, 2.5]
+    """
+    x = np.asarray(x, dtype=np.float64).ravel()
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    ends = np.r_[starts[1:], xs.size]
+    avg = (starts + ends + 1) / 2.0  # mean of 1-based ranks starts+1 .. ends
+    ranks = np.empty(x.size)
+    ranks[order] = np.repeat(avg, ends - starts)
+    return ranks
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+def regression_metrics(pred, target) -> dict:
+    """Accuracy metrics of estimates ``pred`` against exact ``target``.
+
+    Parameters
+    ----------
+    pred, target : array-like, shape (m,)
+        Finite estimates and exact values (``m >= 2``).
+
+    Returns
+    -------
+    dict
+        ``n_pairs, mse, relative_mse, pearson, spearman, mean_relative_error, abs_err_q50, abs_err_q90,
+        abs_err_q99, abs_err_max, target_mean`` as Python floats (``n_pairs`` an int).
+
+    Examples
+    --------
+    >>> m = regression_metrics([1.0, 2.0, 3.5], [1.0, 2.0, 3.0])
+    >>> round(m["mse"], 4), round(m["pearson"], 4), m["spearman"]
+    (0.0833, 0.9934, 1.0)
+    """
+    pred = np.asarray(pred, dtype=np.float64).ravel()
+    target = np.asarray(target, dtype=np.float64).ravel()
+    if pred.shape != target.shape:
+        raise InputError(explain("estimates and targets differ in length", expected="two arrays of equal length",
+                                 received=f"{pred.size} and {target.size}", fix="pass matching pairs"))
+    if pred.size < 2:
+        raise InputError(explain("too few pairs to evaluate", expected="at least 2 pairs",
+                                 received=str(pred.size), fix="evaluate on a larger cache"))
+    if not (np.isfinite(pred).all() and np.isfinite(target).all()):
+        raise InputError(explain("non-finite values in metrics input", expected="finite estimates and targets",
+                                 received=f"{int((~np.isfinite(pred)).sum())} bad estimates, "
+                                          f"{int((~np.isfinite(target)).sum())} bad targets",
+                                 fix="check the model (NaN weights?) and the cache"))
+    err = pred - target
+    ae = np.abs(err)
+    mse = float(np.mean(err ** 2))
+    denom = float(np.mean(target ** 2))
+    pos = target > 0
+    q50, q90, q99 = np.quantile(ae, [0.5, 0.9, 0.99])
+    return {
+        "n_pairs": int(pred.size),
+        "mse": mse,
+        "relative_mse": mse / denom if denom > 0 else float("nan"),
+        "pearson": _pearson(pred, target),
+        "spearman": _pearson(rankdata(pred), rankdata(target)),
+        "mean_relative_error": float(np.mean(ae[pos] / target[pos])) if pos.any() else float("nan"),
+        "abs_err_q50": float(q50),
+        "abs_err_q90": float(q90),
+        "abs_err_q99": float(q99),
+        "abs_err_max": float(ae.max()),
+        "target_mean": float(target.mean()),
+    }
+
+
+def evaluate(model, cache, *, batch_size: int = 4096) -> dict:
+    """Metrics of ``model`` on the pairs of ``cache`` whose images were not used in training.
+
+    Parameters
+    ----------
+    model : WassersteinEmbedding
+        Needs ``.p``, ``.info`` (``dataset_fingerprint``), ``.calibration["train_images"]`` and
+        ``.embed(weights (n, k)) -> (n, d)``.
+    cache : DistanceCache
+        Opened cache with stored data on the model's support and the same ``p``.
+    batch_size : int
+        Images embedded per call.
+
+    Returns
+    -------
+    dict
+        :func:`regression_metrics` plus ``n_dropped`` (pairs touching training images, dropped only when the
+        cache holds the model's training data) and ``dataset_fingerprint`` (of the evaluation cache).
+    """
+    data = cache.data
+    if int(cache.p) != int(model.p):
+        raise CacheMismatchError(explain("the cache and the model use different exponents p",
+                                         expected=f"p={model.p} (the model's)", received=f"p={cache.p}",
+                                         fix="evaluate on a cache computed with the model's p"))
+    grid = tuple(model.grid) if model.grid is not None else None
+    dgrid = tuple(data.grid) if data.grid is not None else None
+    if grid != dgrid or data.k != model.config.k:
+        raise CacheMismatchError(explain("the cache and the model have different supports",
+                                         expected=f"grid {grid}, {model.config.k} bins",
+                                         received=f"grid {dgrid}, {data.k} bins",
+                                         fix="evaluate on a cache of data on the model's grid"))
+    table = cache.read()
+    i, j, y = table.i, table.j, table.value
+    info = model.info or {}
+    n_dropped = 0
+    if info.get("dataset_fingerprint") == cache.fingerprint:
+        train_images = np.asarray((model.calibration or {}).get("train_images", np.zeros(0, np.int64)))
+        seen = np.zeros(data.n, dtype=bool)
+        seen[train_images[train_images < data.n]] = True
+        keep = ~(seen[i] | seen[j])
+        n_dropped = int((~keep).sum())
+        i, j, y = i[keep], j[keep], y[keep]
+    if i.size < 2:
+        raise InputError(explain("too few unseen pairs in the evaluation cache", expected="at least 2 pairs",
+                                 received=f"{i.size} pairs ({n_dropped} dropped as they touch training images)",
+                                 fix="evaluate on a cache of images the model was not trained on"))
+    used, inv = np.unique(np.concatenate([i, j]), return_inverse=True)
+    z = np.concatenate([np.asarray(model.embed(data.weights[used[s:s + batch_size]]), dtype=np.float64)
+                        for s in range(0, used.size, batch_size)])
+    a, b = inv[:i.size], inv[i.size:]
+    sq = ((z[a] - z[b]) ** 2).sum(-1)
+    pred = sq if int(model.p) == 2 else np.sqrt(sq)
+    out = regression_metrics(pred, y)
+    out["n_dropped"] = n_dropped
+    out["dataset_fingerprint"] = cache.fingerprint
+    return out
