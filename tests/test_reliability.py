@@ -1,0 +1,651 @@
+"""Fault suite: kills, concurrent writers, failed writes, flipped bytes (and, in test_dask, dead workers).
+
+Each test reports what it tried with :func:`record`: a line ``RELIABILITY {json}`` on stdout (see it with
+``pytest -s`` or ``-rP``) and, when the environment variable ``WASSEMBED_RELIABILITY_LOG`` names a file, the
+same JSON appended to it. ``python -m tests.test_reliability LOG`` prints the table of docs/reliability.md
+from such a file. Complements tests/test_cache.py (3 kills, 2 writers, one ENOSPC, one flipped byte).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wassembed.cache import DistanceCache
+from wassembed.errors import CacheError, CorruptShardError, WassembedError
+from wassembed.precompute import plan_pairs, precompute, verify
+
+from .conftest import run_cli
+
+LOG_ENV = "WASSEMBED_RELIABILITY_LOG"
+
+
+#: never a hang: every test here is stopped (and fails) after this long, when pytest-timeout is installed
+pytestmark = [pytest.mark.timeout(900)] if importlib.util.find_spec("pytest_timeout") else []
+
+# -- reporting --------------------------------------------------------------------------------------
+def record(fault: str, trials: int, survived: int, **detail) -> dict:
+    """Report one fault experiment: ``trials`` injected, ``survived`` with nothing lost or corrupted."""
+    row = {"fault": fault, "trials": int(trials), "survived": int(survived), **detail}
+    line = json.dumps(row, default=str)
+    print(f"RELIABILITY {line}")
+    path = os.environ.get(LOG_ENV)
+    if path:
+        with open(path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            fh.write(line + "\n")
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown table of recorded experiments: the last record of each fault wins; records sharing a
+    ``group`` are summed into one row (their faults listed under details)."""
+    last: dict = {}
+    for r in rows:
+        last[r["fault"]] = r
+    merged: dict = {}
+    for r in last.values():
+        key = r.get("group") or r["fault"]
+        m = merged.setdefault(key, {"fault": key, "trials": 0, "survived": 0, "details": []})
+        m["trials"] += r["trials"]
+        m["survived"] += r["survived"]
+        extra = ", ".join(f"{k}={v}" for k, v in r.items()
+                          if k not in ("fault", "trials", "survived", "group", "failures") and v not in ([], ""))
+        if r.get("group"):
+            failed = r["trials"] - r["survived"]
+            extra = r["fault"] + (f" ({failed} FAILED)" if failed else "") + (f": {extra}" if extra else "")
+        if extra:
+            m["details"].append(extra)
+    out = ["| fault | trials | survived, nothing lost | details |", "|---|---:|---:|---|"]
+    for m in merged.values():
+        out.append(f"| {m['fault']} | {m['trials']} | {m['survived']} | {'; '.join(m['details'])} |")
+    return "\n".join(out)
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def shard_bytes(path) -> dict:
+    return {f.name: f.read_bytes() for f in sorted((Path(path) / "shards").glob("*.npz"))}
+
+
+def content(path):
+    t = DistanceCache.open(path).read()
+    return t.i, t.j, t.value
+
+
+def same(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def intact(path) -> bool:
+    """Every shard verifies and no temporary file is left under a final name."""
+    rep = verify(path)
+    return not rep["corrupt"] and not list((Path(path) / "shards").glob(".tmp-*"))
+
+
+def _cmd(out, *extra, pairs=3000, workers=2, chunk=40, seed=7):
+    return [sys.executable, "-m", "wassembed.cli", "precompute", "digits", "--out", str(out),
+            *(["--pairs", str(pairs)] if pairs is not None else []), "--workers", str(workers),
+            "--chunk-size", str(chunk), "--quiet", "--seed", str(seed), *map(str, extra)]
+
+
+def _start(cmd):
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _kill_at(proc, out, delay: float) -> str:
+    """SIGKILL the run (its whole process group) ``delay`` s after the cache's manifest appeared."""
+    deadline = time.time() + 120
+    while not (out / "manifest.json").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    time.sleep(delay)
+    finished = proc.poll() is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    return "after the end" if finished else "mid-run"
+
+
+# -- SIGKILL at random moments ----------------------------------------------------------------------
+def _after_kill(out: Path) -> dict:
+    """State a kill left: corrupt shards (never allowed) and stray temporary files (allowed: never under a
+    final name, removed when their chunk is claimed again)."""
+    if not (out / "manifest.json").exists():
+        return {"shards": 0, "corrupt": [], "temp_files": 0}
+    rep = verify(out)
+    return {"shards": rep["shards_ok"] + len(rep["corrupt"]), "corrupt": rep["corrupt"],
+            "temp_files": rep["temp_files"]}
+
+
+@pytest.mark.slow
+def test_sigkill_at_many_random_moments_then_resume(tmp_path):
+    """12 trials; in each a fresh run is killed, its resume is killed too, then a final resume completes.
+
+    24 kills in all; each trial's final cache must equal an uninterrupted run's, shard for shard, byte for byte.
+    """
+    ref = tmp_path / "ref"
+    proc = _start(_cmd(ref))
+    while not (ref / "manifest.json").exists() and proc.poll() is None:
+        time.sleep(0.005)
+    t0 = time.time()
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    span = time.time() - t0  # manifest written → run finished: the window the kills are drawn from
+    want = shard_bytes(ref)
+    rng = np.random.default_rng(2024)
+    trials, survived, kills, mid, partial, corrupt, temps = 12, 0, 0, 0, 0, 0, 0
+    failures = []
+    for t in range(trials):
+        out = tmp_path / f"c{t}"
+        ok = True
+        for _ in range(2):  # the first run, then its resume, each killed at a random moment
+            when = _kill_at(_start(_cmd(out)), out, float(rng.uniform(0, span)))
+            kills += 1
+            mid += when == "mid-run"
+            state = _after_kill(out)
+            partial += 0 < state["shards"] < len(want)
+            temps += state["temp_files"] > 0
+            corrupt += bool(state["corrupt"])
+            if state["corrupt"]:
+                ok = False
+                failures.append(f"trial {t}: corrupt shards after a kill: {state['corrupt']}")
+        done = subprocess.run(_cmd(out), capture_output=True, text=True, timeout=600)
+        final = {"exit": done.returncode, "same_bytes": shard_bytes(out) == want, "verify_ok": verify(out)["ok"],
+                 "temp_files_left": len(list((out / "shards").glob(".tmp-*")))}
+        if final != {"exit": 0, "same_bytes": True, "verify_ok": True, "temp_files_left": 0}:
+            ok = False
+            failures.append(f"trial {t}: after the final resume {final} {done.stderr[-300:]}")
+        survived += ok
+    record("precompute SIGKILL at random moments, then resume (slow)", trials, survived, kills=kills,
+           kills_mid_run=mid, kills_leaving_partial_cache=partial, kills_leaving_temp_files=temps,
+           kills_leaving_corrupt_shard=corrupt, failures=failures)
+    assert survived == trials, failures
+    assert partial >= kills // 2  # most kills really landed inside the computation
+
+
+# -- concurrent writers -----------------------------------------------------------------------------
+def _writers_trial(tmp_path, name, n_writers: int, rng, want, plan_files) -> tuple[bool, int]:
+    out = tmp_path / name
+    procs = []
+    for w in range(n_writers):
+        procs.append(_start(_cmd(out, "--pairs-file", plan_files[w % len(plan_files)], "--json", pairs=None,
+                                 workers=1 + (w % 2))))
+        time.sleep(float(rng.uniform(0, 0.3)))
+    outs = [p.communicate(timeout=600) for p in procs]
+    codes = [p.returncode for p in procs]
+    elsewhere = sum(json.loads(o[0]).get("done_elsewhere", 0) for o, c in zip(outs, codes) if c == 0)
+    c = DistanceCache.open(out)
+    stored = sum(len(t) for t in c.read_shards())
+    ok = (codes == [0] * n_writers and stored == len(c.read()) == 2400 and shard_bytes(out) == want
+          and verify(out)["ok"])
+    return ok, elsewhere
+
+
+@pytest.fixture(scope="module")
+def writer_plans(tmp_path_factory, digits):
+    """A plan of 2,400 pairs and overlapping parts of it (chunk-aligned), plus the single-writer reference."""
+    d = tmp_path_factory.mktemp("plans")
+    i, j = plan_pairs(digits, 2400, seed=7)
+    files = []
+    for name, sl in (("all", slice(None)), ("head", slice(0, 1600)), ("tail", slice(800, None))):
+        f = d / f"{name}.npy"
+        np.save(f, np.stack([i[sl], j[sl]], axis=1))
+        files.append(f)
+    ref = d / "ref"
+    precompute(digits, ref, (i, j), workers=1, chunk_size=40, progress=False)
+    return files, shard_bytes(ref)
+
+
+def test_three_concurrent_writers_overlapping_plans(tmp_path, writer_plans):
+    files, want = writer_plans
+    ok, elsewhere = _writers_trial(tmp_path, "w3", 3, np.random.default_rng(0), want, files)
+    record("3 concurrent writers, overlapping plans", 1, int(ok),
+           pairs_found_done_by_another=elsewhere)
+    assert ok
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_writers", [2, 3])
+def test_concurrent_writers_many_trials(tmp_path, writer_plans, n_writers):
+    files, want = writer_plans
+    rng = np.random.default_rng(n_writers)
+    trials, survived, elsewhere = 5, 0, 0
+    for t in range(trials):
+        ok, e = _writers_trial(tmp_path, f"w{t}", n_writers, rng, want, files)
+        survived += ok
+        elsewhere += e
+    record(f"{n_writers} concurrent writers on one cache (slow)", trials, survived,
+           pairs_found_done_by_another=elsewhere)
+    assert survived == trials
+
+
+# -- failed writes ----------------------------------------------------------------------------------
+STAGES = ("write", "fsync", "rename")
+ERRNOS = {"ENOSPC": errno.ENOSPC, "EACCES": errno.EACCES, "EDQUOT": errno.EDQUOT}
+
+
+def _fail_nth_shard(monkeypatch, stage: str, code: int, nth: int = 3):
+    """Make the ``nth`` shard write fail with ``code`` while writing, at fsync, or at the final rename."""
+    import wassembed.cache as cache_mod
+
+    state = {"shard": 0, "armed": False}
+    real_write, real_fsync, real_replace = cache_mod.atomic_write, os.fsync, os.replace
+    err = OSError(code, os.strerror(code))
+
+    def atomic_write(path, fn, **kw):
+        if "shards" in Path(path).parts:
+            state["shard"] += 1
+            if state["shard"] == nth:
+                state["armed"] = True
+                try:
+                    if stage == "write":
+                        def half(fh):
+                            fh.write(b"PK\x03\x04 partial")
+                            raise OSError(code, os.strerror(code))
+                        return real_write(path, half, **kw)
+                    return real_write(path, fn, **kw)
+                finally:
+                    state["armed"] = False
+        return real_write(path, fn, **kw)
+
+    def fsync(fd):
+        if state["armed"] and stage == "fsync":
+            raise OSError(code, os.strerror(code))
+        return real_fsync(fd)
+
+    def replace(src, dst, *a, **kw):
+        if state["armed"] and stage == "rename":
+            raise OSError(code, os.strerror(code))
+        return real_replace(src, dst, *a, **kw)
+
+    monkeypatch.setattr(cache_mod, "atomic_write", atomic_write)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return err
+
+
+@pytest.fixture(scope="module")
+def write_ref(tmp_path_factory, small_digits):
+    ref = tmp_path_factory.mktemp("wref") / "ref"
+    precompute(small_digits, ref, pairs=300, workers=1, progress=False, chunk_size=50, seed=3)
+    return shard_bytes(ref)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("code", list(ERRNOS))
+def test_failed_write_clear_error_no_corruption_resume(small_digits, tmp_path, monkeypatch, write_ref, stage, code):
+    out = tmp_path / "c"
+    _fail_nth_shard(monkeypatch, stage, ERRNOS[code])
+    with pytest.raises(CacheError, match=rf"cannot write a shard into .*{os.strerror(ERRNOS[code])} "
+                                         rf"\(errno {ERRNOS[code]}\).*rerun the same command"):
+        precompute(small_digits, out, pairs=300, workers=1, progress=False, chunk_size=50, seed=3)
+    monkeypatch.undo()
+    left = shard_bytes(out)
+    ok = (len(left) == 2 and intact(out)  # the two shards before the failure, whole; nothing half-written
+          and all(left[k] == write_ref[k] for k in left))
+    r = precompute(small_digits, out, pairs=300, workers=1, progress=False, chunk_size=50, seed=3)
+    ok &= r.computed == 200 and shard_bytes(out) == write_ref
+    record(f"{code} at {stage}", 1, int(ok), group="shard write fails (injected ENOSPC / EACCES / EDQUOT at "
+                                                 "write, fsync or rename), then resume")
+    assert ok
+
+
+# Real kernel errors (not monkeypatched): a full tmpfs (ENOSPC), an immutable shards directory (EPERM),
+# a read-only remount (EROFS). Needs root with mount rights, as in the project's CI container; skipped otherwise.
+@pytest.fixture()
+def tmpfs(tmp_path):
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("needs root to mount a tmpfs")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(mnt)], capture_output=True)
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def _remount(mnt, opts):
+    subprocess.run(["mount", "-o", f"remount,{opts}", str(mnt)], check=True, capture_output=True)
+
+
+def test_real_enospc_eperm_erofs(small_digits, tmp_path, tmpfs):
+    """A disk that fills, a directory that refuses writes, a filesystem turned read-only: clear errors, resumes."""
+    i, j = plan_pairs(small_digits, 1500, seed=0)
+    ref = tmp_path / "ref"
+    precompute(small_digits, ref, (i, j), workers=1, chunk_size=50, progress=False)
+    want = shard_bytes(ref)
+    out = tmpfs / "c"
+    results = {}
+
+    def attempt(name, pattern, plan):
+        try:
+            precompute(small_digits, out, plan, workers=1, chunk_size=50, progress=False)
+        except WassembedError as exc:
+            results[name] = bool(__import__("re").search(pattern, str(exc))) and intact_ro(out)
+            return str(exc)
+        results[name] = False
+        return None
+
+    def intact_ro(path):  # verify without writing (the filesystem may be read-only)
+        c = DistanceCache.open(path)
+        try:
+            c.read()
+        except CorruptShardError:
+            return False
+        return not list((Path(path) / "shards").glob(".tmp-*"))
+
+    msg = attempt("ENOSPC", r"No space left on device \(errno 28\).*rerun the same command", (i, j))
+    assert msg, "the 96 kB filesystem should have filled up"
+    n_full = len(shard_bytes(out))
+    _remount(tmpfs, "ro")
+    attempt("EROFS", r"cannot write into the cache .*Read-only file system \(errno 30\)", (i, j))
+    _remount(tmpfs, "rw,size=8m")
+    subprocess.run(["chattr", "+i", str(out / "shards")], check=True)
+    attempt("EPERM", r"Operation not permitted \(errno 1\)", (i, j))
+    subprocess.run(["chattr", "-i", str(out / "shards")], check=True)
+    r = precompute(small_digits, out, (i, j), workers=1, chunk_size=50, progress=False)  # resume
+    resumed = shard_bytes(out) == want and verify(out)["ok"] and r.computed == 1500 - 50 * n_full
+    how = {"ENOSPC": "a 96 kB tmpfs fills up", "EROFS": "the filesystem is remounted read-only",
+           "EPERM": "chattr +i on shards/"}
+    for name, ok in results.items():
+        record(f"{name}: {how[name]}", 1, int(ok and resumed),
+               group="real kernel write errors (tmpfs full, read-only remount, chattr +i), then resume")
+    assert results == {"ENOSPC": True, "EROFS": True, "EPERM": True} and resumed, results
+
+
+# -- flipped bytes ----------------------------------------------------------------------------------
+def _flip(path: Path, pos: int) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[pos] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_flipped_byte_cli_verify_and_repair(tmp_path):
+    out = tmp_path / "c"
+    run_cli("precompute", "digits", "--out", out, "--pairs", "200", "--chunk-size", "50", "--workers", "1",
+            "--quiet", check=True)
+    before = shard_bytes(out)
+    shard = sorted((out / "shards").glob("*.npz"))[2]
+    _flip(shard, len(shard.read_bytes()) // 2)
+    proc = run_cli("cache", "verify", out)
+    assert proc.returncode == 1 and shard.name in proc.stdout + proc.stderr
+    proc = run_cli("cache", "info", out)
+    assert proc.returncode == 1 and f"corrupt shard {shard}" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("cache", "verify", out, "--repair", "--workers", "1", "--json")
+    rep = json.loads(proc.stdout)
+    assert proc.returncode == 0 and rep["corrupt"] == [shard.name] and rep["recomputed"] == 50, proc.stderr
+    assert run_cli("cache", "verify", out).returncode == 0
+    assert shard_bytes(out) == before
+    record("flipped byte in a shard → `cache verify` exit 1, `--repair` exit 0 (CLI)", 1, 1)
+
+
+def test_truncated_shard_and_stray_temp_file(small_digits, tmp_path):
+    out = tmp_path / "c"
+    precompute(small_digits, out, pairs=200, workers=1, progress=False, chunk_size=50)
+    before = shard_bytes(out)
+    shard = sorted((out / "shards").glob("*.npz"))[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    (out / "shards" / f".tmp-{shard.stem}-x.part").write_bytes(b"PK half")
+    with pytest.raises(CorruptShardError, match=rf"corrupt shard .*{shard.name}.*verify CACHE --repair"):
+        DistanceCache.open(out).read()
+    rep = verify(out, repair=True, workers=1)
+    assert rep["corrupt"] == [shard.name] and rep["recomputed"] == 50 and rep["temp_files_left"] == 0
+    assert shard_bytes(out) == before and verify(out)["ok"]
+
+
+@pytest.mark.slow
+def test_flipped_bytes_many_positions(small_digits, tmp_path):
+    """30 trials: one byte flipped at a random position of a random shard (headers included)."""
+    out = tmp_path / "c"
+    precompute(small_digits, out, pairs=400, workers=1, progress=False, chunk_size=50)
+    want = content(out)
+    rng = np.random.default_rng(5)
+    trials, survived, detected, harmless = 30, 0, 0, 0
+    for _ in range(trials):
+        shards = sorted((out / "shards").glob("*.npz"))
+        shard = shards[rng.integers(len(shards))]
+        _flip(shard, int(rng.integers(len(shard.read_bytes()))))
+        rep = verify(out)
+        if rep["corrupt"]:
+            detected += rep["corrupt"] == [shard.name]
+            rep = verify(out, repair=True, workers=1)
+            ok = rep["ok"] and rep["recomputed"] == 50
+        else:  # a byte the reader never uses (zip metadata): the values read back are still exact
+            harmless += 1
+            ok = True
+        ok &= same(content(out), want)
+        survived += ok
+    record("one flipped byte at a random position of a shard (slow)", trials, survived, detected_and_named=detected,
+           undetected_but_values_intact=harmless)
+    assert survived == trials
+
+
+# -- training: SIGKILL then --resume; damaged model files ----------------------------------------------
+TRAIN_EPOCHS = 24
+
+
+def _train_cmd(cache, out, *extra, epochs=TRAIN_EPOCHS):
+    return [sys.executable, "-m", "wassembed.cli", "train", str(cache), "--out", str(out), "--epochs", str(epochs),
+            "--threads", "1", "--batch-images", "64", "--quiet", "--seed", "3", *map(str, extra)]
+
+
+def _ckpt_epoch(out) -> int:
+    try:
+        return int(json.loads((Path(out) / "checkpoints" / "state.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _hash(f) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(f).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def train_setup(tmp_path_factory):
+    """A small "blocks" cache and an uninterrupted training run on it (the reference)."""
+    pytest.importorskip("torch")
+    d = tmp_path_factory.mktemp("train")
+    cache = d / "cache"
+    precompute("digits", cache, pairs=8000, sampling="blocks", block_size=32, workers=2, progress=False)
+    ref = d / "ref"
+    proc = _start(_train_cmd(cache, ref))
+    while _ckpt_epoch(ref) < 1 and proc.poll() is None:
+        time.sleep(0.005)
+    t0 = time.time()
+    _, err = proc.communicate(timeout=900)
+    assert proc.returncode == 0, err
+    return cache, ref, time.time() - t0
+
+
+def _train_kill_trial(train_setup, out, delay) -> tuple[bool, dict]:
+    """Kill a training run ``delay`` s after its first checkpoint; resume; compare with the reference."""
+    from wassembed.modelio import load_checkpoint
+
+    cache, ref, _ = train_setup
+    proc = _start(_train_cmd(cache, out))
+    deadline = time.time() + 600
+    while _ckpt_epoch(out) < 1 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    time.sleep(delay)
+    finished = proc.poll() is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    info = {"epoch_at_kill": _ckpt_epoch(out), "finished_before_kill": finished}
+    meta, _ = load_checkpoint(out / "checkpoints")  # the checkpoint left behind is whole (checked, sha256)
+    res = subprocess.run(_train_cmd(cache, out, "--resume"), capture_output=True, text=True, timeout=900)
+    epochs = [json.loads(x)["epoch"] for x in (out / "train_log.jsonl").read_text().splitlines()]
+    resumed_from = info["epoch_at_kill"]
+    ok = (res.returncode == 0 and meta["epoch"] == resumed_from
+          and _hash(out / "weights.safetensors") == _hash(ref / "weights.safetensors")  # same model, bit for bit
+          and epochs[-(TRAIN_EPOCHS - resumed_from) or len(epochs):] == list(range(resumed_from + 1, TRAIN_EPOCHS + 1))
+          if resumed_from < TRAIN_EPOCHS else res.returncode == 0)
+    import wassembed
+
+    wassembed.load(out)  # loads: nothing corrupt
+    return ok, info
+
+
+def test_training_sigkill_then_resume_identical(train_setup, tmp_path):
+    _, _, span = train_setup
+    ok, info = _train_kill_trial(train_setup, tmp_path / "m", delay=span * 0.4)
+    assert 0 < info["epoch_at_kill"] < TRAIN_EPOCHS and not info["finished_before_kill"], info
+    record("training SIGKILL, then --resume", 1, int(ok), **info)
+    assert ok, info
+
+
+@pytest.mark.slow
+def test_training_sigkill_many_random_moments(train_setup, tmp_path):
+    _, _, span = train_setup
+    rng = np.random.default_rng(99)
+    trials, survived, mid = 10, 0, 0
+    for t in range(trials):
+        ok, info = _train_kill_trial(train_setup, tmp_path / f"m{t}", delay=float(rng.uniform(0, span)))
+        survived += ok
+        mid += not info["finished_before_kill"]
+    record("training SIGKILL at random moments, then --resume (slow)", trials, survived, killed_mid_training=mid)
+    assert survived == trials
+
+
+def _damage(model: Path, what: str) -> str:
+    w, j = model / "weights.safetensors", model / "model.json"
+    if what == "weights truncated":
+        w.write_bytes(w.read_bytes()[: w.stat().st_size // 2])
+        return r"weights file .* is truncated"
+    if what == "weights byte flipped":
+        _flip(w, w.stat().st_size // 2)
+        return r"weights file .* was modified"
+    if what == "weights missing":
+        w.unlink()
+        return r"missing weights file"
+    if what == "model.json truncated":
+        j.write_bytes(j.read_bytes()[: j.stat().st_size // 2])
+        return r"unreadable model file"
+    if what == "model.json architecture edited":
+        meta = json.loads(j.read_text())
+        key = sorted(k for k, v in meta["config"].items() if isinstance(v, int) and not isinstance(v, bool))[0]
+        meta["config"][key] += 1
+        j.write_text(json.dumps(meta))
+        return r"model config .* was modified|invalid model description"
+    if what == "model.json p edited":
+        meta = json.loads(j.read_text())
+        meta["p"] = 3 - int(meta["p"])
+        j.write_text(json.dumps(meta))
+        return r"model file .*modified"
+    if what == "model.json grid edited":
+        meta = json.loads(j.read_text())
+        g = meta["support"]["grid"]
+        meta["support"]["grid"] = [g[0] // 2, g[1] * 2]
+        j.write_text(json.dumps(meta))
+        return r"model file .*modified"
+    raise AssertionError(what)
+
+
+DAMAGES = ["weights truncated", "weights byte flipped", "weights missing", "model.json truncated",
+           "model.json architecture edited",
+           pytest.param("model.json p edited", marks=pytest.mark.xfail(
+               strict=True, reason="known bug: model.json fields outside `config` (p, support, ground_cost, info) "
+                                   "are not covered by any checksum; an edited p loads silently")),
+           pytest.param("model.json grid edited", marks=pytest.mark.xfail(
+               strict=True, reason="known bug: model.json `support` is not covered by any checksum"))]
+
+
+@pytest.mark.parametrize("what", DAMAGES)
+def test_damaged_model_refused(train_setup, tmp_path, what):
+    import wassembed
+    from wassembed.errors import ModelFileError
+
+    _, ref, _ = train_setup
+    model = tmp_path / "model"
+    shutil.copytree(ref, model)
+    pattern = _damage(model, what)
+    refused = False
+    try:
+        with pytest.raises(ModelFileError, match=pattern):
+            wassembed.load(model)
+        refused = True
+        if what in ("weights byte flipped", "model.json truncated"):  # and the CLI: one line, exit 1
+            proc = run_cli("evaluate", model, train_setup[0], "--json")
+            refused = proc.returncode == 1 and "Traceback" not in proc.stderr and "Error:" in proc.stderr
+            assert refused, proc.stderr
+    finally:
+        record(what, 1, int(refused), group="model file damaged → refused (ModelFileError; CLI exit 1)")
+
+
+def test_damaged_checkpoint_refused_on_resume(train_setup, tmp_path):
+    from wassembed.errors import ModelFileError  # noqa: F401 - the CLI reports it with exit 1
+
+    cache, ref, _ = train_setup
+    out = tmp_path / "m"
+    shutil.copytree(ref, out)
+    ck = next((out / "checkpoints").glob("epoch-*.safetensors"))
+    _flip(ck, ck.stat().st_size // 3)
+    proc = subprocess.run(_train_cmd(cache, out, "--resume", epochs=TRAIN_EPOCHS + 1), capture_output=True,
+                          text=True, timeout=600)
+    ok = proc.returncode == 1 and "checkpoint file" in proc.stderr and "was modified" in proc.stderr
+    record("checkpoint byte flipped, then --resume → refused", 1, int(ok))
+    assert ok, proc.stderr
+
+
+# -- the served model under concurrency --------------------------------------------------------------
+def test_served_model_thread_safe_8_threads():
+    """8 threads calling one WassersteinEmbedding give exactly the serial results (lazy caches included)."""
+    torch = pytest.importorskip("torch")
+    from concurrent.futures import ThreadPoolExecutor
+
+    from wassembed.embedding import WassersteinEmbedding
+
+    torch.manual_seed(0)
+    enc = torch.nn.Sequential(torch.nn.Linear(36, 16), torch.nn.ReLU(), torch.nn.Linear(16, 5))
+    dec = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Linear(16, 36))
+    rng = np.random.default_rng(0)
+    calib = {"val_pred": rng.random(200), "val_target": rng.random(200), "train_recon": rng.random(300),
+             "train_images": np.arange(300)}
+
+    def make():
+        return WassersteinEmbedding(enc, dec, config=None, p=2, grid=(6, 6), calibration=calib)
+
+    sizes = rng.integers(4, 40, 16)
+    inputs = [(rng.random((int(n), 6, 6)), rng.random((int(n), 6, 6))) for n in sizes]
+
+    def calls(emb, t):
+        X, Y = inputs[t]
+        est = emb.distance(X, Y, interval=0.9, warn_ood=False)
+        nn = emb.kneighbors(X[:3], Y, k=2, exact_rerank=True)
+        return [emb.embed(X), emb.decode(emb.embed(X)), emb.cdist(X, Y), emb.pdist(X), emb.ood_score(X),
+                emb.is_ood(X), *[np.asarray(a) for a in est], *[np.asarray(a) for a in nn]]
+
+    serial_emb = make()
+    serial = [calls(serial_emb, t) for t in range(len(inputs))]
+    trials, survived = 3, 0
+    for _ in range(trials):
+        emb = make()  # fresh: lazy state (calibrator, exact solver) is first built under contention
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(lambda t: calls(emb, t), list(range(len(inputs))) * 2))
+        survived += all(all(np.array_equal(a, b) for a, b in zip(g, serial[t % len(inputs)]))
+                        for t, g in enumerate(got))
+    record("served model: 8 threads vs serial (embed, decode, distance+interval, cdist, pdist, kneighbors "
+           "with exact rerank, OOD)", trials, survived, calls_per_trial=2 * len(inputs))
+    assert survived == trials
+
+
+if __name__ == "__main__":  # python -m tests.test_reliability LOG
+    rows = [json.loads(x) for x in Path(sys.argv[1]).read_text().splitlines() if x.strip()]
+    print(table(rows))
