@@ -68,9 +68,13 @@ def test_info_and_calibration(trained, caches):
     tr = info["training"]
     assert info["dataset_fingerprint"] == DistanceCache.open(caches / "train").fingerprint
     assert len(info["cache_fingerprint"]) == 64 and "torch" in info["versions"]
-    assert tr["train_pairs"] + tr["val_pairs"] + tr["dropped_pairs"] == 5400
+    assert tr["train_pairs"] + tr["val_pairs"] + tr["calibration_pairs"] + tr["dropped_pairs"] == 5400
+    # conformal calibration uses held-out pairs that did not select the model (early stopping)
+    # (this small cache has too few held-out images to split: it says so and falls back to validation pairs)
+    assert tr["calibration_pairs"] == 0 and tr["calibration_source"].startswith("validation pairs")
     assert cal["val_pred"].shape == cal["val_target"].shape == (tr["val_pairs"],)
-    assert cal["train_recon"].shape == cal["train_images"].shape == (tr["train_images"],)
+    assert cal["train_images"].shape == (tr["train_images"],)
+    assert cal["train_recon"].shape == (tr["val_images"],)  # reconstruction errors of unseen images
     assert cal["train_images"].dtype == np.int64 and cal["train_images"].max() < 150
     # units recover the blocks: ~25 images and ~300 pairs each, far fewer than pairs
     assert tr["units"] < tr["train_pairs"] / 50
@@ -79,7 +83,22 @@ def test_info_and_calibration(trained, caches):
 def test_evaluate_drops_training_images(trained, caches):
     m = wassembed.evaluate(trained, caches / "train")
     tr = trained.info["training"]
-    assert m["n_dropped"] == 5400 - tr["val_pairs"] and m["n_pairs"] == tr["val_pairs"]
+    t = DistanceCache.open(caches / "train").read()
+    seen = np.isin(t.i, trained.calibration["train_images"]) | np.isin(t.j, trained.calibration["train_images"])
+    assert m["n_dropped"] == int(seen.sum()) and m["n_pairs"] == int((~seen).sum())
+    assert m["n_pairs"] >= tr["val_pairs"] + tr["calibration_pairs"]
+
+
+def test_calibration_pairs_are_image_disjoint_from_selection_pairs():
+    from wassembed.train import split_by_image, split_calibration
+
+    i, j = np.triu_indices(300, 1)
+    tr, va, held = split_by_image(i, j, 300, 0.2, seed=1)
+    sel, cal = split_calibration(i, j, va, held, 300, seed=1)
+    assert sel.sum() >= 100 and cal.sum() >= 100 and not (sel & cal).any() and not ((sel | cal) & tr).any()
+    sel_images = set(np.r_[i[sel], j[sel]].tolist())
+    cal_images = set(np.r_[i[cal], j[cal]].tolist())
+    assert not sel_images & cal_images
 
 
 def test_split_by_image_is_disjoint():

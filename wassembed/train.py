@@ -150,6 +150,32 @@ def split_by_image(i, j, n: int, val_fraction: float, seed: int):
     return ~hi & ~hj, hi & hj, np.flatnonzero(held)
 
 
+def split_calibration(i, j, val_mask, val_images, n: int, seed: int, *, min_pairs: int = 100):
+    """Split the held-out images in two: pairs among one half select the model (early stopping), pairs
+    among the other half calibrate the conformal intervals, so that calibration errors are exchangeable
+    with errors on new images. Pairs across the halves are dropped.
+
+    Returns ``(select_mask, calibration_mask)``; when either side would keep fewer than ``min_pairs`` pairs,
+    all validation pairs select the model and the calibration mask is empty (the caller then calibrates on
+    the validation pairs and says so).
+
+    Examples
+    --------
+    >>> i, j = np.triu_indices(40, 1)
+    >>> sel, cal = split_calibration(i, j, np.ones(i.size, bool), np.arange(40), 40, seed=0, min_pairs=10)
+    >>> int(sel.sum()), int(cal.sum()), bool((sel & cal).any())
+    (190, 190, False)
+    """
+    rng = np.random.default_rng([int(seed), 0xCA1])
+    cal_images = np.zeros(n, dtype=bool)
+    cal_images[rng.choice(val_images, size=val_images.size // 2, replace=False)] = True
+    ci, cj = cal_images[i], cal_images[j]
+    select, calib = val_mask & ~ci & ~cj, val_mask & ci & cj
+    if select.sum() < min_pairs or calib.sum() < min_pairs:
+        return val_mask, np.zeros_like(val_mask)
+    return select, calib
+
+
 def plan_units(shards: list[np.ndarray], i: np.ndarray, j: np.ndarray) -> list[np.ndarray]:
     """Group training pairs into units of pairs that share images.
 
@@ -416,6 +442,7 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
         raise InputError(explain(f"cache {cache.path} holds no pairs", expected="exact distances to train on",
                                  received="0 pairs", fix="run `wassembed precompute DATA --out CACHE --pairs N`"))
     tr_mask, va_mask, val_images = split_by_image(table.i, table.j, data.n, settings.val_fraction, seed)
+    va_mask, cal_mask = split_calibration(table.i, table.j, va_mask, val_images, data.n, seed)
     n_tr, n_va = int(tr_mask.sum()), int(va_mask.sum())
     if n_tr < 10 or n_va < 5:
         raise InputError(explain(f"cache {cache.path} is too small to train on",
@@ -569,10 +596,27 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     val_pred = validate()
     enc.eval()
     train_images = np.unique(np.concatenate([ti, tj]))
-    recon = []
     with torch.no_grad():
-        for s in range(0, train_images.size, 4096):
-            xb = X[torch.as_tensor(train_images[s:s + 4096], device=dev)]
+        def embed_rows(rows):
+            return torch.cat([enc(X[torch.as_tensor(rows[s:s + 4096], device=dev)]).float()
+                              for s in range(0, rows.size, 4096)])
+
+        # conformal calibration on pairs that played no part in training or model selection
+        if cal_mask.any():
+            ci, cj, cal_y = table.i[cal_mask], table.j[cal_mask], table.value[cal_mask]
+            rows, inv = np.unique(np.concatenate([ci, cj]), return_inverse=True)
+            z = embed_rows(rows)
+            a, b = torch.as_tensor(inv[:ci.size], device=dev), torch.as_tensor(inv[ci.size:], device=dev)
+            cal_pred = (z[a] - z[b]).square().sum(-1).cpu().numpy().astype(np.float64)
+            cal_pred = np.sqrt(cal_pred) if p == 1 else cal_pred
+            cal_source = "held-out calibration pairs (not used for training or model selection)"
+        else:
+            cal_pred, cal_y = val_pred, vy
+            cal_source = "validation pairs (also used for early stopping: too few held-out images to split)"
+        # reconstruction errors of held-out images: the out-of-distribution threshold is that of unseen inputs
+        recon = []
+        for s in range(0, val_images.size, 4096):
+            xb = X[torch.as_tensor(val_images[s:s + 4096], device=dev)]
             recon.append(loss_fn.reconstruction.per_row(dec(enc(xb)), xb).cpu().numpy())
     vm = regression_metrics(val_pred, vy)
     info = {"dataset_fingerprint": cache.fingerprint, "cache_fingerprint": pairs_digest,
@@ -580,14 +624,16 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
             "ground_cost": cache.manifest.get("ground_cost"), "cache_path": str(cache.path),
             "training": {"settings": settings.to_dict(), "seed": int(seed), "device": str(dev),
                          "epochs_run": st["epoch"], "best_epoch": st["best_epoch"], "stopped": stopped,
-                         "train_pairs": n_tr, "val_pairs": n_va, "dropped_pairs": len(table) - n_tr - n_va,
+                         "train_pairs": n_tr, "val_pairs": n_va, "calibration_pairs": int(cal_mask.sum()),
+                         "calibration_source": cal_source,
+                         "dropped_pairs": len(table) - n_tr - n_va - int(cal_mask.sum()),
                          "train_images": int(train_images.size), "val_images": int(val_images.size),
                          "units": len(units), "target_scale": scale, "wall_seconds": time.time() - t_start,
                          "threads": torch.get_num_threads(),
                          "validation": vm, "history": st["history"]},
             "versions": _versions()}
     info["dataset"].pop("weights")
-    calib = {"val_pred": val_pred, "val_target": vy.astype(np.float64),
+    calib = {"val_pred": cal_pred, "val_target": cal_y.astype(np.float64),
              "train_recon": np.concatenate(recon).astype(np.float64), "train_images": train_images.astype(np.int64)}
     return WassersteinEmbedding(enc.cpu(), dec.cpu(), config=cfg, p=p, grid=data.grid, coords=data.coords,
                                 cost=data.cost, info=info, calibration=calib, device=str(dev))
