@@ -32,9 +32,6 @@ FAST = dict(deadline=None, database=None, derandomize=True,
                                    HealthCheck.data_too_large, HealthCheck.filter_too_much])
 
 
-#: Bugs found by this file in modules it does not own; each is pinned by a strict xfail (an XPASS fails the
-#: suite once the bug is fixed, so the mark is removed then). See docs/reliability.md, "Fuzzing".
-KNOWN_BUG = pytest.mark.xfail(strict=True, reason="known bug found by fuzzing (docs/reliability.md, Fuzzing)")
 
 FACTOR = max(1, int(os.environ.get("WASSEMBED_FUZZ_FACTOR", "1")))
 
@@ -425,7 +422,6 @@ def test_train_bad_settings(train_cache, tmp_path_factory, kw):
     assert np.isfinite(z).all()
 
 
-@KNOWN_BUG
 @pytest.mark.parametrize("value", [None, "0.1"])
 def test_train_val_fraction_wrong_type_known_bug(train_cache, value):
     """TrainSettings(val_fraction=None) raised TypeError ('<' between int and NoneType) instead of InputError."""

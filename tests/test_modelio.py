@@ -92,7 +92,7 @@ def test_truncated_or_edited_json(saved):
     meta = json.loads(text)
     meta["config"]["embed_dim"] = 9
     j.write_text(json.dumps(meta))
-    with pytest.raises(ModelFileError, match="config .* was modified"):
+    with pytest.raises(ModelFileError, match="model (config|file) .* was modified"):
         load_model(path)
 
 

@@ -543,7 +543,7 @@ def _damage(model: Path, what: str) -> str:
         key = sorted(k for k, v in meta["config"].items() if isinstance(v, int) and not isinstance(v, bool))[0]
         meta["config"][key] += 1
         j.write_text(json.dumps(meta))
-        return r"model config .* was modified|invalid model description"
+        return r"model (config|file) .* was modified|invalid model description"
     if what == "model.json p edited":
         meta = json.loads(j.read_text())
         meta["p"] = 3 - int(meta["p"])
@@ -559,12 +559,7 @@ def _damage(model: Path, what: str) -> str:
 
 
 DAMAGES = ["weights truncated", "weights byte flipped", "weights missing", "model.json truncated",
-           "model.json architecture edited",
-           pytest.param("model.json p edited", marks=pytest.mark.xfail(
-               strict=True, reason="known bug: model.json fields outside `config` (p, support, ground_cost, info) "
-                                   "are not covered by any checksum; an edited p loads silently")),
-           pytest.param("model.json grid edited", marks=pytest.mark.xfail(
-               strict=True, reason="known bug: model.json `support` is not covered by any checksum"))]
+           "model.json architecture edited", "model.json p edited", "model.json grid edited"]
 
 
 @pytest.mark.parametrize("what", DAMAGES)

@@ -144,8 +144,15 @@ def save_model(emb, path) -> Path:
                         "coords": emb.coords is not None, "cost": emb.cost is not None},
             "weights_file": WEIGHTS, "weights_sha256": digest["sha256"], "weights_bytes": digest["bytes"],
             "info": emb.info or {}}
+    meta["meta_sha256"] = _meta_digest(meta)
     _atomic_bytes(path / MODEL_JSON, json.dumps(meta, indent=2, sort_keys=True).encode())
     return path
+
+
+def _meta_digest(meta: dict) -> str:
+    """sha256 of the model description without its own checksum (canonical JSON)."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def load_model(path, *, device: str = "cpu"):
@@ -159,6 +166,11 @@ def load_model(path, *, device: str = "cpu"):
     path = Path(path)
     meta = _read_json(path / MODEL_JSON, "model file")
     _check_format(meta, FORMAT, FORMAT_VERSION, path / MODEL_JSON)
+    if meta.get("meta_sha256") != _meta_digest(meta):  # p, support, info, ... are covered, not only the config
+        raise ModelFileError(explain(f"model file {path / MODEL_JSON} was modified",
+                                     expected=f"content matching sha256 {str(meta.get('meta_sha256'))[:16]}…",
+                                     received=f"{_meta_digest(meta)[:16]}…",
+                                     fix="restore the original file or save/train the model again"))
     try:
         cfg = ModelConfig.from_dict(meta["config"])
         sha, size = str(meta["weights_sha256"]), int(meta["weights_bytes"])

@@ -112,7 +112,8 @@ class TrainSettings:
             bad("batching", "'groups' or 'pairs'")
         if self.schedule not in ("cosine", "plateau", "constant"):
             bad("schedule", "'cosine', 'plateau' or 'constant'")
-        if not (0 < self.val_fraction < 0.9):
+        if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float)) \
+                or not (0 < self.val_fraction < 0.9):
             bad("val_fraction", "a fraction in (0, 0.9)")
         for name in ("recon_weight", "relative_weight", "weight_decay"):
             if not (isinstance(getattr(self, name), (int, float)) and getattr(self, name) >= 0):
