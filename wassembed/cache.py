@@ -100,6 +100,15 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def atomic_write(path: Path, write_fn, *, prefix: str = ".tmp-") -> None:
     """Write ``path`` atomically: ``write_fn(fileobj)`` into a temporary file, fsync, rename, fsync dir.
 
@@ -108,6 +117,7 @@ def atomic_write(path: Path, write_fn, *, prefix: str = ".tmp-") -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{path.stem}-", suffix=".part", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600: caches are shared between users like other files
         with os.fdopen(fd, "wb") as fh:
             write_fn(fh)
             fh.flush()
