@@ -35,7 +35,7 @@ __all__ = ["WassersteinEmbedding", "DistanceEstimate", "PrincipalDirections", "O
 
 
 class OutOfDistributionWarning(UserWarning):
-    """Some inputs reconstruct worse than 99 % of the training images: estimates may be unreliable."""
+    """Some inputs reconstruct worse than 99 % of the images held out at training: estimates may be unreliable."""
 
 
 class DistanceEstimate(NamedTuple):
@@ -265,7 +265,7 @@ class WassersteinEmbedding:
             flagged = int((ex > self.ood_threshold()).sum() + (ey > self.ood_threshold()).sum())
             if flagged:
                 warnings.warn(f"{flagged} of {ex.size + ey.size} inputs reconstruct worse than 99 % of the "
-                              "training images (out of distribution?): estimates may be unreliable; "
+                              "held-out images of the training data (out of distribution?): estimates may be unreliable; "
                               "pass warn_ood=False to silence", OutOfDistributionWarning, stacklevel=2)
         if ZX.shape[0] != ZY.shape[0] and 1 not in (ZX.shape[0], ZY.shape[0]):
             raise InputError(explain("X and Y hold different numbers of inputs", expected="equal counts (paired "
@@ -424,13 +424,14 @@ class WassersteinEmbedding:
     def ood_score(self, X, *, batch_size: int | None = None, device=None) -> np.ndarray:
         """Reconstruction error ``KL(x ‖ ψ(φ(x)))`` (nats, summed over bins) of each input ``(n,)`` float64.
 
-        Training should store this for its training images as ``calibration["train_recon"]``.
+        Training stores this for images held out from training (unseen, like new inputs) as
+        ``calibration["train_recon"]``.
         """
         (_, err), _, _ = self._embed_input(X, "X", device, batch_size, recon=True)
         return err
 
     def ood_threshold(self, level: float = 0.99) -> float:
-        """The ``level`` quantile of the training images' reconstruction errors."""
+        """The ``level`` quantile of the held-out images' reconstruction errors."""
         tr = self.calibration.get("train_recon")
         if tr is None or np.size(tr) == 0:
             raise InputError(explain("no out-of-distribution reference", expected="calibration['train_recon'] "
