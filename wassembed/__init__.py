@@ -15,12 +15,15 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "HistogramSet", "load_dataset", "precompute", "DistanceCache", "ExactSolver",
            "train", "load", "WassersteinEmbedding", "evaluate"]
 
+# The exact stage needs only numpy: imported now, so that `import wassembed.precompute` later cannot replace
+# the function `wassembed.precompute` by its module (a submodule import sets the package attribute only
+# the first time the submodule is loaded). `wassembed.train` (torch) stays lazy; its module is callable.
+from .cache import DistanceCache  # noqa: E402
+from .data import HistogramSet, load_dataset  # noqa: E402
+from .exact import ExactSolver  # noqa: E402
+from .precompute import precompute  # noqa: E402
+
 _LAZY = {
-    "HistogramSet": ("wassembed.data", "HistogramSet"),
-    "load_dataset": ("wassembed.data", "load_dataset"),
-    "precompute": ("wassembed.precompute", "precompute"),
-    "DistanceCache": ("wassembed.cache", "DistanceCache"),
-    "ExactSolver": ("wassembed.exact", "ExactSolver"),
     "train": ("wassembed.train", "train"),
     "evaluate": ("wassembed.train", "evaluate"),
     "load": ("wassembed.modelio", "load_model"),

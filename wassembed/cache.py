@@ -394,6 +394,7 @@ class DistanceCache:
         Stale temporary files of that chunk are removed once the claim is held (their writer is gone).
         """
         lock = self.path / "locks" / f"{key}.lock"
+        lock.parent.mkdir(exist_ok=True)  # a cache copied without its (empty) locks/ folder
         fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             try:
