@@ -159,7 +159,8 @@ def load_model(path, *, device: str = "cpu"):
     _check_format(meta, FORMAT, FORMAT_VERSION, path / MODEL_JSON)
     if meta.get("meta_sha256") != _meta_digest(meta):  # p, support, info, ... are covered, not only the config
         raise ModelFileError(explain(f"model file {path / MODEL_JSON} was modified",
-                                     expected=f"content matching sha256 {str(meta.get('meta_sha256'))[:16]}…",
+                                     expected=f"content matching sha256 {str(meta.get('meta_sha256'))[:16]}…"
+                                     if meta.get("meta_sha256") else "a meta_sha256 checksum field (missing)",
                                      received=f"{_meta_digest(meta)[:16]}…",
                                      fix="restore the original file or save/train the model again"))
     try:
