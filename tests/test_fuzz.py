@@ -210,12 +210,13 @@ def test_load_dataset_damaged_npy_data(tmp_path_factory, f):
 
 
 # Damaged archives and headers: each raised a raw exception (zipfile.BadZipFile, zlib.error,
-# tokenize.TokenError, EOFError, NotImplementedError) instead of InputError when this file was written.
+# tokenize.TokenError, EOFError, NotImplementedError) instead of InputError when this file was written
+# (fixed since; kept as regression tests).
 @pytest.mark.parametrize("suffix, damage", [
     (".npz", "truncate"), ("-hist.npz", "truncate"), (".npz", "flip member name"),
     ("-images-idx3-ubyte.gz", "flip body"), (".npy", "flip header"),
 ])
-def test_load_dataset_damaged_archive_known_bugs(tmp_path, suffix, damage):
+def test_load_dataset_damaged_archives_regression(tmp_path, suffix, damage):
     raw = bytearray(VALID[suffix])
     if damage == "truncate":
         raw = raw[:len(raw) // 2]
@@ -365,7 +366,7 @@ def test_precompute_damaged_binary_pairs_file(tiny, tmp_path_factory, raw, fmt):
 
 
 @pytest.mark.parametrize("bad", [None, 123, 1.5])
-def test_load_dataset_non_path_known_bug(bad):
+def test_load_dataset_non_path(bad):
     """load_dataset(None) raised TypeError from pathlib instead of InputError."""
     with pytest.raises(InputError, match="fix:"):
         load_dataset(bad)
@@ -423,7 +424,7 @@ def test_train_bad_settings(train_cache, tmp_path_factory, kw):
 
 
 @pytest.mark.parametrize("value", [None, "0.1"])
-def test_train_val_fraction_wrong_type_known_bug(train_cache, value):
+def test_train_val_fraction_wrong_type(train_cache, value):
     """TrainSettings(val_fraction=None) raised TypeError ('<' between int and NoneType) instead of InputError."""
     from wassembed.train import TrainSettings
 

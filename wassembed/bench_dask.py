@@ -24,13 +24,7 @@ from .data import HistogramSet, load_dataset
 from .errors import InputError, explain
 from .precompute import plan_pairs, precompute
 
-__all__ = ["run_dask_benchmark", "format_dask_benchmark", "QUIET_WORKERS"]
-
-#: Dask settings that cut a worker's own CPU use for CPU-bound tasks: no statistical profiler (it samples the
-#: running task's stack every 10 ms), a slower system monitor and memory monitor, a slower event-loop tick.
-#: Measured on this project's 2-core machine: ~8 % less worker CPU per pair (docs/reliability.md).
-QUIET_WORKERS = {"distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "10s",
-                 "distributed.worker.memory.monitor-interval": "1s", "distributed.admin.tick.interval": "1s"}
+__all__ = ["run_dask_benchmark", "format_dask_benchmark"]
 
 
 def _warm_worker() -> int:
@@ -74,7 +68,7 @@ def run_dask_benchmark(data, n_pairs: int = 4000, *, workers: int = 2, chunk_siz
     client : distributed.Client, optional
         Use this cluster instead of starting a LocalCluster of ``workers`` processes.
     dask_config : dict, optional
-        Dask settings for the LocalCluster it starts (e.g. :data:`QUIET_WORKERS`); default: Dask's defaults.
+        Dask settings for the LocalCluster it starts (``dask.config.set`` keys); default: Dask's defaults.
 
     Returns
     -------
