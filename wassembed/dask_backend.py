@@ -38,15 +38,13 @@ import time
 
 import numpy as np
 
-from .errors import InputError, SolverError, WassembedError, explain
+from .errors import ClusterError, InputError, SolverError, WassembedError, explain
 
 __all__ = ["connect", "DaskExecutor", "ClusterError", "INSTALL_HINT"]
 
 INSTALL_HINT = "pip install 'wassembed[dask]'  (installs dask[distributed])"
 
 
-class ClusterError(WassembedError, RuntimeError):
-    """A Dask cluster cannot be reached or used (no workers, lost connection, mismatched versions)."""
 
 
 def _distributed():
@@ -87,7 +85,7 @@ def connect(address: str, *, timeout: float | None = None):
     --------
     >>> connect("tcp://127.0.0.1:1", timeout=0.5)  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
-    wassembed.dask_backend.ClusterError: cannot reach the Dask scheduler at tcp://127.0.0.1:1 ...
+    wassembed.errors.ClusterError: cannot reach the Dask scheduler at tcp://127.0.0.1:1 ...
     """
     if not isinstance(address, str) or not address.strip():
         raise InputError(explain("bad Dask scheduler address", expected="tcp://HOST:PORT",

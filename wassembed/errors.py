@@ -15,6 +15,7 @@ __all__ = [
     "CorruptShardError",
     "ModelFileError",
     "TrainingError",
+    "ClusterError",
     "explain",
 ]
 
@@ -45,6 +46,10 @@ class CorruptShardError(CacheError):
 
 class ModelFileError(WassembedError):
     """A model file is missing, truncated, tampered with or incompatible."""
+
+
+class ClusterError(WassembedError, RuntimeError):
+    """A Dask cluster cannot be reached or used (no workers, lost connection, mismatched versions)."""
 
 
 class TrainingError(WassembedError, RuntimeError):
