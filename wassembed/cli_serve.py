@@ -8,30 +8,13 @@ inside the command bodies.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 
 import click
 
-from .errors import InputError, WassembedError
 
 __all__ = ["register"]
-
-
-def _errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except InputError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(2)
-        except WassembedError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper
 
 
 def _log(msg: str) -> None:
@@ -78,6 +61,7 @@ _model = click.argument("model", type=click.Path(exists=True))
 
 
 def register(main: click.Group) -> None:
+    from .cli import handle_errors as _errors  # one error-to-exit-code policy for every command
     """Add ``embed``, ``distance`` and ``knn`` to the ``wassembed`` group."""
 
     @main.command("embed")
