@@ -105,16 +105,23 @@ def _start(cmd):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def _kill_at(proc, out, delay: float) -> str:
-    """SIGKILL the run (its whole process group) ``delay`` s after the cache's manifest appeared."""
-    deadline = time.time() + 120
-    while not (out / "manifest.json").exists() and proc.poll() is None and time.time() < deadline:
+def _kill_after(proc, ready, delay: float, timeout: float) -> bool:
+    """SIGKILL the run (its whole process group) ``delay`` s after ``ready()`` first holds (or the run ended,
+    or ``timeout`` s passed); returns whether the run had already finished by itself."""
+    deadline = time.time() + timeout
+    while not ready() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)
     time.sleep(delay)
     finished = proc.poll() is not None
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
+    return finished
+
+
+def _kill_at(proc, out, delay: float) -> str:
+    """SIGKILL the run ``delay`` s after the cache's manifest appeared."""
+    finished = _kill_after(proc, lambda: (out / "manifest.json").exists(), delay, 120)
     return "after the end" if finished else "mid-run"
 
 
@@ -480,14 +487,7 @@ def _train_kill_trial(train_setup, out, delay) -> tuple[bool, dict]:
 
     cache, ref, _ = train_setup
     proc = _start(_train_cmd(cache, out))
-    deadline = time.time() + 600
-    while _ckpt_epoch(out) < 1 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    time.sleep(delay)
-    finished = proc.poll() is not None
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    finished = _kill_after(proc, lambda: _ckpt_epoch(out) >= 1, delay, 600)
     info = {"epoch_at_kill": _ckpt_epoch(out), "finished_before_kill": finished}
     meta, _ = load_checkpoint(out / "checkpoints")  # the checkpoint left behind is whole (checked, sha256)
     res = subprocess.run(_train_cmd(cache, out, "--resume"), capture_output=True, text=True, timeout=900)
