@@ -32,7 +32,7 @@ def get_model(hs, args, *, quiet: bool = False):
     import torch
 
     import wassembed
-    from wassembed.precompute import precompute
+    from wassembed.exact import precompute
 
     torch.set_num_threads(1)  # these small networks run fastest on one thread (and a shared CPU stays usable)
     if args.model:

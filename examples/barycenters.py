@@ -23,8 +23,8 @@ import numpy as np
 from _common import TEST_IMAGES, TRAIN_IMAGES, base_parser, get_model
 
 import wassembed
-from wassembed import plots
-from wassembed.pairs import parse_range
+from wassembed.demo import plots
+from wassembed.exact import parse_range
 
 
 def barycenter_objective(solver, b: np.ndarray, X: np.ndarray) -> float:

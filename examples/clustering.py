@@ -24,9 +24,8 @@ from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
 import wassembed
+from wassembed.exact import parse_range, precompute
 from wassembed.metrics import regression_metrics
-from wassembed.pairs import parse_range
-from wassembed.precompute import precompute
 
 
 def cluster(D: np.ndarray, n_clusters: int) -> np.ndarray:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import wassembed
-from wassembed.precompute import precompute
+from wassembed.exact import precompute
 
 
 def main(argv=None):

@@ -26,8 +26,7 @@ import numpy as np
 from _common import TEST_IMAGES, TRAIN_IMAGES, base_parser, get_model
 
 import wassembed
-from wassembed.pairs import parse_range
-from wassembed.precompute import precompute
+from wassembed.exact import parse_range, precompute
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:

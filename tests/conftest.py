@@ -36,7 +36,7 @@ def small_digits(digits):
 
 def run_cli(*args, check=False, timeout=300, **kw) -> subprocess.CompletedProcess:
     """Run the real console entry point in a subprocess."""
-    proc = subprocess.run([sys.executable, "-m", "wassembed.cli", *map(str, args)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "wassembed", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")

@@ -8,9 +8,13 @@ import time
 import numpy as np
 import pytest
 
-from wassembed.cache import DistanceCache
-from wassembed.errors import CacheError, CacheMismatchError, CorruptShardError, SolverError
-from wassembed.precompute import precompute, verify
+from wassembed.errors import (
+    CacheError,
+    CacheMismatchError,
+    CorruptShardError,
+    SolverError,
+)
+from wassembed.exact import DistanceCache, precompute, verify
 
 from .conftest import run_cli
 
@@ -85,7 +89,7 @@ def test_solver_failure_is_never_cached(small_digits, tmp_path):
 
 
 def test_failed_write_is_clear_and_resumable(small_digits, tmp_path, monkeypatch):
-    import wassembed.cache as cache_mod
+    import wassembed.exact._cache as cache_mod
 
     calls = {"n": 0}
     real = cache_mod.atomic_write
@@ -113,7 +117,7 @@ def test_failed_write_is_clear_and_resumable(small_digits, tmp_path, monkeypatch
 
 
 def _cmd(out, pairs=3000, workers=2):
-    return [sys.executable, "-m", "wassembed.cli", "precompute", "digits", "--out", str(out), "--pairs", str(pairs),
+    return [sys.executable, "-m", "wassembed", "precompute", "digits", "--out", str(out), "--pairs", str(pairs),
             "--workers", str(workers), "--chunk-size", "40", "--quiet", "--seed", "7"]
 
 

@@ -17,10 +17,8 @@ pytest.importorskip("distributed")
 
 from distributed import Client, LocalCluster  # noqa: E402
 
-from wassembed.cache import DistanceCache  # noqa: E402
-from wassembed.dask_backend import ClusterError, DaskExecutor, connect  # noqa: E402
-from wassembed.errors import InputError, SolverError  # noqa: E402
-from wassembed.precompute import precompute, verify  # noqa: E402
+from wassembed.errors import ClusterError, InputError, SolverError
+from wassembed.exact import DaskExecutor, DistanceCache, connect, precompute, verify
 
 from .conftest import run_cli  # noqa: E402
 from .test_reliability import record  # noqa: E402
@@ -72,7 +70,7 @@ def test_same_cache_bit_for_bit_as_local_pool(digits, client, tmp_path):
 
 
 def test_executors_mix_in_one_cache(digits, client, tmp_path):
-    from wassembed.precompute import plan_pairs
+    from wassembed.exact import plan_pairs
 
     hs = digits.subset(np.arange(200))
     i, j = plan_pairs(hs, 1000, seed=2)
@@ -255,7 +253,7 @@ def test_cli_unreachable_scheduler_exit_1_nothing_written(tmp_path):
 
 
 def test_benchmark_function_small(digits, client):
-    from wassembed.bench_dask import format_dask_benchmark, run_dask_benchmark
+    from wassembed.bench import format_dask_benchmark, run_dask_benchmark
 
     r = run_dask_benchmark(digits.subset(np.arange(100)), n_pairs=300, workers=2, chunk_size=50, client=client)
     assert r["identical"] and r["shards"] == 6 and r["pool"]["pairs_per_s"] > 0 and r["dask"]["pairs_per_s"] > 0

@@ -4,7 +4,8 @@ import struct
 import numpy as np
 import pytest
 
-from wassembed.data import HistogramSet, as_weights, load_dataset, make_ground_cost, read_idx
+from wassembed.data import HistogramSet, as_weights, load_dataset, make_ground_cost
+from wassembed.data._loaders import read_idx
 from wassembed.errors import InputError
 
 

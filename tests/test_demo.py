@@ -97,7 +97,7 @@ def test_demo_rerun_reuses_caches(demo, tmp_path):
 
 
 def test_demo_module_import_is_light():
-    code = ("import sys, wassembed.demo, wassembed.plots, wassembed.report; "
+    code = ("import sys, wassembed.demo, wassembed.cli.demo; "
             "heavy = [m for m in ('torch', 'ot', 'matplotlib', 'sklearn') if m in sys.modules]; "
             "print(heavy); assert not heavy")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -112,7 +112,7 @@ def test_demo_rejects_bad_input(tmp_path):
 
 def test_plots_without_matplotlib_give_install_hint(tmp_path):
     code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "from wassembed import plots\n"
+            "from wassembed.demo import plots\n"
             "try:\n    plots.scatter_pred_vs_exact([1.0, 2.0], [1.0, 2.1], 'x.png')\n"
             "except ModuleNotFoundError as e:\n    print(e)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
@@ -120,7 +120,7 @@ def test_plots_without_matplotlib_give_install_hint(tmp_path):
 
 
 def test_report_escapes_text_and_marks_missing_figures(tmp_path):
-    from wassembed.report import Figure, write_report
+    from wassembed.demo import Figure, write_report
 
     paths = write_report(tmp_path, title="<b>t</b>", rows=[("a|b", "<1>")],
                          figures=[Figure("nope.png", "T", "c & d")], numbers={"x": float("inf")})
@@ -132,7 +132,7 @@ def test_report_escapes_text_and_marks_missing_figures(tmp_path):
 
 
 def test_plots_accept_flat_histograms(tmp_path, small_digits):
-    from wassembed import plots
+    from wassembed.demo import plots
 
     w = small_digits.weights
     p = plots.image_rows([w[:5], w[5:8]], tmp_path / "rows.png", grid=(8, 8), row_labels=["five", "three"])

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -14,9 +12,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
-from wassembed.embedding import WassersteinEmbedding
 from wassembed.errors import InputError
-from wassembed.estimator import WassersteinEmbedder
+from wassembed.learn import WassersteinEmbedder
+from wassembed.serve import WassersteinEmbedding
 
 GRID = (6, 6)
 
@@ -34,7 +32,7 @@ def fake_train(monkeypatch):
         calls.append((cache, kwargs))
         return _model()
 
-    monkeypatch.setitem(sys.modules, "wassembed.train", types.SimpleNamespace(train=train))
+    monkeypatch.setattr("wassembed.learn._estimator.train", train)
     return calls
 
 

@@ -28,7 +28,7 @@ def run_example(name: str, *args, cwd: Path, timeout: int = 240) -> str:
 def tiny_model(tmp_path_factory, digits):
     """A 2-epoch model on 2,500 exact pairs among images 0:1400, saved like `wassembed demo` saves its model."""
     import wassembed
-    from wassembed.precompute import precompute
+    from wassembed.exact import precompute
 
     d = tmp_path_factory.mktemp("examples-model")
     precompute(digits, d / "cache", pairs=2500, images="0:1400", sampling="blocks", block_size=16, workers=1,
@@ -84,8 +84,9 @@ def test_dask_precompute(tmp_path):
 
 def test_examples_output_identical_to_library(tmp_path, tiny_model, digits):
     """The clustering example's learned matrix is the model's pdist (no hidden preprocessing)."""
-    import wassembed
     from scipy.spatial.distance import squareform
+
+    import wassembed
 
     model = wassembed.load(tiny_model)
     X = digits.weights[1400:1410]

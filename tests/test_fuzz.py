@@ -22,10 +22,9 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from wassembed.cache import DistanceCache
 from wassembed.data import HistogramSet, as_weights, load_dataset
 from wassembed.errors import InputError, WassembedError
-from wassembed.precompute import precompute
+from wassembed.exact import DistanceCache, precompute
 
 FAST = dict(deadline=None, database=None, derandomize=True,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
@@ -405,7 +404,7 @@ train_kwargs = st.fixed_dictionaries({}, optional={
 @fuzz(30)
 @given(kw=train_kwargs)
 def test_train_bad_settings(train_cache, tmp_path_factory, kw):
-    from wassembed.train import train
+    from wassembed.learn import train
 
     kw = dict(kw)
     if isinstance(kw.get("epochs"), int) and not isinstance(kw.get("epochs"), bool):
@@ -426,7 +425,7 @@ def test_train_bad_settings(train_cache, tmp_path_factory, kw):
 @pytest.mark.parametrize("value", [None, "0.1"])
 def test_train_val_fraction_wrong_type(train_cache, value):
     """TrainSettings(val_fraction=None) raised TypeError ('<' between int and NoneType) instead of InputError."""
-    from wassembed.train import TrainSettings
+    from wassembed.learn import TrainSettings
 
     with pytest.raises(InputError, match="val_fraction"):
         TrainSettings(val_fraction=value)
@@ -435,7 +434,7 @@ def test_train_val_fraction_wrong_type(train_cache, value):
 @fuzz(15)
 @given(kind=st.sampled_from(["missing", "file", "empty dir", "empty cache", "not a cache"]))
 def test_train_bad_cache(tmp_path_factory, small_digits, kind):
-    from wassembed.train import train
+    from wassembed.learn import train
 
     d = tmp_path_factory.mktemp("bc")
     target = d / "c"
@@ -444,7 +443,7 @@ def test_train_bad_cache(tmp_path_factory, small_digits, kind):
     elif kind == "empty dir":
         target.mkdir()
     elif kind == "empty cache":
-        from wassembed.cache import DistanceCache as DC
+        from wassembed.exact import DistanceCache as DC
 
         DC.create(target, small_digits, 2)
     elif kind == "not a cache":
@@ -459,7 +458,7 @@ def test_train_bad_cache(tmp_path_factory, small_digits, kind):
 @pytest.fixture(scope="module")
 def tiny_model():
     torch = pytest.importorskip("torch")
-    from wassembed.embedding import WassersteinEmbedding
+    from wassembed.serve import WassersteinEmbedding
 
     torch.manual_seed(0)
     enc = torch.nn.Sequential(torch.nn.Linear(36, 8), torch.nn.Tanh(), torch.nn.Linear(8, 4))

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import wassembed
-from wassembed.embedding import WassersteinEmbedding
 from wassembed.errors import ModelFileError
-from wassembed.modelio import load_checkpoint, load_model, save_checkpoint, save_model
-from wassembed.models import ModelConfig, build_decoder, build_encoder
+from wassembed.learn import load_checkpoint, save_checkpoint
+from wassembed.nn import ModelConfig, build_decoder, build_encoder
+from wassembed.serve import WassersteinEmbedding, load_model, save_model
 
 
 def _emb(grid=(6, 6), **kw):

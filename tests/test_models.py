@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from wassembed.errors import InputError
-from wassembed.models import ModelConfig, build_decoder, build_encoder
+from wassembed.nn import ModelConfig, build_decoder, build_encoder
 
 
 @pytest.mark.parametrize("name", ["paper", "fast"])

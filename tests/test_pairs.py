@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 
 from wassembed.errors import InputError
-from wassembed.pairs import (all_pairs, block_pairs, cross_pairs, parse_range, random_pairs, read_pairs_file)
+from wassembed.exact import (
+    all_pairs,
+    block_pairs,
+    cross_pairs,
+    parse_range,
+    random_pairs,
+    read_pairs_file,
+)
 
 
 def _check(i, j):

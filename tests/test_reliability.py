@@ -24,9 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wassembed.cache import DistanceCache
 from wassembed.errors import CacheError, CorruptShardError, WassembedError
-from wassembed.precompute import plan_pairs, precompute, verify
+from wassembed.exact import DistanceCache, plan_pairs, precompute, verify
 
 from .conftest import run_cli
 
@@ -96,7 +95,7 @@ def intact(path) -> bool:
 
 
 def _cmd(out, *extra, pairs=3000, workers=2, chunk=40, seed=7):
-    return [sys.executable, "-m", "wassembed.cli", "precompute", "digits", "--out", str(out),
+    return [sys.executable, "-m", "wassembed", "precompute", "digits", "--out", str(out),
             *(["--pairs", str(pairs)] if pairs is not None else []), "--workers", str(workers),
             "--chunk-size", str(chunk), "--quiet", "--seed", str(seed), *map(str, extra)]
 
@@ -244,7 +243,7 @@ ERRNOS = {"ENOSPC": errno.ENOSPC, "EACCES": errno.EACCES, "EDQUOT": errno.EDQUOT
 
 def _fail_nth_shard(monkeypatch, stage: str, code: int, nth: int = 3):
     """Make the ``nth`` shard write fail with ``code`` while writing, at fsync, or at the final rename."""
-    import wassembed.cache as cache_mod
+    import wassembed.exact._cache as cache_mod
 
     state = {"shard": 0, "armed": False}
     real_write, real_fsync, real_replace = cache_mod.atomic_write, os.fsync, os.replace
@@ -447,7 +446,7 @@ TRAIN_EPOCHS = 24
 
 
 def _train_cmd(cache, out, *extra, epochs=TRAIN_EPOCHS):
-    return [sys.executable, "-m", "wassembed.cli", "train", str(cache), "--out", str(out), "--epochs", str(epochs),
+    return [sys.executable, "-m", "wassembed", "train", str(cache), "--out", str(out), "--epochs", str(epochs),
             "--threads", "1", "--batch-images", "64", "--quiet", "--seed", "3", *map(str, extra)]
 
 
@@ -483,7 +482,7 @@ def train_setup(tmp_path_factory):
 
 def _train_kill_trial(train_setup, out, delay) -> tuple[bool, dict]:
     """Kill a training run ``delay`` s after its first checkpoint; resume; compare with the reference."""
-    from wassembed.modelio import load_checkpoint
+    from wassembed.learn import load_checkpoint
 
     cache, ref, _ = train_setup
     proc = _start(_train_cmd(cache, out))
@@ -585,7 +584,6 @@ def test_damaged_model_refused(train_setup, tmp_path, what):
 
 
 def test_damaged_checkpoint_refused_on_resume(train_setup, tmp_path):
-    from wassembed.errors import ModelFileError  # noqa: F401 - the CLI reports it with exit 1
 
     cache, ref, _ = train_setup
     out = tmp_path / "m"
@@ -605,7 +603,7 @@ def test_served_model_thread_safe_8_threads():
     torch = pytest.importorskip("torch")
     from concurrent.futures import ThreadPoolExecutor
 
-    from wassembed.embedding import WassersteinEmbedding
+    from wassembed.serve import WassersteinEmbedding
 
     torch.manual_seed(0)
     enc = torch.nn.Sequential(torch.nn.Linear(36, 16), torch.nn.ReLU(), torch.nn.Linear(16, 5))

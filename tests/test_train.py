@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import wassembed
-from wassembed.cache import DistanceCache
 from wassembed.data import HistogramSet
 from wassembed.errors import CacheError, CacheMismatchError, InputError, TrainingError
-from wassembed.precompute import precompute
-from wassembed.train import TrainSettings, _augment, _bboxes, pack_batches, plan_units, split_by_image
+from wassembed.exact import DistanceCache, precompute
+from wassembed.learn import TrainSettings, pack_batches, plan_units, split_by_image
+from wassembed.learn._batching import _augment, _bboxes
 
 from .conftest import run_cli
 
@@ -90,7 +90,8 @@ def test_evaluate_drops_training_images(trained, caches):
 
 
 def test_calibration_pairs_are_image_disjoint_from_selection_pairs():
-    from wassembed.train import split_by_image, split_calibration
+    from wassembed.learn import split_by_image
+    from wassembed.learn._batching import split_calibration
 
     i, j = np.triu_indices(300, 1)
     tr, va, held = split_by_image(i, j, 300, 0.2, seed=1)
@@ -156,7 +157,7 @@ def test_augmentation_preserves_exact_w2():
 
 
 def test_resume_after_a_crash_continues_exactly(caches, tmp_path, monkeypatch):
-    import wassembed.modelio as mio
+    import wassembed.learn._checkpoints as mio
 
     four = FAST | dict(epochs=4)
     straight = wassembed.train(caches / "train", checkpoint_dir=tmp_path / "a", seed=1, **four)
@@ -191,17 +192,17 @@ def test_resume_after_a_crash_continues_exactly(caches, tmp_path, monkeypatch):
 
 
 def test_nan_loss_stops_and_keeps_checkpoint(caches, tmp_path, monkeypatch):
-    import wassembed.train as tr
+    from wassembed.learn import DWELoss
 
     calls = {"n": 0}
-    real = tr.DWELoss.__call__
+    real = DWELoss.__call__
 
     def flaky(self, *a):
         calls["n"] += 1
         total, parts = real(self, *a)
         return (total * float("nan") if calls["n"] > 12 else total), parts
 
-    monkeypatch.setattr(tr.DWELoss, "__call__", flaky)
+    monkeypatch.setattr(DWELoss, "__call__", flaky)
     with pytest.raises(TrainingError, match=r"diverged at epoch \d+.*last good checkpoint \(epoch 1\)"):
         wassembed.train(caches / "train", checkpoint_dir=tmp_path / "c", **(FAST | dict(epochs=5)))
     assert json.loads((tmp_path / "c" / "state.json").read_text())["epoch"] == 1
@@ -250,7 +251,7 @@ def test_settings_validation(kw, match):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
 def test_cuda_requested_without_gpu(caches):
-    with pytest.raises(InputError, match="CUDA is not available.*fix: use --device cpu"):
+    with pytest.raises(InputError, match="CUDA was requested but no GPU.*fix: use device='cpu'"):
         wassembed.train(caches / "train", device="cuda", **FAST)
     with pytest.raises(InputError, match="unknown device"):
         wassembed.train(caches / "train", device="tpu", **FAST)

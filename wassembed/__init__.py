@@ -5,42 +5,40 @@ cache; a Siamese encoder–decoder is trained so that squared Euclidean distance
 them (Courty, Flamary & Ducoffe, ICLR 2018); the trained model then serves fast approximate distances,
 distance matrices, nearest neighbours (with exact re-ranking) and barycenters.
 
-``import wassembed`` is light: torch is imported only when a model is built, trained or loaded.
+The pipeline is one subpackage per stage: :mod:`wassembed.data` → :mod:`wassembed.exact` (solver, pairs,
+cache, precompute) → :mod:`wassembed.learn` (training, on :mod:`wassembed.nn`) → :mod:`wassembed.serve`
+(the trained model and its queries). ``import wassembed`` needs numpy, scipy and POT only: torch is
+imported when a model is trained or loaded (``pip install "wassembed[learn]"``).
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
+from .data import HistogramSet, load_dataset
+from .exact import DistanceCache, ExactSolver, precompute
 
-__all__ = ["__version__", "HistogramSet", "load_dataset", "precompute", "DistanceCache", "ExactSolver",
-           "train", "load", "WassersteinEmbedding", "evaluate"]
+__all__ = ["__version__", "HistogramSet", "load_dataset", "ExactSolver", "DistanceCache", "precompute",
+           "train", "evaluate", "load", "WassersteinEmbedding"]
 
-# The exact stage needs only numpy: imported now, so that `import wassembed.precompute` later cannot replace
-# the function `wassembed.precompute` by its module (a submodule import sets the package attribute only
-# the first time the submodule is loaded). `wassembed.train` (torch) stays lazy; its module is callable.
-from .cache import DistanceCache  # noqa: E402
-from .data import HistogramSet, load_dataset  # noqa: E402
-from .exact import ExactSolver  # noqa: E402
-from .precompute import precompute  # noqa: E402
-
+#: public names of the learning stack (torch): imported on first access
 _LAZY = {
-    "train": ("wassembed.train", "train"),
-    "evaluate": ("wassembed.train", "evaluate"),
-    "load": ("wassembed.modelio", "load_model"),
-    "WassersteinEmbedding": ("wassembed.embedding", "WassersteinEmbedding"),
+    "train": ("wassembed.learn", "train"),
+    "evaluate": ("wassembed.serve", "evaluate"),
+    "load": ("wassembed.serve", "load_model"),
+    "WassersteinEmbedding": ("wassembed.serve", "WassersteinEmbedding"),
 }
 
 
-def __getattr__(name):
+def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
+        from ._deps import import_learning_stack
 
-        mod, attr = _LAZY[name]
-        value = getattr(importlib.import_module(mod), attr)
+        module, attr = _LAZY[name]
+        value = getattr(import_learning_stack(module), attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'wassembed' has no attribute {name!r}")
 
 
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | {"data", "exact", "nn", "learn", "serve"})

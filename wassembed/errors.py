@@ -16,6 +16,7 @@ __all__ = [
     "ModelFileError",
     "TrainingError",
     "ClusterError",
+    "MissingDependencyError",
     "explain",
 ]
 
@@ -54,6 +55,10 @@ class ClusterError(WassembedError, RuntimeError):
 
 class TrainingError(WassembedError, RuntimeError):
     """Training cannot continue (for example the loss became NaN)."""
+
+
+class MissingDependencyError(WassembedError, ImportError):
+    """An optional dependency (torch, matplotlib, dask) is needed and not installed; says what to install."""
 
 
 def explain(problem: str, *, expected: str | None = None, received: str | None = None,

@@ -7,17 +7,16 @@ For estimates ``ŷ`` and exact values ``y`` (both ``(m,)``):
 * ``mean_relative_error = mean(|ŷ − y| / y)`` over pairs with ``y > 0``;
 * quantiles of ``|ŷ − y|``: ``abs_err_q50``, ``abs_err_q90``, ``abs_err_q99``, ``abs_err_max``.
 
-:func:`evaluate` applies a trained model to the pairs of a distance cache without importing torch itself
-(the model's ``embed`` does).
+The accuracy of a trained model on a cache is :func:`wassembed.serve.evaluate`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .errors import CacheMismatchError, InputError, explain
+from .errors import InputError, explain
 
-__all__ = ["regression_metrics", "rankdata", "evaluate"]
+__all__ = ["regression_metrics", "rankdata"]
 
 
 def rankdata(x) -> np.ndarray:
@@ -98,61 +97,3 @@ def regression_metrics(pred, target) -> dict:
         "abs_err_max": float(ae.max()),
         "target_mean": float(target.mean()),
     }
-
-
-def evaluate(model, cache, *, batch_size: int = 4096) -> dict:
-    """Metrics of ``model`` on the pairs of ``cache`` whose images were not used in training.
-
-    Parameters
-    ----------
-    model : WassersteinEmbedding
-        Needs ``.p``, ``.info`` (``dataset_fingerprint``), ``.calibration["train_images"]`` and
-        ``.embed(weights (n, k)) -> (n, d)``.
-    cache : DistanceCache
-        Opened cache with stored data on the model's support and the same ``p``.
-    batch_size : int
-        Images embedded per call.
-
-    Returns
-    -------
-    dict
-        :func:`regression_metrics` plus ``n_dropped`` (pairs touching training images, dropped only when the
-        cache holds the model's training data) and ``dataset_fingerprint`` (of the evaluation cache).
-    """
-    data = cache.data
-    if int(cache.p) != int(model.p):
-        raise CacheMismatchError(explain("the cache and the model use different exponents p",
-                                         expected=f"p={model.p} (the model's)", received=f"p={cache.p}",
-                                         fix="evaluate on a cache computed with the model's p"))
-    grid = tuple(model.grid) if model.grid is not None else None
-    dgrid = tuple(data.grid) if data.grid is not None else None
-    if grid != dgrid or data.k != model.config.k:
-        raise CacheMismatchError(explain("the cache and the model have different supports",
-                                         expected=f"grid {grid}, {model.config.k} bins",
-                                         received=f"grid {dgrid}, {data.k} bins",
-                                         fix="evaluate on a cache of data on the model's grid"))
-    table = cache.read()
-    i, j, y = table.i, table.j, table.value
-    info = model.info or {}
-    n_dropped = 0
-    if info.get("dataset_fingerprint") == cache.fingerprint:
-        train_images = np.asarray((model.calibration or {}).get("train_images", np.zeros(0, np.int64)))
-        seen = np.zeros(data.n, dtype=bool)
-        seen[train_images[train_images < data.n]] = True
-        keep = ~(seen[i] | seen[j])
-        n_dropped = int((~keep).sum())
-        i, j, y = i[keep], j[keep], y[keep]
-    if i.size < 2:
-        raise InputError(explain("too few unseen pairs in the evaluation cache", expected="at least 2 pairs",
-                                 received=f"{i.size} pairs ({n_dropped} dropped as they touch training images)",
-                                 fix="evaluate on a cache of images the model was not trained on"))
-    used, inv = np.unique(np.concatenate([i, j]), return_inverse=True)
-    z = np.concatenate([np.asarray(model.embed(data.weights[used[s:s + batch_size]]), dtype=np.float64)
-                        for s in range(0, used.size, batch_size)])
-    a, b = inv[:i.size], inv[i.size:]
-    sq = ((z[a] - z[b]) ** 2).sum(-1)
-    pred = sq if int(model.p) == 2 else np.sqrt(sq)
-    out = regression_metrics(pred, y)
-    out["n_dropped"] = n_dropped
-    out["dataset_fingerprint"] = cache.fingerprint
-    return out

@@ -1,0 +1,5 @@
+"""``python -m wassembed``: the command line."""
+
+from .cli import main
+
+main()

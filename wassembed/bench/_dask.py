@@ -1,0 +1,176 @@
+"""Benchmark: precompute on a Dask ``LocalCluster`` against the local process pool (``wassembed bench dask``).
+
+Both executors compute the same explicit plan of pairs into fresh caches on the same machine, in one run,
+alternating (pool, Dask, pool, Dask, ...) when ``repeats > 1`` so that a change of machine load affects both.
+The rate is the one ``precompute`` reports (``PrecomputeResult.pairs_per_s``: executor start, solves and
+checksummed atomic shard writes). The Dask cluster is started and warmed (POT imported on its workers)
+before timing, as a long-lived cluster would be; its start-up time is reported separately. Then the caches
+are compared: same shard files, byte for byte, and the same ``(i, j, value)`` table.
+"""
+
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..data import HistogramSet, load_dataset
+from ..errors import InputError, explain
+from ..exact import DistanceCache, plan_pairs, precompute
+
+__all__ = ["format_dask_benchmark", "run_dask_benchmark"]
+
+
+def _warm_worker() -> int:
+    import ot  # noqa: F401 - the import is the warm-up
+
+
+    return os.getpid()
+
+
+def _shard_bytes(path: Path) -> dict:
+    return {f.name: f.read_bytes() for f in sorted((path / "shards").glob("*.npz"))}
+
+
+def _load() -> list | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not Unix
+        return None
+
+
+def run_dask_benchmark(data, n_pairs: int = 4000, *, workers: int = 2, chunk_size: int = 256, seed: int = 0,
+                       p: int = 2, repeats: int = 1, out_dir=None, progress: bool = False, client=None,
+                       dask_config: dict | None = None) -> dict:
+    """Time precompute on a Dask LocalCluster and on the local process pool; check both caches are identical.
+
+    Parameters
+    ----------
+    data : HistogramSet, str or path
+        Histograms (e.g. ``load_dataset("mnist-8k-images-idx3-ubyte.gz")``).
+    n_pairs : int
+        Random pairs (one plan, seeded, used by both executors).
+    workers : int
+        Local pool processes, and Dask worker processes (one thread each).
+    chunk_size : int
+        Pairs per shard (and per task).
+    repeats : int
+        Runs per executor, alternating; medians are reported.
+    out_dir : path, optional
+        Where the caches are written (default: a temporary directory, removed afterwards).
+    client : distributed.Client, optional
+        Use this cluster instead of starting a LocalCluster of ``workers`` processes.
+    dask_config : dict, optional
+        Dask settings for the LocalCluster it starts (``dask.config.set`` keys); default: Dask's defaults.
+
+    Returns
+    -------
+    dict
+        ``pool`` and ``dask``: ``pairs_per_s`` (median), ``seconds`` (median), ``runs`` (every rate);
+        ``ratio`` (Dask / pool pairs per second), ``identical`` (every cache has the same shard bytes and
+        table), ``shards``, ``cluster_start_s``, ``load_before``/``load_after`` (1, 5, 15 min load averages),
+        ``hardware``, ``versions``, and the settings.
+    """
+    from ..exact._dask import _distributed
+    from ._hardware import hardware
+
+    _distributed()  # a clear error, with the install command, when Dask is missing
+    from distributed import Client, LocalCluster
+
+    hs = data if isinstance(data, HistogramSet) else load_dataset(data)
+    for name, v, lo in (("n_pairs", n_pairs, 1), ("workers", workers, 1), ("chunk_size", chunk_size, 1),
+                        ("repeats", repeats, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise InputError(explain(f"bad {name}", expected=f"an integer >= {lo}", received=repr(v),
+                                     fix=f"e.g. {name}={max(lo, 2)}"))
+    i, j = plan_pairs(hs, int(n_pairs), seed=seed)
+    load_before = _load()
+    tmp = None
+    if out_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="wassembed-bench-dask-")
+        root = Path(tmp.name)
+    else:
+        root = Path(out_dir)
+        root.mkdir(parents=True, exist_ok=True)
+    runs: dict = {"pool": [], "dask": []}
+    caches: list = []
+    try:
+        import contextlib
+
+        import dask
+
+        t0 = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(dask.config.set(dask_config or {}))
+            if client is None:
+                cluster = stack.enter_context(LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
+                                                           host="127.0.0.1", dashboard_address=None))
+                client = stack.enter_context(Client(cluster, set_as_default=False))
+            client.wait_for_workers(workers, timeout=300)
+            client.run(_warm_worker)
+            cluster_start = time.perf_counter() - t0
+            for r in range(int(repeats)):
+                for kind in ("pool", "dask"):
+                    out = root / f"{kind}-{r}"
+                    kw = {"client": client} if kind == "dask" else {"workers": workers}
+                    res = precompute(hs, out, (i, j), p=p, chunk_size=chunk_size, progress=progress, **kw)
+                    if res.computed != int(i.size):
+                        raise InputError(explain(f"benchmark cache {out} was not empty",
+                                                 expected=f"{i.size} pairs computed", received=str(res.computed),
+                                                 fix="pass an empty out_dir"))
+                    runs[kind].append((res.pairs_per_s, res.seconds))
+                    caches.append(out)
+        ref_bytes = _shard_bytes(caches[0])
+        ref = DistanceCache.open(caches[0]).read()
+        identical = True
+        for c in caches[1:]:
+            t = DistanceCache.open(c).read()
+            identical &= _shard_bytes(c) == ref_bytes and all(
+                np.array_equal(a, b) for a, b in ((t.i, ref.i), (t.j, ref.j), (t.value, ref.value)))
+        versions = DistanceCache.open(caches[0]).manifest["versions"]
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    import distributed
+
+    def summary(kind):
+        rates = [r for r, _ in runs[kind]]
+        return {"pairs_per_s": statistics.median(rates), "seconds": statistics.median(s for _, s in runs[kind]),
+                "runs": [round(x, 1) for x in rates]}
+
+    pool, dask = summary("pool"), summary("dask")
+    return {
+        "dataset": f"{hs.name} ({hs.n} histograms × {hs.k} bins)", "pairs": int(i.size), "workers": int(workers),
+        "chunk_size": int(chunk_size), "repeats": int(repeats), "p": int(p), "seed": int(seed),
+        "pool": pool, "dask": dask, "ratio": dask["pairs_per_s"] / pool["pairs_per_s"],
+        "identical": bool(identical), "shards": len(ref_bytes), "caches_compared": len(caches),
+        "cluster_start_s": cluster_start, "load_before": load_before, "load_after": _load(),
+        "dask_config": dict(dask_config or {}),
+        "hardware": hardware(), "versions": {**versions, "dask": distributed.__version__},
+        "platform": platform.platform(),
+    }
+
+
+def format_dask_benchmark(r: dict) -> str:
+    """A plain-text table of :func:`run_dask_benchmark`'s result."""
+    rows = [("local process pool", r["pool"]), ("Dask LocalCluster", r["dask"])]
+    lines = [f"precompute throughput: {r['pairs']} pairs of {r['dataset']}, chunk {r['chunk_size']}, "
+             f"{r['workers']} workers, {r['repeats']} run(s) each (median)",
+             f"{'executor':<22}{'workers':>8}{'seconds':>10}{'pairs/s':>10}{'vs pool':>9}"]
+    for name, s in rows:
+        lines.append(f"{name:<22}{r['workers']:>8}{s['seconds']:>10.2f}{s['pairs_per_s']:>10.0f}"
+                     f"{s['pairs_per_s'] / r['pool']['pairs_per_s']:>8.2f}×")
+    lines.append(f"caches identical: {'yes' if r['identical'] else 'NO'} ({r['caches_compared']} caches, "
+                 f"{r['shards']} shards each, compared byte for byte)")
+    lines.append(f"cluster start + warm-up (not timed above): {r['cluster_start_s']:.1f} s; "
+                 f"load average before {r['load_before']}, after {r['load_after']}")
+    if r.get("dask_config"):
+        lines.append("Dask settings: " + ", ".join(f"{k}={v}" for k, v in r["dask_config"].items()))
+    lines.append(f"hardware: {r['hardware']}")
+    return "\n".join(lines)

@@ -1,0 +1,396 @@
+"""Serving benchmark: learned distances against exact OT, Sinkhorn and sliced Wasserstein, side by side.
+
+:func:`run_serve_benchmark` measures, in one run on the same image pairs,
+
+* **exact** ``ot.emd2`` per pair (:class:`~wassembed.exact.ExactSolver`, nonzero bins only) — the reference;
+* **Sinkhorn** ``ot.sinkhorn2`` per pair on the same nonzero-bin sub-problem and pixel² cost (``reg``
+  reported; the value is the transport cost of the entropic plan, biased upward);
+* **sliced** ``ot.sliced_wasserstein_distance`` on the weighted point clouds of nonzero pixels, squared
+  to compare with W2² (no rescaling: it estimates a different quantity, expect a large relative error);
+* **wassembed distance** (independent pairs: both inputs of every pair are validated, normalised and
+  encoded) and **wassembed cdist** (``m × m`` matrix from raw images: embed once, then matrix products);
+
+each with pairs/s and MSE, Pearson r and mean relative error against the exact values (errors only for
+trained models: untrained models are for speed). A scaling table compares exact and approximate pairs/s
+at several grid sizes (MNIST resampled with ``scipy.ndimage.zoom``, negatives clipped), with untrained
+models of the right input size. CPU figures use ``torch.set_num_threads(threads)`` (default 1).
+"""
+
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+import warnings
+
+import numpy as np
+
+from ..data import HistogramSet, as_weights, make_ground_cost
+
+__all__ = ["format_serve_benchmark", "run_serve_benchmark"]
+
+
+def _as_images(images) -> np.ndarray:
+    if isinstance(images, HistogramSet):
+        return images.images()
+    arr = np.asarray(images)
+    if arr.ndim != 3:
+        from ..errors import InputError, explain
+        raise InputError(explain("the benchmark needs images", expected="an array (n, H, W) or a HistogramSet "
+                                 "with a grid", received=f"shape {arr.shape}", fix="load MNIST with load_dataset"))
+    return arr
+
+
+def _models(model, grid, device):
+    """[(name, WassersteinEmbedding, trained)] from a model, a path, a preset name, a list, or None."""
+    from ..nn import ModelConfig, build_decoder, build_encoder
+    from ..serve import WassersteinEmbedding
+
+    items = ["paper", "fast"] if model is None else model if isinstance(model, (list, tuple)) else [model]
+    out = []
+    for m in items:
+        if isinstance(m, WassersteinEmbedding):
+            out.append((getattr(m.config, "name", "model"), m.to(device), True))
+        elif isinstance(m, str) and m in ("paper", "fast", "mlp"):
+            cfg = ModelConfig.preset(m, grid=grid)
+            emb = WassersteinEmbedding(build_encoder(cfg, seed=0), build_decoder(cfg, seed=0), config=cfg, p=2,
+                                       grid=grid, device=device)
+            out.append((f"{m} (untrained)", emb, False))
+        else:
+            emb = WassersteinEmbedding.load(m, device=device)
+            out.append((f"{getattr(emb.config, 'name', 'model')} ({os.path.basename(str(m).rstrip('/'))})", emb, True))
+    return out
+
+
+def _timed(fn, *args, **kw):
+    t = time.perf_counter()
+    out = fn(*args, **kw)
+    return out, time.perf_counter() - t
+
+
+def _errors(pred, exact) -> dict:
+    from ..metrics import regression_metrics
+
+    m = regression_metrics(pred, exact)
+    return {"mse": m["mse"], "pearson": m["pearson"], "mean_relative_error": m["mean_relative_error"]}
+
+
+def _exact_values(w, i, j, M, max_seconds):
+    from ..exact import ExactSolver
+
+    solver = ExactSolver(M, 2)
+    vals, t0 = [], time.perf_counter()
+    for a, b in zip(i, j):
+        vals.append(solver.solve(w[a], w[b]))
+        if max_seconds is not None and time.perf_counter() - t0 > max_seconds and len(vals) >= 5:
+            break
+    return np.array(vals), time.perf_counter() - t0
+
+
+def _sinkhorn(w, i, j, M, reg, num_iter):
+    import ot
+
+    vals, not_converged = [], 0
+    t0 = time.perf_counter()
+    for a, b in zip(i, j):
+        ia, ib = np.flatnonzero(w[a]), np.flatnonzero(w[b])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            vals.append(float(ot.sinkhorn2(w[a][ia], w[b][ib], M[np.ix_(ia, ib)], reg, numItermax=num_iter)))
+        not_converged += any("converge" in str(c.message).lower() for c in caught)
+    return np.array(vals), time.perf_counter() - t0, not_converged
+
+
+def _sliced(w, i, j, coords, n_projections, seed):
+    import ot
+
+    vals, t0 = [], time.perf_counter()
+    for a, b in zip(i, j):
+        ia, ib = np.flatnonzero(w[a]), np.flatnonzero(w[b])
+        sw = ot.sliced_wasserstein_distance(coords[ia], coords[ib], w[a][ia], w[b][ib],
+                                            n_projections=n_projections, seed=seed)
+        vals.append(float(sw) ** 2)
+    return np.array(vals), time.perf_counter() - t0
+
+
+def _row(method, mode, n, seconds, pred=None, exact=None, note=""):
+    row = {"method": method, "mode": mode, "pairs": int(n), "seconds": float(seconds),
+           "pairs_per_s": float(n / seconds) if seconds > 0 else float("inf"),
+           "mse": None, "pearson": None, "mean_relative_error": None, "note": note}
+    if pred is not None and exact is not None:
+        row.update(_errors(pred, exact))
+    return row
+
+
+def run_serve_benchmark(images, model=None, *, n_pairs: int = 200, n_speed_pairs: int = 10_000,
+                        matrix_size: int = 2000, sinkhorn_reg: float = 1.0, sinkhorn_iter: int = 1000,
+                        n_projections: int = 50, threads: int | None = 1, device: str = "cpu",
+                        scaling_sizes=(14, 28, 56), scaling_images: int = 600, scaling_exact_pairs: int = 40,
+                        scaling_speed_pairs: int = 2000, max_exact_seconds: float | None = 120.0,
+                        exclude="auto", test_cache=None, levels=(0.8, 0.9, 0.95, 0.99), rerank_queries: int = 0,
+                        rerank_refs: int = 1000, rerank_k: int = 10, rerank_levels=(0.9, 0.99, 0.999), seed: int = 0,
+                        log=None) -> dict:
+    """Measure exact, Sinkhorn, sliced and learned distances on the same pairs (see the module docstring).
+
+    Parameters
+    ----------
+    images : ndarray (n, H, W) or HistogramSet
+        Raw images (e.g. MNIST); pairs are drawn among them.
+    model : WassersteinEmbedding, model path, preset name ("paper", "fast"), a list of those, or None
+        None: untrained "paper" and "fast" models (speed only).
+    n_pairs : int
+        Pairs with exact values (the accuracy set; also timed for exact/Sinkhorn/sliced).
+    n_speed_pairs : int
+        Independent pairs timed for the learned paired distance.
+    matrix_size : int
+        ``cdist`` of ``matrix_size × matrix_size`` raw images (timed); its accuracy is scored on a block of
+        held-out images holding the accuracy pairs.
+    sinkhorn_reg, sinkhorn_iter : Sinkhorn regularisation (pixel² units) and iteration limit.
+    n_projections : int
+        Projections of the sliced distance.
+    threads : int or None
+        ``torch.set_num_threads`` during the run (restored after); None leaves it.
+    device : "cpu" or "cuda"
+        Where the learned models run.
+    scaling_sizes : tuple of int
+        Grid sizes of the scaling table (empty: skip it).
+    max_exact_seconds : float, optional
+        Stop timing exact solves (scaling table) after this long.
+    exclude : "auto", array of int or None
+        Image indices never drawn: "auto" excludes ``calibration["train_images"]`` of trained models.
+    test_cache : path, optional
+        A distance cache of pairs the models did not train on: for each trained model, accuracy on all its
+        pairs and the coverage of ``distance(..., interval=level)`` at each of ``levels``.
+    rerank_queries, rerank_refs, rerank_k, rerank_levels
+        If ``rerank_queries > 0``: adaptive exact re-ranking (at each coverage level) of that many queries
+        against ``rerank_refs`` references, compared with brute-force exact kNN
+        (``rerank_queries × rerank_refs`` exact solves).
+    log : callable, optional
+        Progress messages (e.g. ``print``).
+
+    Returns
+    -------
+    dict with ``environment``, ``settings``, ``rows`` (one per method), ``scaling``, ``coverage`` and
+    ``rerank``.
+    """
+    import ot
+    import torch
+
+    say = log or (lambda msg: None)
+    X = _as_images(images)
+    grid = (int(X.shape[1]), int(X.shape[2]))
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        models = _models(model, grid, device)
+        rng = np.random.default_rng(seed)
+        banned = np.zeros(X.shape[0], dtype=bool)
+        if exclude == "auto":
+            for _, emb, trained in models:
+                ti = (emb.calibration or {}).get("train_images") if trained else None
+                if ti is not None:
+                    banned[np.asarray(ti, dtype=np.int64)[np.asarray(ti) < X.shape[0]]] = True
+        elif exclude is not None:
+            banned[np.asarray(exclude, dtype=np.int64)] = True
+        pool = rng.permutation(np.flatnonzero(~banned))
+        mp = int(min(matrix_size, pool.size // 2))  # accuracy pairs: inside a block of held-out images
+        Ap, Bp = pool[:mp], pool[mp:2 * mp]
+        ai, bj = rng.integers(0, mp, n_pairs), rng.integers(0, mp, n_pairs)
+        i, j = Ap[ai], Bp[bj]
+        m = int(min(matrix_size, X.shape[0] // 2))  # timed matrix: any images
+        perm = rng.permutation(X.shape[0])
+        A, B = perm[:m], perm[m:2 * m]
+        w = as_weights(X, what="images")[0]
+        M = make_ground_cost(grid=grid, p=2)
+        coords = np.stack(np.meshgrid(np.arange(grid[0]), np.arange(grid[1]), indexing="ij"), -1).reshape(-1, 2)
+        coords = coords.astype(np.float64)
+
+        say(f"exact: {n_pairs} pairs")
+        exact, t = _exact_values(w, i, j, M, None)
+        rows = [_row("exact POT emd2", "per pair", n_pairs, t, note="reference")]
+        say("sinkhorn")
+        sk, t, bad = _sinkhorn(w, i, j, M, sinkhorn_reg, sinkhorn_iter)
+        rows.append(_row(f"POT sinkhorn2 reg={sinkhorn_reg:g}", "per pair", n_pairs, t, sk, exact,
+                         note=f"{bad} of {n_pairs} not converged in {sinkhorn_iter} iterations"))
+        say("sliced")
+        sw, t = _sliced(w, i, j, coords, n_projections, seed)
+        rows.append(_row(f"POT sliced ({n_projections} proj.)²", "per pair", n_pairs, t, sw, exact,
+                         note="SW2² (not rescaled)"))
+        si, sj = rng.choice(pool, n_speed_pairs), rng.choice(pool, n_speed_pairs)
+        for name, emb, trained in models:
+            say(f"wassembed {name}")
+            emb.distance(X[i[:8]], X[j[:8]], warn_ood=False)  # warm-up
+            pred = emb.distance(X[i], X[j], warn_ood=False)
+            XI, XJ = X[si], X[sj]
+            _, t = _timed(emb.distance, XI, XJ, warn_ood=False)
+            rows.append(_row(f"wassembed distance [{name}]", "independent", n_speed_pairs, t,
+                             pred if trained else None, exact if trained else None,
+                             note="" if trained else "untrained: speed only"))
+            if trained and (emb.calibration or {}).get("train_recon") is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    _, t = _timed(emb.distance, XI, XJ)
+                rows.append(_row(f"wassembed distance [{name}]", "independent + OOD check", n_speed_pairs, t,
+                                 note="default warn_ood=True: one more decoder pass per input"))
+            _, t = _timed(emb.cdist, X[A], X[B])
+            acc = emb.cdist(X[Ap], X[Bp])[ai, bj] if trained else None
+            rows.append(_row(f"wassembed cdist [{name}]", f"{m}×{m} from images", m * m, t,
+                             acc, exact if trained else None,
+                             note="" if trained else "untrained: speed only"))
+        coverage = [] if test_cache is None else [_coverage(n, e, test_cache, levels, say)
+                                                  for n, e, tr in models if tr]
+        rerank = [] if not rerank_queries else [
+            row for n, e, tr in models if tr
+            for row in _rerank(n, e, X, pool[2 * mp:] if pool.size > 2 * mp + rerank_queries else pool,
+                               rerank_queries, rerank_refs, rerank_k, M, rng, say, rerank_levels)]
+        scaling = [] if not scaling_sizes else _scaling(X[pool[:scaling_images]], scaling_sizes, scaling_exact_pairs,
+                                                          scaling_speed_pairs, max_exact_seconds, device, rng, say)
+    finally:
+        torch.set_num_threads(old_threads)
+    env = {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+           "torch": torch.__version__, "pot": ot.__version__, "torch_threads": threads, "device": device,
+           "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
+           "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+    settings = {"n_pairs": n_pairs, "n_speed_pairs": n_speed_pairs, "matrix_size": m, "sinkhorn_reg": sinkhorn_reg,
+                "sinkhorn_iter": sinkhorn_iter, "n_projections": n_projections, "seed": seed, "grid": grid,
+                "excluded_images": int(banned.sum()), "exact_mean": float(exact.mean()),
+                "models": [{"name": n, "trained": tr, "config": getattr(getattr(e, "config", None), "name", None)}
+                           for n, e, tr in models]}
+    return {"environment": env, "settings": settings, "rows": rows, "scaling": scaling, "coverage": coverage,
+            "rerank": rerank}
+
+
+def _coverage(name, emb, cache_path, levels, say):
+    from ..exact import DistanceCache
+
+    say(f"coverage of {name} on {cache_path}")
+    cache = DistanceCache.open(cache_path)
+    t = cache.read()
+    w = cache.data.weights
+    out = {"model": name, "cache": str(cache_path), "pairs": int(t.value.size)}
+    est = None
+    for level in levels:
+        r = emb.distance(w[t.i], w[t.j], interval=level, warn_ood=False)
+        est = r.estimate
+        inside = (t.value >= r.lower) & (t.value <= r.upper)
+        out[f"coverage_{level:g}"] = float(inside.mean())
+        out[f"width_{level:g}"] = float(np.mean(r.upper - r.lower))
+    small = t.value <= np.quantile(t.value, 0.25)
+    r = emb.distance(w[t.i[small]], w[t.j[small]], interval=0.9, warn_ood=False)
+    out["width_0.9_smallest_quarter"] = float(np.mean(r.upper - r.lower))
+    out["coverage_0.9_smallest_quarter"] = float(np.mean((t.value[small] >= r.lower) & (t.value[small] <= r.upper)))
+    out.update(_errors(est, t.value))
+    out["exact_mean"] = float(t.value.mean())
+    out["ood_fraction"] = float(emb.is_ood(w[np.unique(np.concatenate([t.i, t.j]))]).mean()) \
+        if (emb.calibration or {}).get("train_recon") is not None else None
+    return out
+
+
+def _rerank(name, emb, X, pool, nq, nr, k, M, rng, say, levels):
+    from ..exact import ExactSolver
+
+    sel = rng.permutation(pool)
+    q, r = sel[:nq], sel[nq:nq + nr]
+    say(f"re-ranking {name}: {nq} queries × {len(r)} references, brute force first")
+    solver = ExactSolver(M, 2)
+    w = as_weights(X[np.concatenate([q, r])])[0]
+    t0 = time.perf_counter()
+    E = np.array([[solver.solve(w[a], w[nq + b]) for b in range(len(r))] for a in range(nq)])
+    t_brute = time.perf_counter() - t0
+    truth = np.argsort(E, axis=1, kind="stable")[:, :k]
+    out = []
+    for level in levels:
+        res, t_re = _timed(emb.kneighbors, X[q], X[r], k=k, exact_rerank=True, level=level)
+        same = [set(a) == set(b) for a, b in zip(truth, res.indices)]
+        recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(truth, res.indices)])
+        out.append({"model": name, "queries": nq, "references": int(len(r)), "k": k, "level": level,
+                    "exact_per_query": float(res.n_exact / nq), "exact_sets_equal": float(np.mean(same)),
+                    "recall": float(recall), "seconds_rerank": t_re, "seconds_brute_force": t_brute})
+    return out
+
+
+def _scaling(X28, sizes, n_exact, n_speed, max_exact_seconds, device, rng, say):
+    from scipy.ndimage import zoom
+
+    out = []
+    for s in sizes:
+        f = s / X28.shape[1]
+        Xs = np.clip(zoom(X28.astype(np.float64), (1, f, f), order=1), 0, None)
+        Xs = Xs[Xs.reshape(len(Xs), -1).sum(1) > 0]
+        grid = (int(Xs.shape[1]), int(Xs.shape[2]))
+        w = as_weights(Xs)[0]
+        i, j = rng.integers(0, len(Xs), n_exact), rng.integers(0, len(Xs), n_exact)
+        say(f"scaling {grid}: exact")
+        vals, t = _exact_values(w, i, j, make_ground_cost(grid=grid, p=2), max_exact_seconds)
+        row = {"grid": f"{grid[0]}×{grid[1]}", "bins": grid[0] * grid[1],
+               "nonzero_bins_mean": float((w > 0).sum(1).mean()), "exact_pairs_per_s": len(vals) / t,
+               "exact_pairs_timed": len(vals)}
+        si, sj = rng.integers(0, len(Xs), n_speed), rng.integers(0, len(Xs), n_speed)
+        mm = min(len(Xs), 500)
+        row["cdist_size"] = mm
+        row["distance_pairs"] = n_speed
+        for name, emb, _ in _models(["paper", "fast"], grid, device):
+            key = name.split()[0]
+            say(f"scaling {grid}: {key}")
+            emb.distance(Xs[:4], Xs[4:8], warn_ood=False)
+            _, t = _timed(emb.distance, Xs[si], Xs[sj], warn_ood=False)
+            row[f"{key}_distance_pairs_per_s"] = n_speed / t
+            _, t = _timed(emb.cdist, Xs[:mm], Xs[-mm:])
+            row[f"{key}_cdist_pairs_per_s"] = mm * mm / t
+        out.append(row)
+    return out
+
+
+def _fmt(v, spec):
+    return "–" if v is None else format(v, spec)
+
+
+def format_serve_benchmark(result: dict) -> str:
+    """Markdown tables of a :func:`run_serve_benchmark` result."""
+    env, st = result["environment"], result["settings"]
+    lines = [f"Hardware: {env['cpu_count']} CPU cores, torch threads {env['torch_threads']}, device {env['device']}"
+             + (f" ({env['cuda']})" if env.get("cuda") else "") + f"; torch {env['torch']}, POT {env['pot']}"
+             + (f"; load average at the end {env['load_average_1min']:.1f}" if env.get("load_average_1min") else ""),
+             f"Accuracy pairs: {st['n_pairs']} random image pairs ({st['grid'][0]}×{st['grid'][1]}), exact W2² mean "
+             f"{st['exact_mean']:.2f} pixel²; {st['excluded_images']} training images excluded", "",
+             "| method | mode | pairs/s | MSE | Pearson r | mean rel. err | note |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['method']} | {r['mode']} | {r['pairs_per_s']:,.0f} | {_fmt(r['mse'], '.3g')} | "
+                     f"{_fmt(r['pearson'], '.4f')} | {_fmt(r['mean_relative_error'], '.1%')} | {r['note']} |")
+    if result.get("scaling"):
+        s0 = result["scaling"][0]
+        lines += ["", f"Scaling (pairs/s; untrained models of the right input size; distance: {s0['distance_pairs']} "
+                      f"independent pairs; cdist: {s0['cdist_size']}×{s0['cdist_size']} from images):", "",
+                  "| grid | nonzero bins | exact pairs/s | paper distance | paper cdist | fast distance | "
+                  "fast cdist |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in result["scaling"]:
+            lines.append(f"| {r['grid']} | {r['nonzero_bins_mean']:.0f} | {r['exact_pairs_per_s']:,.1f} | "
+                         f"{r['paper_distance_pairs_per_s']:,.0f} | {r['paper_cdist_pairs_per_s']:,.0f} | "
+                         f"{r['fast_distance_pairs_per_s']:,.0f} | {r['fast_cdist_pairs_per_s']:,.0f} |")
+    for c in result.get("coverage") or []:
+        lv = [k[9:] for k in c if k.startswith("coverage_") and "smallest" not in k]
+        lines += ["", f"Error bars of {c['model']} on {c['pairs']} unseen pairs of {c['cache']} (exact mean "
+                      f"{c['exact_mean']:.2f}; MSE {c['mse']:.3g}, Pearson {c['pearson']:.4f}, mean rel. err "
+                      f"{c['mean_relative_error']:.1%}):", "",
+                  "| nominal | " + " | ".join(lv) + " |", "|---|" + "---:|" * len(lv),
+                  "| coverage | " + " | ".join(f"{c['coverage_' + x]:.3f}" for x in lv) + " |",
+                  "| mean width | " + " | ".join(f"{c['width_' + x]:.2f}" for x in lv) + " |",
+                  "", f"At 0.9 on the quarter of smallest distances: coverage "
+                      f"{c['coverage_0.9_smallest_quarter']:.3f}, mean width {c['width_0.9_smallest_quarter']:.2f}"
+                      + (f"; inputs flagged out of distribution: {c['ood_fraction']:.1%}"
+                         if c.get("ood_fraction") is not None else "")]
+    if result.get("rerank"):
+        r0 = result["rerank"][0]
+        lines += ["", f"Exact re-ranking, k={r0['k']}, {r0['queries']} queries × {r0['references']} references "
+                      f"(brute force: {r0['references']} exact solves per query, {r0['seconds_brute_force']:.1f} s):",
+                  "", "| model | level | exact solves / query | same set as brute force | recall | seconds |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for r in result["rerank"]:
+            lines.append(f"| {r['model']} | {r['level']:g} | {r['exact_per_query']:.1f} | {r['exact_sets_equal']:.0%} "
+                         f"| {r['recall']:.3f} | {r['seconds_rerank']:.1f} |")
+    return "\n".join(lines)
+
+

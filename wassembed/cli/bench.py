@@ -1,0 +1,77 @@
+"""``wassembed bench exact|serve|dask``: speed and accuracy figures measured in one run."""
+
+
+from __future__ import annotations
+
+import click
+
+from ._common import echo_json, handle_errors
+
+DEFAULT_MNIST = "../shared/data/mnist/mnist-8k-images-idx3-ubyte.gz"
+
+
+@click.group()
+def bench():
+    """Benchmarks (speed and accuracy figures, measured in one run)."""
+
+
+@bench.command("exact")
+@click.option("--data", default=DEFAULT_MNIST, show_default=True, help="Images to pair (file or 'digits').")
+@click.option("--pairs", default=2000, show_default=True, type=int)
+@click.option("--workers", default=None, type=int, help="[default: all cores]")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--repeats", default=3, show_default=True, type=int, help="Alternating rounds; best kept.")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def bench_exact(data, pairs, workers, seed, repeats, as_json):
+    """Naive ot.emd2 loop vs precompute with 1 and all workers, on the same pairs."""
+    from ..bench import format_exact_benchmark, run_exact_benchmark
+    from ..data import load_dataset
+
+    r = run_exact_benchmark(load_dataset(data), pairs, workers=workers, seed=seed, repeats=repeats)
+    echo_json(r) if as_json else click.echo(format_exact_benchmark(r))
+
+
+@bench.command("serve")
+@click.option("--data", default=DEFAULT_MNIST, show_default=True, help="Images (file or 'digits').")
+@click.option("--model", "models", multiple=True,
+              help="Model path or preset name (repeatable) [default: untrained 'paper' and 'fast', speed only].")
+@click.option("--test-cache", default=None, help="Cache of unseen pairs: measures interval coverage.")
+@click.option("--pairs", "n_pairs", default=200, show_default=True, type=int, help="Pairs with exact values.")
+@click.option("--speed-pairs", default=10_000, show_default=True, type=int)
+@click.option("--matrix-size", default=2000, show_default=True, type=int)
+@click.option("--rerank-queries", default=20, show_default=True, type=int)
+@click.option("--rerank-refs", default=2000, show_default=True, type=int)
+@click.option("--threads", default=1, show_default=True, type=int, help="torch threads (CPU figures: 1).")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--scaling", default="14,28,56", show_default=True, help="Grid sizes for the scaling table.")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def bench_serve(data, models, test_cache, n_pairs, speed_pairs, matrix_size, rerank_queries, rerank_refs, threads,
+                device, scaling, as_json):
+    """Exact POT, Sinkhorn, sliced Wasserstein and wassembed side by side: pairs/s and error."""
+    from ..bench import format_serve_benchmark, run_serve_benchmark
+    from ..data import load_dataset
+
+    res = run_serve_benchmark(load_dataset(data), list(models) or None, n_pairs=n_pairs,
+                              n_speed_pairs=speed_pairs, matrix_size=matrix_size, threads=threads, device=device,
+                              scaling_sizes=tuple(int(x) for x in scaling.split(",") if x), test_cache=test_cache,
+                              rerank_queries=rerank_queries, rerank_refs=rerank_refs,
+                              log=lambda msg: click.echo(msg, err=True))
+    echo_json(res) if as_json else click.echo(format_serve_benchmark(res))
+
+
+@bench.command("dask")
+@click.option("--data", default=DEFAULT_MNIST, show_default=True)
+@click.option("--pairs", default=4000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--repeats", default=1, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def bench_dask(data, pairs, workers, repeats, as_json):
+    """Precompute on a Dask LocalCluster vs the local process pool, same pairs; checks identical caches."""
+    from ..bench import format_dask_benchmark, run_dask_benchmark
+    from ..data import load_dataset
+
+    r = run_dask_benchmark(load_dataset(data), pairs, workers=workers, repeats=repeats)
+    echo_json(r) if as_json else click.echo(format_dask_benchmark(r))

@@ -1,0 +1,136 @@
+"""``wassembed precompute`` and ``wassembed cache info|export|verify`` (no torch)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ._common import _pairs_option, echo_json, handle_errors
+
+
+@click.command()
+@click.argument("data")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Cache directory.")
+@click.option("--pairs", "pairs", default=None, help="Number of pairs to sample, or 'all'.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the pair sampler.")
+@click.option("--workers", default=None, type=int, help="Local worker processes [default: all cores].")
+@click.option("--p", "p", default=2, show_default=True, type=click.Choice(["1", "2"]),
+              help="2: W2² (squared Euclidean ground cost); 1: W1 (Euclidean).")
+@click.option("--images", default=None, help="Index range A:B the pairs are drawn among (e.g. 0:6000).")
+@click.option("--against", default=None, help="Index range C:D: pairs between --images and these.")
+@click.option("--sampling", default="random", show_default=True, type=click.Choice(["random", "blocks"]),
+              help="Uniform pairs, or all pairs inside random groups of --block-size images.")
+@click.option("--block-size", default=64, show_default=True, type=int)
+@click.option("--pairs-file", default=None, type=click.Path(dir_okay=False),
+              help="Explicit pairs (.npy (m, 2), .npz with i and j, or text).")
+@click.option("--chunk-size", default=256, show_default=True, type=int, help="Pairs per shard.")
+@click.option("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:PORT) to run on a cluster.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@handle_errors
+def precompute(data, out, pairs, seed, workers, p, images, against, sampling, block_size, pairs_file, chunk_size,
+               scheduler, quiet, as_json):
+    """Compute exact W_p^p for pairs of DATA into the cache --out (resumable; rerun to resume).
+
+    DATA is a file (IDX .gz/raw, .npy images, .npz) or 'digits' (scikit-learn's bundled 8×8 digits).
+    """
+    from ..data import load_dataset
+    from ..exact import precompute as run
+
+    pairs = _pairs_option(pairs)
+    if pairs is None and pairs_file is None:
+        raise click.UsageError("give --pairs N (or --pairs all, or --pairs-file FILE)")
+    hs = load_dataset(data)
+    client = None
+    if scheduler is not None:
+        from ..exact import connect
+
+        client = connect(scheduler)
+    click.echo(f"{hs.name}: {hs.n} histograms of {hs.k} bins; computing exact W_{p}^{p} into {out}", err=True)
+    try:
+        res = run(hs, out, pairs, seed=seed, workers=workers, p=int(p), images=images, against=against,
+                  sampling=sampling, block_size=block_size, pairs_file=pairs_file, chunk_size=chunk_size,
+                  progress=not quiet, client=client)
+    finally:
+        if client is not None:
+            client.close()
+    if as_json:
+        echo_json(res.as_dict())
+        return
+    click.echo(f"cache            {res.cache}\n"
+               f"pairs requested  {res.requested}\n"
+               f"already cached   {res.already_cached}\n"
+               f"computed now     {res.computed} in {res.seconds:.1f} s ({res.pairs_per_s:.0f} pairs/s, "
+               f"{res.workers} worker(s), {res.executor})\n"
+               f"pairs in cache   {res.total_in_cache}")
+
+
+@click.group()
+def cache():
+    """Inspect, export and verify distance caches."""
+
+
+@cache.command("info")
+@click.argument("cache_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def cache_info(cache_dir, as_json):
+    """Counts, fingerprint, settings and value statistics of CACHE_DIR."""
+    from ..exact import DistanceCache
+
+    info = DistanceCache.open(cache_dir).info()
+    if as_json:
+        echo_json(info)
+        return
+    d, v = info["dataset"], info["values"]
+    lines = [f"cache        {info['path']}",
+             f"quantity     {info['quantity']} (p={info['p']}, ground cost {info['ground_cost']})",
+             f"dataset      {d['name']}: {d['n']} histograms × {d['k']} bins ({d['support']}"
+             + (f" {d['grid'][0]}×{d['grid'][1]}" if d.get("grid") else "") + ")",
+             f"fingerprint  {d['fingerprint']}",
+             f"pairs        {info['pairs']} in {info['shards']} shards, {info['images_used']} images used"
+             + (f" (indices {info['image_range'][0]}..{info['image_range'][1]})" if info["image_range"] else "")]
+    if v:
+        lines.append(f"values       mean {v['mean']:.4g}, std {v['std']:.4g}, min {v['min']:.4g}, "
+                     f"median {v['median']:.4g}, max {v['max']:.4g}")
+    lines.append(f"solver       {info['solver']['name']} (POT {info['versions']['pot']})")
+    click.echo("\n".join(lines))
+
+
+@cache.command("export")
+@click.argument("cache_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(dir_okay=False))
+@handle_errors
+def cache_export(cache_dir, out):
+    """Write int64 arrays i, j and float64 value (W_p^p) of CACHE_DIR to OUT (.npz)."""
+    from ..exact import DistanceCache
+
+    n = DistanceCache.open(cache_dir).export(out)
+    click.echo(f"wrote {n} pairs to {out}", err=True)
+
+
+@cache.command("verify")
+@click.argument("cache_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--repair", is_flag=True, help="Remove corrupt shards and recompute only their pairs.")
+@click.option("--workers", default=None, type=int)
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def cache_verify(cache_dir, repair, workers, as_json):
+    """Check every shard's checksum; with --repair, recompute what was lost. Exit 1 if damage remains."""
+    from ..exact import verify
+
+    report = verify(cache_dir, repair=repair, workers=workers)
+    if as_json:
+        echo_json(report)
+    else:
+        click.echo(f"shards ok        {report['shards_ok']}\n"
+                   f"corrupt shards   {len(report['corrupt'])}" + "".join(f"\n  {c}" for c in report["corrupt"])
+                   + f"\nstray temp files {report['temp_files']}\n"
+                   f"planned pairs missing {report['missing']}"
+                   + (f"\nrepaired: removed {report['removed']} files, recomputed {report['recomputed']} pairs"
+                      if repair else ""))
+    if not report["ok"]:
+        sys.exit(1)
+
+

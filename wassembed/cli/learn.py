@@ -1,0 +1,67 @@
+"""``wassembed train``: train an embedding on a distance cache.
+
+Torch is imported only inside the command bodies. Data (the model path, metrics) goes to stdout; logs and
+the progress bar go to stderr.
+"""
+
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ._common import handle_errors
+
+
+@click.command()
+@click.argument("cache", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Model directory (checkpoints go to OUT/checkpoints, the log to OUT/train_log.jsonl).")
+@click.option("--model", "model", default="fast", show_default=True,
+              type=click.Choice(["fast", "paper", "mlp"]), help="Architecture preset.")
+@click.option("--epochs", default=None, type=click.IntRange(min=1), help="Maximum epochs [default: 40].")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed (split, init, batches).")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in OUT/checkpoints.")
+@click.option("--batch-images", default=None, type=click.IntRange(min=4), help="Images per batch [128].")
+@click.option("--lr", default=None, type=float, help="Peak learning rate [1e-3].")
+@click.option("--schedule", default=None, type=click.Choice(["cosine", "plateau", "constant"]))
+@click.option("--patience", default=None, type=click.IntRange(min=0), help="Early stopping patience.")
+@click.option("--val-fraction", default=None, type=float, help="Fraction of images held out [0.1].")
+@click.option("--recon-weight", default=None, type=float,
+              help="λ of the KL reconstruction term [1; the paper used 10].")
+@click.option("--relative-weight", default=None, type=float, help="μ of the relative-error term [0].")
+@click.option("--augment", default=None, help="Exact symmetries: comma-separated shift,flip,rot or ''.")
+@click.option("--threads", default=None, type=click.IntRange(min=1),
+              help="CPU threads for torch (1 is often fastest on a busy machine).")
+@click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
+@handle_errors
+def train(cache, out, model, epochs, device, seed, resume, batch_images, lr, schedule, patience,
+          val_fraction, recon_weight, relative_weight, augment, threads, quiet):
+    """Train an embedding on the exact distances of CACHE and save it to OUT."""
+    from ..errors import InputError, explain
+    from ..learn import train as _train
+
+    out = Path(out)
+    if not resume and ((out / "model.json").exists() or (out / "checkpoints" / "state.json").exists()):
+        raise InputError(explain(f"{out} already holds a model or a checkpoint", expected="a new directory",
+                                 received=str(out), fix="pass --resume to continue it, or another --out"))
+    opts = dict(epochs=epochs, batch_images=batch_images, lr=lr, schedule=schedule, patience=patience,
+                val_fraction=val_fraction, recon_weight=recon_weight, relative_weight=relative_weight,
+                augment=augment)
+    opts = {k: v for k, v in opts.items() if v is not None}
+    try:
+        emb = _train(cache, model=model, checkpoint_dir=out / "checkpoints", log=out / "train_log.jsonl",
+                     resume=resume, device=device, seed=seed, progress=not quiet, threads=threads,
+                     **opts)
+    except KeyboardInterrupt:
+        click.echo(f"Interrupted: the last epoch's checkpoint is in {out / 'checkpoints'}; rerun with "
+                   "--resume to continue.", err=True)
+        sys.exit(130)
+    emb.save(out)
+    v = emb.info["training"]["validation"]
+    click.echo(f"validation ({v['n_pairs']} pairs on held-out images): mse {v['mse']:.4g}, "
+               f"pearson {v['pearson']:.5f}, best epoch {emb.info['training']['best_epoch']}", err=True)
+    click.echo(str(out))

@@ -1,0 +1,20 @@
+"""Histogram sets and their supports: loading, validation, normalisation, ground costs, fingerprints.
+
+A histogram is a nonnegative weight vector summing to 1 over a support of ``k`` bins: a pixel grid
+``(H, W)``, explicit coordinates ``(k, d)`` or an explicit ``(k, k)`` ground cost. Needs numpy only.
+"""
+
+from ._histograms import HistogramSet
+from ._loaders import DAMAGED_FILE_ERRORS, load_dataset, read_idx
+from ._support import as_weights, ground_cost_name, make_ground_cost, parse_p
+
+__all__ = [
+    "HistogramSet",
+    "DAMAGED_FILE_ERRORS",
+    "load_dataset",
+    "read_idx",
+    "as_weights",
+    "ground_cost_name",
+    "make_ground_cost",
+    "parse_p",
+]

@@ -1,0 +1,47 @@
+"""The exact stage: POT's exact solver, pair plans, the crash-safe cache and parallel precompute.
+
+Nothing here imports torch: a machine (or Dask worker) that only solves exact problems needs
+``pip install wassembed`` without extras.
+"""
+
+from ._cache import DistanceCache, PairTable, chunk_key, quantity_name
+from ._dask import DaskExecutor, connect
+from ._executors import InProcessExecutor, LocalPoolExecutor, default_workers
+from ._pairs import (
+    all_pairs,
+    block_pairs,
+    canonical,
+    cross_pairs,
+    n_distinct_pairs,
+    parse_range,
+    random_pairs,
+    read_pairs_file,
+)
+from ._precompute import PrecomputeResult, plan_pairs, precompute, verify
+from ._solver import DEFAULT_NUM_ITER_MAX, ExactSolver
+
+__all__ = [
+    "DEFAULT_NUM_ITER_MAX",
+    "ExactSolver",
+    "all_pairs",
+    "block_pairs",
+    "canonical",
+    "cross_pairs",
+    "n_distinct_pairs",
+    "parse_range",
+    "random_pairs",
+    "read_pairs_file",
+    "DistanceCache",
+    "PairTable",
+    "chunk_key",
+    "quantity_name",
+    "InProcessExecutor",
+    "LocalPoolExecutor",
+    "default_workers",
+    "DaskExecutor",
+    "connect",
+    "PrecomputeResult",
+    "plan_pairs",
+    "precompute",
+    "verify",
+]

@@ -1,0 +1,420 @@
+"""The on-disk cache of exact distances: crash-safe, resumable, shareable between processes.
+
+Layout of a cache directory::
+
+    CACHE/
+      manifest.json       format version, dataset fingerprint, p, ground cost, solver, versions, counts
+      data.npz            the histograms (and support, labels) the distances were computed on
+      plans/<key>.npz     every pair plan ever requested (pairs i < j), so lost pairs can be recomputed
+      shards/<key>.npz    append-only results: int64 i, int64 j, float64 value (W_p^p) and a sha256
+      locks/<key>.lock    claims held (flock) by the process computing that chunk
+
+Guarantees
+----------
+- Every file is written to a temporary name in the same directory, flushed, fsync'ed, then renamed
+  (atomic on POSIX): a ``kill -9`` at any moment loses at most the chunks in flight and never leaves a
+  corrupt file under a final name.
+- A shard's checksum is verified on every read; a mismatch raises :class:`CorruptShardError` naming the
+  file (``wassembed cache verify --repair`` removes it and recomputes only its pairs).
+- A chunk is claimed with an exclusive ``flock`` before it is computed and its shard is looked for again
+  after the claim: two processes filling one cache never compute or store the same chunk twice, and a
+  claim dies with its process (no stale locks after a crash).
+- A cache is bound to one dataset fingerprint and one ``p``; other data or settings are refused before
+  anything is written.
+"""
+
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_write
+from .._version import __version__
+from ..data import HistogramSet, ground_cost_name, parse_p
+from ..errors import (
+    CacheError,
+    CacheMismatchError,
+    CorruptShardError,
+    InputError,
+    explain,
+)
+
+__all__ = ["DistanceCache", "FORMAT_VERSION", "PairTable", "chunk_key", "quantity_name"]
+
+FORMAT = "wassembed-cache"
+FORMAT_VERSION = 1
+
+
+def quantity_name(p: int, explicit_cost: bool = False) -> str:
+    """Name of the cached quantity: ``w2sq`` (W2², p = 2), ``w1`` (p = 1) or ``ot_cost`` (custom cost)."""
+    if explicit_cost:
+        return "ot_cost"
+    return "w2sq" if parse_p(p) == 2 else "w1"
+
+
+@dataclass(frozen=True)
+class PairTable:
+    """Exact values of unordered pairs: ``value[t] = W_p^p(x[i[t]], x[j[t]])`` with ``i[t] < j[t]``.
+
+    Attributes
+    ----------
+    i, j : ndarray, shape (m,), int64
+    value : ndarray, shape (m,), float64
+    """
+
+    i: np.ndarray
+    j: np.ndarray
+    value: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.i.shape[0])
+
+
+def chunk_key(i: np.ndarray, j: np.ndarray) -> str:
+    """Content key of a chunk of pairs (the shard's file name)."""
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(i, dtype=np.int64).tobytes())
+    h.update(b"|")
+    h.update(np.ascontiguousarray(j, dtype=np.int64).tobytes())
+    return h.hexdigest()[:32]
+
+
+def _shard_digest(i: np.ndarray, j: np.ndarray, value: np.ndarray) -> bytes:
+    h = hashlib.sha256()
+    for arr in (i, j, value):
+        h.update(np.int64(arr.shape[0]).tobytes())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.digest()
+
+
+
+def _versions() -> dict:
+    import ot
+    import scipy
+
+    return {"wassembed": __version__, "pot": ot.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "python": platform.python_version()}
+
+
+class DistanceCache:
+    """A directory of exact pairwise values for one dataset and one ``p``.
+
+    Use :meth:`create` to start or reopen a cache for given data (refuses other data or settings) and
+    :meth:`open` to read one.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from wassembed.data import HistogramSet
+    >>> hs = HistogramSet.from_images(np.eye(3)[None].repeat(2, 0) + np.arange(2)[:, None, None])
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     c = DistanceCache.create(d + "/c", hs, p=2)
+    ...     _ = c.write_shard(np.array([0]), np.array([1]), np.array([0.5]))
+    ...     t = DistanceCache.open(d + "/c").read()
+    ...     (t.i.tolist(), t.j.tolist(), t.value.tolist())
+    ([0], [1], [0.5])
+    """
+
+    def __init__(self, path, manifest: dict):
+        self.path = Path(path)
+        self.manifest = manifest
+        self._data: HistogramSet | None = None
+
+    # -- opening ------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path) -> "DistanceCache":
+        """Open an existing cache (read side); checks the manifest's format and version."""
+        path = Path(path)
+        mpath = path / "manifest.json"
+        if not mpath.exists():
+            raise CacheError(explain(f"{path} is not a wassembed cache", expected="a directory with manifest.json",
+                                     received="no manifest" if path.exists() else "no such directory",
+                                     fix="create it with `wassembed precompute DATA --out CACHE`"))
+        try:
+            manifest = json.loads(mpath.read_text())
+        except (OSError, ValueError) as exc:
+            raise CacheError(explain(f"unreadable manifest {mpath}", expected="valid JSON",
+                                     received=str(exc), fix="restore the file or rebuild the cache")) from None
+        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+            raise CacheError(explain(f"unsupported cache format in {mpath}",
+                                     expected=f"{FORMAT} version {FORMAT_VERSION}",
+                                     received=f"{manifest.get('format')} version {manifest.get('format_version')}",
+                                     fix="rebuild the cache with this version of wassembed"))
+        return cls(path, manifest)
+
+    @classmethod
+    def create(cls, path, data: HistogramSet, p: int = 2, *, num_iter_max: int | None = None) -> "DistanceCache":
+        """Create a cache for ``data`` and ``p``, or reopen it if it exists with the same fingerprint.
+
+        Raises
+        ------
+        CacheMismatchError
+            If ``path`` holds a cache of other data or other settings (nothing is written).
+        """
+        from ._solver import DEFAULT_NUM_ITER_MAX
+
+        p = parse_p(p)
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise CacheError(explain(f"{path} is a file", expected="a cache directory (existing or new)",
+                                     received="a regular file", fix="choose another --out path"))
+        if path.is_dir() and not (path / "manifest.json").exists() and not (path / ".lock").exists() \
+                and any(path.iterdir()):
+            raise CacheError(explain(f"{path} is a non-empty directory that is not a cache",
+                                     expected="a new or empty directory, or an existing cache",
+                                     received=f"{len(list(path.iterdir()))} unrelated entries",
+                                     fix="choose another --out path"))
+        fingerprint = data.fingerprint(p)
+        path.mkdir(parents=True, exist_ok=True)
+        with cls._locked(path):
+            if (path / "manifest.json").exists():
+                cache = cls.open(path)
+                cache._check_same(data, p, fingerprint)
+                return cache
+            for sub in ("shards", "plans", "locks"):
+                (path / sub).mkdir(exist_ok=True)
+            arrays = data.to_arrays()
+            atomic_write(path / "data.npz", lambda fh: np.savez(fh, **arrays))
+            from .._io import file_sha256
+
+            manifest = {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "quantity": quantity_name(p, data.cost is not None),
+                "p": p,
+                "ground_cost": ground_cost_name(p, data.cost is not None),
+                "dataset": {"name": data.name, "n": data.n, "k": data.k, "support": data.support_kind,
+                            "grid": list(data.grid) if data.grid is not None else None,
+                            "fingerprint": fingerprint, "file": "data.npz",
+                            "sha256": file_sha256(path / "data.npz"), "has_labels": data.labels is not None},
+                "solver": {"name": "ot.emd2 (network simplex) restricted to nonzero bins",
+                           "num_iter_max": int(num_iter_max or DEFAULT_NUM_ITER_MAX),
+                           "not_optimal": "error (never cached)"},
+                "versions": _versions(),
+                "counts": {"pairs": 0, "shards": 0},
+            }
+            atomic_write(path / "manifest.json", lambda fh: fh.write(json.dumps(manifest, indent=2).encode()))
+            return cls(path, manifest)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _locked(path: Path):
+        fd = os.open(path / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _check_same(self, data: HistogramSet, p: int, fingerprint: str) -> None:
+        m = self.manifest
+        if m["p"] != p:
+            raise CacheMismatchError(explain(f"cache {self.path} was built for other settings",
+                                             expected=f"p={m['p']} ({m['quantity']}, this cache's setting)",
+                                             received=f"p={p}",
+                                             fix="use another --out directory for other settings"))
+        if m["dataset"]["fingerprint"] != fingerprint:
+            raise CacheMismatchError(explain(f"cache {self.path} was built from other data",
+                                             expected=f"dataset fingerprint {m['dataset']['fingerprint'][:12]}… "
+                                                      f"({m['dataset']['name']}, n={m['dataset']['n']})",
+                                             received=f"{fingerprint[:12]}… ({data.name}, n={data.n})",
+                                             fix="use another --out directory for other data"))
+
+    # -- properties ---------------------------------------------------------------------------------
+    @property
+    def p(self) -> int:
+        """Transport exponent the values are for."""
+        return int(self.manifest["p"])
+
+    @property
+    def fingerprint(self) -> str:
+        """Dataset fingerprint (weights, support, p, ground cost)."""
+        return self.manifest["dataset"]["fingerprint"]
+
+    @property
+    def data(self) -> HistogramSet:
+        """The histograms the cache was built on (loaded once, fingerprint-checked)."""
+        if self._data is None:
+            f = self.path / self.manifest["dataset"].get("file", "data.npz")
+            if not f.exists():
+                raise CacheError(explain(f"cache {self.path} has no stored data", expected=f"{f.name}",
+                                         received="missing file", fix="rebuild the cache with `wassembed precompute`"))
+            try:
+                with np.load(f, allow_pickle=False) as z:
+                    hs = HistogramSet.from_arrays({k: z[k] for k in z.files}, name=self.manifest["dataset"]["name"])
+            except (OSError, ValueError, KeyError, EOFError) as exc:
+                raise CacheError(explain(f"stored data {f} is unreadable", received=str(exc).split("\n")[0],
+                                         fix="rebuild the cache")) from None
+            if hs.fingerprint(self.p) != self.fingerprint:
+                raise CacheError(explain(f"stored data {f} does not match the manifest",
+                                         expected=f"fingerprint {self.fingerprint[:12]}…",
+                                         received=f"{hs.fingerprint(self.p)[:12]}…",
+                                         fix="the file was altered: rebuild the cache"))
+            self._data = hs
+        return self._data
+
+    # -- shards -------------------------------------------------------------------------------------
+    def shard_path(self, key: str) -> Path:
+        return self.path / "shards" / f"{key}.npz"
+
+    def shard_names(self) -> list[str]:
+        """Names of the complete shard files, sorted."""
+        d = self.path / "shards"
+        return sorted(x.name for x in d.iterdir() if x.suffix == ".npz" and not x.name.startswith(".")) \
+            if d.exists() else []
+
+    def write_shard(self, i, j, value, *, key: str | None = None) -> Path:
+        """Atomically write one shard of results (``i < j``); returns its path."""
+        i = np.ascontiguousarray(i, dtype=np.int64)
+        j = np.ascontiguousarray(j, dtype=np.int64)
+        value = np.ascontiguousarray(value, dtype=np.float64)
+        if not (i.shape == j.shape == value.shape) or i.ndim != 1:
+            raise InputError(explain("bad shard arrays", expected="three 1-D arrays of one length",
+                                     received=f"{i.shape}, {j.shape}, {value.shape}", fix="internal error"))
+        key = key or chunk_key(i, j)
+        digest = np.frombuffer(_shard_digest(i, j, value), dtype=np.uint8)
+        target = self.shard_path(key)
+        atomic_write(target, lambda fh: np.savez(fh, i=i, j=j, value=value, sha256=digest), prefix=f".tmp-{key}-")
+        return target
+
+    def read_shard(self, name: str) -> PairTable:
+        """Read and verify one shard; :class:`CorruptShardError` names the file on any problem."""
+        f = self.path / "shards" / name
+        try:
+            with np.load(f, allow_pickle=False) as z:
+                i, j, value, digest = z["i"], z["j"], z["value"], z["sha256"]
+        except Exception as exc:  # zip/npy parse errors come in many types
+            raise CorruptShardError(explain(f"corrupt shard {f}", expected="a readable shard",
+                                            received=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                                            fix="run `wassembed cache verify CACHE --repair`")) from None
+        if digest.tobytes() != _shard_digest(i, j, value):
+            raise CorruptShardError(explain(f"corrupt shard {f}", expected="content matching its sha256",
+                                            received="a checksum mismatch",
+                                            fix="run `wassembed cache verify CACHE --repair`"))
+        return PairTable(i, j, value)
+
+    def read_shards(self) -> list[PairTable]:
+        """Every shard, verified, in name order (pairs computed together stay together)."""
+        return [self.read_shard(n) for n in self.shard_names()]
+
+    def read(self) -> PairTable:
+        """All cached pairs, verified, unique, sorted by ``(i, j)``."""
+        tables = self.read_shards()
+        if not tables:
+            e = np.empty(0, dtype=np.int64)
+            return PairTable(e, e.copy(), np.empty(0, dtype=np.float64))
+        i = np.concatenate([t.i for t in tables])
+        j = np.concatenate([t.j for t in tables])
+        v = np.concatenate([t.value for t in tables])
+        order = np.lexsort((j, i))
+        i, j, v = i[order], j[order], v[order]
+        keep = np.ones(i.shape[0], dtype=bool)
+        keep[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
+        return PairTable(i[keep], j[keep], v[keep])
+
+    def pair_keys(self) -> np.ndarray:
+        """Sorted int64 keys ``i * n + j`` of the cached pairs (for set operations)."""
+        t = self.read()
+        return t.i * int(self.manifest["dataset"]["n"]) + t.j
+
+    # -- plans --------------------------------------------------------------------------------------
+    def add_plan(self, i, j) -> str:
+        """Record a requested pair plan (idempotent); returns its key."""
+        key = chunk_key(i, j)
+        f = self.path / "plans" / f"{key}.npz"
+        if not f.exists():
+            atomic_write(f, lambda fh: np.savez(fh, i=np.asarray(i, np.int64), j=np.asarray(j, np.int64)))
+        return key
+
+    def planned(self) -> tuple[np.ndarray, np.ndarray]:
+        """Union of all recorded plans, in recording-file order with duplicates removed."""
+        d = self.path / "plans"
+        parts_i, parts_j = [], []
+        for f in sorted(d.glob("*.npz")) if d.exists() else []:
+            with np.load(f, allow_pickle=False) as z:
+                parts_i.append(z["i"])
+                parts_j.append(z["j"])
+        if not parts_i:
+            e = np.empty(0, dtype=np.int64)
+            return e, e.copy()
+        i = np.concatenate(parts_i)
+        j = np.concatenate(parts_j)
+        _, first = np.unique(i * int(self.manifest["dataset"]["n"]) + j, return_index=True)
+        first.sort()
+        return i[first], j[first]
+
+    # -- claims -------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def claim(self, key: str, *, block: bool = False):
+        """Hold an exclusive claim on chunk ``key``; yields True if acquired, False if another process has it.
+
+        Stale temporary files of that chunk are removed once the claim is held (their writer is gone).
+        """
+        lock = self.path / "locks" / f"{key}.lock"
+        lock.parent.mkdir(exist_ok=True)  # a cache copied without its (empty) locks/ folder
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
+            except OSError as exc:
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    yield False
+                    return
+                raise
+            for tmp in (self.path / "shards").glob(f".tmp-{key}-*"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            try:
+                yield True
+            finally:
+                with contextlib.suppress(OSError):
+                    lock.unlink()
+        finally:
+            os.close(fd)
+
+    # -- bookkeeping --------------------------------------------------------------------------------
+    def update_counts(self) -> dict:
+        """Recount pairs and shards into the manifest (atomic, under the cache lock)."""
+        with self._locked(self.path):
+            manifest = json.loads((self.path / "manifest.json").read_text())
+            t = self.read()
+            manifest["counts"] = {"pairs": len(t), "shards": len(self.shard_names()),
+                                  "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            atomic_write(self.path / "manifest.json", lambda fh: fh.write(json.dumps(manifest, indent=2).encode()))
+            self.manifest = manifest
+        return manifest["counts"]
+
+    def info(self) -> dict:
+        """Summary: counts, fingerprint, settings and value statistics (verifies every shard)."""
+        t = self.read()
+        v = t.value
+        stats = {}
+        if len(v):
+            q = np.quantile(v, [0.0, 0.5, 1.0])
+            stats = {"mean": float(v.mean()), "std": float(v.std()), "min": float(q[0]), "median": float(q[1]),
+                     "max": float(q[2])}
+        images = np.unique(np.r_[t.i, t.j])
+        m = self.manifest
+        return {"path": str(self.path), "quantity": m["quantity"], "p": m["p"], "ground_cost": m["ground_cost"],
+                "dataset": m["dataset"], "pairs": len(t), "shards": len(self.shard_names()),
+                "images_used": int(images.size),
+                "image_range": [int(images.min()), int(images.max())] if images.size else None,
+                "values": stats, "solver": m["solver"], "versions": m["versions"]}
+
+    def export(self, out) -> int:
+        """Write ``i``, ``j`` (int64) and ``value`` (float64, W_p^p) to an ``.npz``; returns the pair count."""
+        t = self.read()
+        atomic_write(Path(out), lambda fh: np.savez(fh, i=t.i, j=t.j, value=t.value))
+        return len(t)

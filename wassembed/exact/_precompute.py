@@ -1,0 +1,352 @@
+"""Precompute exact distances into a cache: plan → chunks → executor → atomic shards.
+
+The plan (which pairs) is deterministic given the seed; it is cut into fixed chunks whose shard name is a
+hash of their content, so a rerun of the same command skips every chunk already stored (resume), and
+several processes filling one cache claim chunks with ``flock`` and never compute one twice. Chunks run
+on an executor: in-process (``workers=1``), a local process pool (the default, all cores) or a Dask
+cluster (``client=`` / ``--scheduler``, see :mod:`wassembed.dask_backend`). Results come back to this
+process, which writes each shard atomically: whichever executor computed them, the cache is the same.
+"""
+
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..data import HistogramSet, load_dataset, parse_p
+from ..errors import CacheError, InputError, explain
+from ._cache import DistanceCache, chunk_key
+from ._executors import InProcessExecutor, LocalPoolExecutor, default_workers
+from ._pairs import (
+    all_pairs,
+    block_pairs,
+    canonical,
+    cross_pairs,
+    parse_range,
+    random_pairs,
+    read_pairs_file,
+)
+from ._solver import DEFAULT_NUM_ITER_MAX
+
+__all__ = ["PrecomputeResult", "plan_pairs", "precompute", "verify"]
+
+SAMPLINGS = ("random", "blocks")
+
+
+@dataclass(frozen=True)
+class PrecomputeResult:
+    """What a precompute run did."""
+
+    cache: str
+    requested: int
+    already_cached: int
+    computed: int
+    done_elsewhere: int
+    seconds: float
+    pairs_per_s: float
+    workers: int
+    executor: str
+    total_in_cache: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def plan_pairs(data: HistogramSet, pairs=None, *, seed: int = 0, images=None, against=None,
+               sampling: str = "random", block_size: int = 64, pairs_file=None) -> tuple[np.ndarray, np.ndarray]:
+    """Build the requested pair plan (validated; nothing is written).
+
+    Parameters
+    ----------
+    data : HistogramSet
+    pairs : int, "all", tuple of arrays (i, j), or None
+        How many pairs to sample, every pair of ``images``, or an explicit list.
+    images : str or array-like, optional
+        Index range ``"A:B"`` (or indices) the pairs are drawn among (default: all images).
+    against : str or array-like, optional
+        If given, pairs go between ``images`` and ``against`` (e.g. test images against references).
+    sampling : {"random", "blocks"}
+        Uniform pairs, or all pairs inside random groups of ``block_size`` images (cheaper to train on).
+    pairs_file : path, optional
+        An explicit list of pairs (see :func:`wassembed.pairs.read_pairs_file`).
+    """
+    n = data.n
+    if pairs_file is not None:
+        return read_pairs_file(pairs_file, n)
+    if isinstance(pairs, tuple) and len(pairs) == 2:
+        a, b = np.asarray(pairs[0]), np.asarray(pairs[1])
+        if a.ndim != 1 or a.shape != b.shape or a.size == 0 or not all(
+                np.issubdtype(x.dtype, np.integer) for x in (a, b)):
+            raise InputError(explain("bad explicit pairs", expected="two non-empty 1-D integer arrays (i, j) of "
+                                     "one length", received=f"shapes {a.shape} and {b.shape}, dtypes {a.dtype} "
+                                     f"and {b.dtype}", fix="pass pairs=(i, j) with one entry per pair"))
+        i, j = canonical(a, b)
+        if i.ndim != 1 or i.size == 0 or i.min() < 0 or j.max() >= n or (i == j).any():
+            raise InputError(explain("bad explicit pairs", expected=f"distinct indices in 0..{n - 1}, no self-pairs",
+                                     received=f"{i.size} pairs", fix="check the (i, j) arrays"))
+        return i, j
+    if pairs not in (None, "all") and (isinstance(pairs, (bool, float)) or not isinstance(pairs, (int, np.integer))):
+        raise InputError(explain("bad number of pairs", expected="a positive integer, 'all', a pair of index "
+                                 "arrays (i, j), or a pairs file", received=repr(pairs), fix="e.g. pairs=20000"))
+    idx = parse_range(images, n, what="--images")
+    if against is not None:
+        other = parse_range(against, n, what="--against")
+        return cross_pairs(idx, other, None if pairs in (None, "all") else int(pairs), seed=seed)
+    if pairs == "all":
+        return all_pairs(idx)
+    if pairs is None:
+        raise InputError(explain("no pairs requested", expected="a number of pairs, 'all', or a pairs file",
+                                 received="nothing", fix="pass --pairs N"))
+    if sampling not in SAMPLINGS:
+        raise InputError(explain("unknown sampling", expected=" or ".join(SAMPLINGS), received=repr(sampling),
+                                 fix="use --sampling random or --sampling blocks"))
+    if sampling == "blocks":
+        return block_pairs(idx, pairs, block_size=block_size, seed=seed)
+    return random_pairs(idx, pairs, seed=seed)
+
+
+def _make_executor(workers, client):
+    if client is not None:
+        from ._dask import DaskExecutor
+
+        return DaskExecutor(client)
+    w = default_workers() if workers in (None, 0) else int(workers)
+    if w < 1:
+        raise InputError(explain("bad --workers", expected="a positive integer", received=str(workers),
+                                 fix="e.g. --workers 2"))
+    return InProcessExecutor() if w == 1 else LocalPoolExecutor(w)
+
+
+# -- the run ----------------------------------------------------------------------------------------
+def precompute(data, out, pairs=None, *, seed: int = 0, workers: int | None = None, p: int = 2, images=None,
+               against=None, sampling: str = "random", block_size: int = 64, pairs_file=None,
+               chunk_size: int = 256, progress: bool = True, client=None, executor=None,
+               num_iter_max: int = DEFAULT_NUM_ITER_MAX) -> PrecomputeResult:
+    """Compute exact :math:`W_p^p` for a plan of pairs into the cache ``out`` (resumable).
+
+    Parameters
+    ----------
+    data : HistogramSet, str or path
+        Histograms, a data file, or ``"digits"``.
+    out : str or path
+        Cache directory (created, or reopened if it holds a cache of the same data and ``p``).
+    pairs, images, against, sampling, block_size, pairs_file, seed
+        The plan (see :func:`plan_pairs`).
+    workers : int, optional
+        Local processes (default: all cores; 1 runs in this process).
+    p : {1, 2}
+        2: W2² with squared Euclidean ground cost (default); 1: W1 with Euclidean ground cost.
+    chunk_size : int
+        Pairs per shard (the unit of atomic writing and of work lost on a crash).
+    progress : bool
+        Show a progress bar (pairs/s, ETA) on stderr.
+    client : dask.distributed.Client, optional
+        Run the chunks on a Dask cluster instead of local processes.
+
+    Returns
+    -------
+    PrecomputeResult
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> hs = load_dataset("digits", limit=20)
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     r = precompute(hs, d + "/c", pairs=30, workers=1, progress=False)
+    ...     (r.computed, r.total_in_cache)
+    (30, 30)
+    """
+    if not isinstance(data, (HistogramSet, str, os.PathLike)):
+        raise InputError(explain("bad data", expected="a HistogramSet, a data file path or 'digits'",
+                                 received=type(data).__name__,
+                                 fix="wrap arrays with HistogramSet.from_images(X) or from_histograms(X, grid=...)"))
+    hs = load_dataset(data) if not isinstance(data, HistogramSet) else data
+    p = parse_p(p)
+    if isinstance(chunk_size, bool) or int(chunk_size) < 1:
+        raise InputError(explain("bad chunk size", expected="a positive integer", received=repr(chunk_size),
+                                 fix="e.g. chunk_size=256"))
+    i_all, j_all = plan_pairs(hs, pairs, seed=seed, images=images, against=against, sampling=sampling,
+                              block_size=block_size, pairs_file=pairs_file)
+    if i_all.size == 0:
+        raise InputError(explain("the plan holds no pairs", expected="at least one pair of distinct images",
+                                 received=f"images={images!r}, against={against!r}",
+                                 fix="choose ranges with at least two different images"))
+    ex = executor or _make_executor(workers, client)
+    with _cache_io(out):  # a read-only, full or foreign cache directory: a clear error, not a traceback
+        cache = DistanceCache.create(out, hs, p, num_iter_max=num_iter_max)
+        cache.add_plan(i_all, j_all)
+    new_all = ~np.isin(i_all * hs.n + j_all, cache.pair_keys())  # one set operation for the whole plan
+    already = int((~new_all).sum())
+    todo = []
+    for s in range(0, i_all.size, chunk_size):
+        ci, cj = i_all[s:s + chunk_size], j_all[s:s + chunk_size]
+        key = chunk_key(ci, cj)
+        new = new_all[s:s + chunk_size]
+        if new.any() and not cache.shard_path(key).exists():
+            todo.append((key, ci[new], cj[new]))
+    if isinstance(ex, LocalPoolExecutor) and len(todo) < 2:  # one chunk: starting a pool costs more than it saves
+        ex = InProcessExecutor()
+    total = int(sum(t[1].size for t in todo))
+    computed = 0
+    elsewhere = 0
+    t0 = time.perf_counter()
+    if todo:
+        computed, elsewhere = _run(cache, ex, hs, p, todo, total, num_iter_max, progress)
+    seconds = time.perf_counter() - t0
+    with _cache_io(out):
+        counts = cache.update_counts()
+    return PrecomputeResult(cache=str(cache.path), requested=int(i_all.size), already_cached=already,
+                            computed=computed, done_elsewhere=elsewhere, seconds=seconds,
+                            pairs_per_s=computed / seconds if seconds > 0 and computed else 0.0,
+                            workers=int(getattr(ex, "workers", 1)), executor=ex.name,
+                            total_in_cache=counts["pairs"])
+
+
+def _run(cache, ex, hs, p, todo, total, num_iter_max, progress) -> tuple[int, int]:
+    from tqdm.auto import tqdm
+
+    window = max(2, 2 * int(getattr(ex, "workers", 1)))
+    pending = deque((key, i, j, False) for key, i, j in todo)
+    inflight: dict = {}
+    computed = 0
+    elsewhere = 0
+    ex.start(hs.weights, hs.ground_cost(p), p, num_iter_max)  # before tqdm starts its monitor thread
+    bar = tqdm(total=total, unit="pair", unit_scale=True, file=sys.stderr, disable=not progress,
+               desc="exact W_p^p", smoothing=0.05, dynamic_ncols=True)
+    clean = False
+    try:
+        deferred = []
+        while pending or inflight or deferred:
+            if not pending and not inflight:  # chunks another process held: wait for it, then check
+                pending.extend((key, i, j, True) for key, i, j in deferred)
+                deferred = []
+            while pending and len(inflight) < window:
+                key, i, j, block = pending.popleft()
+                claim = cache.claim(key, block=block)
+                with _cache_io(cache.path):
+                    got = claim.__enter__()
+                if not got:
+                    claim.__exit__(None, None, None)
+                    deferred.append((key, i, j))
+                    continue
+                if cache.shard_path(key).exists():  # finished by another process meanwhile
+                    claim.__exit__(None, None, None)
+                    elsewhere += int(i.size)
+                    bar.update(int(i.size))
+                    continue
+                inflight[ex.submit(i, j)] = (key, i, j, claim)
+            if not inflight:
+                continue
+            for h in ex.wait_any(list(inflight)):
+                key, i, j, claim = inflight.pop(h)
+                try:
+                    values = ex.result(h)
+                    _write(cache, key, i, j, values)
+                finally:
+                    claim.__exit__(None, None, None)
+                computed += int(i.size)
+                bar.update(int(i.size))
+        clean = True
+    finally:
+        for _, _, _, claim in inflight.values():
+            claim.__exit__(None, None, None)
+        ex.close(cancel=not clean)
+        bar.close()
+    return computed, elsewhere
+
+
+def _io_error(what: str, exc: OSError) -> CacheError:
+    return CacheError(explain(what, expected="a writable cache directory",
+                              received=f"{exc.strerror or exc} (errno {exc.errno})",
+                              fix="free disk space or fix permissions, then rerun the same command: "
+                                  "finished shards are kept and only missing pairs are computed"))
+
+
+_FS_ERRNOS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO,
+              errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
+
+
+@contextlib.contextmanager
+def _cache_io(path):
+    """Turn a filesystem error on the cache (not a network error of an executor) into a CacheError."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _FS_ERRNOS:
+            raise
+        raise _io_error(f"cannot write into the cache {path}", exc) from None
+
+
+def _write(cache, key, i, j, values):
+    try:
+        cache.write_shard(i, j, values, key=key)
+    except OSError as exc:
+        raise _io_error(f"cannot write a shard into {cache.path}", exc) from None
+
+
+def verify(path, *, repair: bool = False, workers: int | None = None, progress: bool = False) -> dict:
+    """Check a cache: every shard's checksum, the stored data, and which planned pairs are missing.
+
+    With ``repair=True``, corrupt shards and stray temporary files are removed and only the planned pairs
+    that are now missing are recomputed (every plan ever requested is recorded in the cache).
+
+    Returns
+    -------
+    dict
+        ``shards_ok``, ``corrupt`` (file names), ``temp_files``, ``missing`` (planned pairs not cached),
+        ``removed``, ``recomputed``, ``ok``.
+    """
+    from ..errors import CorruptShardError
+
+    cache = DistanceCache.open(path)
+    hs = cache.data  # raises if the stored data was altered: nothing to repair from
+    corrupt, ok = [], 0
+    for name in cache.shard_names():
+        try:
+            cache.read_shard(name)
+            ok += 1
+        except CorruptShardError:
+            corrupt.append(name)
+    temps = sorted((cache.path / "shards").glob(".tmp-*"))
+    removed = recomputed = 0
+    if repair:
+        for name in corrupt:
+            (cache.path / "shards" / name).unlink()
+            removed += 1
+        for tmp in temps:
+            key = tmp.name[len(".tmp-"):].split("-")[0]
+            with cache.claim(key) as mine:  # a live writer holds its claim: leave its file alone
+                if mine and tmp.exists():
+                    tmp.unlink()
+                    removed += 1
+        corrupt_left: list = []
+    else:
+        corrupt_left = corrupt
+    pi, pj = cache.planned()
+    present = cache.pair_keys() if not corrupt_left else _keys_skipping(cache, corrupt_left)
+    missing = ~np.isin(pi * hs.n + pj, present)
+    if repair and missing.any():
+        res = precompute(hs, cache.path, (pi[missing], pj[missing]), workers=workers, p=cache.p,
+                         progress=progress)
+        recomputed = res.computed
+        missing = ~np.isin(pi * hs.n + pj, cache.pair_keys())
+    temps_left = len(list((cache.path / "shards").glob(".tmp-*")))
+    return {"cache": str(cache.path), "shards_ok": ok, "corrupt": corrupt, "temp_files": len(temps),
+            "temp_files_left": temps_left, "missing": int(missing.sum()), "removed": removed,
+            "recomputed": recomputed, "ok": not corrupt_left and not missing.any()}
+
+
+def _keys_skipping(cache: DistanceCache, skip: list) -> np.ndarray:
+    n = int(cache.manifest["dataset"]["n"])
+    keys = [cache.read_shard(name) for name in cache.shard_names() if name not in skip]
+    if not keys:
+        return np.empty(0, dtype=np.int64)
+    return np.unique(np.concatenate([t.i * n + t.j for t in keys]))

@@ -1,0 +1,103 @@
+"""Training hyper-parameters."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..errors import InputError, explain
+
+__all__ = ["TrainSettings"]
+
+
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Training hyper-parameters (frozen, validated). Defaults are the best measured settings.
+
+    Parameters
+    ----------
+    epochs : int
+        Maximum number of passes over the training pairs.
+    batch_images : int
+        Maximum distinct images per batch (pairs per batch: up to ``batch_images / 2`` for random pairs,
+        thousands for blocks caches).
+    lr : float
+        Adam learning rate (peak of the schedule).
+    schedule : {"cosine", "plateau", "constant"}
+        Cosine decay to ``lr / 100`` over ``epochs``; halve after ``lr_patience`` epochs without
+        improvement; or constant.
+    patience : int
+        Early stopping: stop after this many epochs without a better validation MSE (0: never).
+    val_fraction : float
+        Fraction of the images held out for validation pairs.
+    recon_weight : float
+        ``λ`` of the reconstruction KL (per input of a pair). The paper used 10; 1 measured better on
+        MNIST (test MSE 0.278 vs 0.331 with 486k training pairs, see docs/benchmarks-learning.md).
+    relative_weight : float
+        ``μ`` of the squared relative-error term.
+    target_scale : float or "mean"
+        Residuals are divided by this (``"mean"``: mean training target).
+    augment : str
+        Comma-separated exact symmetries among ``shift``, ``flip``, ``rot`` (grid supports), or ``""``.
+    max_shift : int
+        Largest translation in pixels for ``shift`` (always kept in bounds).
+    weight_decay : float
+        Adam weight decay.
+    batching : {"groups", "pairs"}
+        ``"groups"``: pack groups of pairs that share images (each distinct image embedded once per
+        batch); ``"pairs"``: ordinary shuffled pair batches of ``batch_images / 2`` pairs (for comparison).
+    """
+
+    epochs: int = 40
+    batch_images: int = 128
+    lr: float = 1e-3
+    schedule: str = "cosine"
+    lr_patience: int = 2
+    patience: int = 6
+    val_fraction: float = 0.1
+    recon_weight: float = 1.0
+    relative_weight: float = 0.0
+    target_scale: object = 1.0
+    augment: str = ""
+    max_shift: int = 3
+    weight_decay: float = 0.0
+    batching: str = "groups"
+
+    def __post_init__(self):
+        def bad(name, expected):
+            raise InputError(explain(f"invalid training setting {name}", expected=expected,
+                                     received=repr(getattr(self, name)), fix=f"pass a valid {name}"))
+        for name in ("epochs", "batch_images"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "epochs" else 4):
+                bad(name, "a positive int" + (" >= 4" if name == "batch_images" else ""))
+        for name in ("patience", "lr_patience", "max_shift"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                bad(name, "an int >= 0")
+        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
+            bad("lr", "a float in (0, 1)")
+        if self.batching not in ("groups", "pairs"):
+            bad("batching", "'groups' or 'pairs'")
+        if self.schedule not in ("cosine", "plateau", "constant"):
+            bad("schedule", "'cosine', 'plateau' or 'constant'")
+        if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float)) \
+                or not (0 < self.val_fraction < 0.9):
+            bad("val_fraction", "a fraction in (0, 0.9)")
+        for name in ("recon_weight", "relative_weight", "weight_decay"):
+            if not (isinstance(getattr(self, name), (int, float)) and getattr(self, name) >= 0):
+                bad(name, "a float >= 0")
+        if self.target_scale != "mean" and not (isinstance(self.target_scale, (int, float))
+                                                 and self.target_scale > 0):
+            bad("target_scale", "a positive float or 'mean'")
+        ops = [o for o in self.augment.split(",") if o] if isinstance(self.augment, str) else None
+        if ops is None or any(o not in ("shift", "flip", "rot") for o in ops):
+            bad("augment", "a comma-separated subset of shift, flip, rot (or '')")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# -- splitting and batching --------------------------------------------------------------------------

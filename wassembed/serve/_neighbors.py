@@ -1,0 +1,222 @@
+"""Block-wise embedding distances, k-nearest neighbours and exact re-ranking.
+
+Distances between embeddings use one matrix product per block,
+:math:`\\|a - b\\|^2 = \\|a\\|^2 + \\|b\\|^2 - 2 a \\cdot b` clamped at 0, after subtracting a common centre from
+both sides (distances are translation invariant, and centring keeps the float32 cancellation error small).
+Memory beyond the output is bounded by one ``block_size × block_size`` tile.
+"""
+
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import InputError, explain
+
+__all__ = ["KNNResult", "cdist_into", "check_k", "exact_rerank", "knn_embedded", "pdist_into", "rerank_blocks"]
+
+
+class KNNResult(tuple):
+    """``(indices, values)`` of the k nearest references, plus how the answer was obtained.
+
+    Unpacks like a pair (``idx, val = emb.kneighbors(Q, R)``). Attributes: ``indices`` ``(nq, k)``,
+    ``values`` ``(nq, k)`` (ascending), ``n_exact`` (total exact solves spent), ``n_exact_per_query``
+    ``(nq,)``, ``exact`` (True when ``values`` are exact transport costs, False for embedding estimates).
+    """
+
+    def __new__(cls, indices, values, n_exact_per_query, exact: bool):
+        self = super().__new__(cls, (indices, values))
+        self.n_exact_per_query = np.asarray(n_exact_per_query, dtype=np.int64)
+        self.exact = bool(exact)
+        return self
+
+    def __getnewargs__(self):
+        return (self[0], self[1], self.n_exact_per_query, self.exact)
+
+    indices = property(lambda self: self[0], doc="(nq, k) indices into the references")
+    values = property(lambda self: self[1], doc="(nq, k) distances, ascending")
+
+    @property
+    def n_exact(self) -> int:
+        """Total number of exact solves spent."""
+        return int(self.n_exact_per_query.sum())
+
+    def __repr__(self) -> str:
+        return (f"KNNResult(indices={self[0]!r}, values={self[1]!r}, n_exact={self.n_exact}, "
+                f"exact={self.exact})")
+
+
+def _tile(A: torch.Tensor, sqA: torch.Tensor, B: torch.Tensor, sqB: torch.Tensor, p: int) -> torch.Tensor:
+    d = torch.addmm(sqA[:, None] + sqB[None, :], A, B.T, beta=1.0, alpha=-2.0).clamp_min_(0.0)
+    return d.sqrt_() if p == 1 else d
+
+
+def _centre(ZA: torch.Tensor, ZB: torch.Tensor):
+    c = ZB.mean(dim=0, keepdim=True)
+    A, B = ZA - c, ZB - c
+    return A, (A * A).sum(1), B, (B * B).sum(1)
+
+
+def cdist_into(out: torch.Tensor, ZA: torch.Tensor, ZB: torch.Tensor, *, p: int, block_size: int) -> torch.Tensor:
+    """Fill ``out (nA, nB)`` with ``‖a − b‖²`` (p=2) or ``‖a − b‖`` (p=1), one tile at a time."""
+    A, sqA, B, sqB = _centre(ZA, ZB)
+    for a0 in range(0, A.shape[0], block_size):
+        a1 = min(a0 + block_size, A.shape[0])
+        for b0 in range(0, B.shape[0], block_size):
+            b1 = min(b0 + block_size, B.shape[0])
+            out[a0:a1, b0:b1].copy_(_tile(A[a0:a1], sqA[a0:a1], B[b0:b1], sqB[b0:b1], p))
+    return out
+
+
+def pdist_into(out: torch.Tensor, Z: torch.Tensor, *, p: int, block_size: int) -> torch.Tensor:
+    """Fill the condensed vector ``out (n(n−1)/2,)`` (scipy's order: pairs i < j, row-major)."""
+    n = Z.shape[0]
+    A, sqA, _, _ = _centre(Z, Z)
+    for i0 in range(0, n - 1, block_size):
+        i1 = min(i0 + block_size, n - 1)
+        rows = torch.arange(i0, i1, device=Z.device)
+        for j0 in range(i0 + 1, n, block_size):
+            j1 = min(j0 + block_size, n)
+            d = _tile(A[i0:i1], sqA[i0:i1], A[j0:j1], sqA[j0:j1], p)
+            cols = torch.arange(j0, j1, device=Z.device)
+            mask = cols[None, :] > rows[:, None]
+            # condensed position of (i, j): start(i) + j − i − 1
+            ii = rows[:, None].expand_as(mask)[mask]
+            jj = cols[None, :].expand_as(mask)[mask]
+            pos = n * ii - ii * (ii + 1) // 2 + jj - ii - 1
+            out[pos.to(out.device)] = d[mask].to(out.device)
+    return out
+
+
+def knn_embedded(ZQ: torch.Tensor, ZR: torch.Tensor, k: int, *, p: int, block_size: int):
+    """The ``k`` smallest embedding distances of each query: ``(values (nq, k), indices (nq, k))``, ascending."""
+    A, sqA, B, sqB = _centre(ZQ, ZR)
+    vals = torch.empty(A.shape[0], k, dtype=A.dtype, device=A.device)
+    idx = torch.empty(A.shape[0], k, dtype=torch.int64, device=A.device)
+    for a0 in range(0, A.shape[0], block_size):
+        a1 = min(a0 + block_size, A.shape[0])
+        best_v = best_i = None
+        for b0 in range(0, B.shape[0], block_size):
+            b1 = min(b0 + block_size, B.shape[0])
+            d = _tile(A[a0:a1], sqA[a0:a1], B[b0:b1], sqB[b0:b1], p)
+            kk = min(k, b1 - b0)
+            v, i = torch.topk(d, kk, dim=1, largest=False, sorted=False)
+            i = i + b0
+            if best_v is not None:
+                v, i = torch.cat([best_v, v], 1), torch.cat([best_i, i], 1)
+            if v.shape[1] > k:
+                v, pos = torch.topk(v, k, dim=1, largest=False, sorted=False)
+                i = torch.gather(i, 1, pos)
+            best_v, best_i = v, i
+        # sort ascending by value, ties by index
+        order = np.lexsort((best_i.cpu().numpy(), best_v.cpu().numpy()), axis=1)
+        order_t = torch.from_numpy(order).to(A.device)
+        vals[a0:a1] = torch.gather(best_v, 1, order_t)
+        idx[a0:a1] = torch.gather(best_i, 1, order_t)
+    return vals, idx
+
+
+def exact_rerank(est: np.ndarray, k: int, solve: Callable[[np.ndarray, np.ndarray], np.ndarray], *,
+                 lower: Callable[[np.ndarray], np.ndarray] | None, n_candidates: int | None,
+                 first: int | None = None):
+    """Exact k nearest references of each query from a block of embedding estimates.
+
+    Parameters
+    ----------
+    est : ndarray, shape (nq, nr)
+        Estimated :math:`W_p^p` of every (query, reference) pair.
+    k : int
+        Number of neighbours.
+    solve : callable ``(q, r) -> values``
+        Exact :math:`W_p^p` of the pairs ``(q[t], r[t])`` (query row, reference column).
+    lower : callable, optional
+        Lower bounds of the exact values from estimates (non-decreasing; conformal), for the adaptive mode.
+    n_candidates : int, optional
+        Fixed mode: solve exactly the ``n_candidates`` best-estimated references of each query.
+    first : int, optional
+        Candidates solved in the first round of the adaptive mode (default ``2k``, at least ``k``).
+
+    Adaptive mode: references are visited in order of estimate, in rounds that double the candidate set;
+    a query stops when the next unsolved reference has a lower bound at least the current ``k``-th exact
+    value (then every unsolved reference's bound is too, the bounds being non-decreasing in the estimate).
+
+    Returns
+    -------
+    indices (nq, k) int64, values (nq, k) float64 (exact, ascending), n_exact (nq,) int64
+    """
+    nq, nr = est.shape
+    order = np.argsort(est, axis=1, kind="stable")
+    est_sorted = np.take_along_axis(est, order, axis=1)
+    if n_candidates is not None:
+        m = np.full(nq, min(nr, n_candidates), dtype=np.int64)
+        lb = None
+    else:
+        lb = lower(est_sorted)
+        m = np.full(nq, min(nr, max(k, first if first is not None else 2 * k)), dtype=np.int64)
+    exact = np.full((nq, nr), np.inf)  # exact values in sorted-candidate order
+    solved = np.zeros(nq, dtype=np.int64)
+    while True:
+        qs, pos = [], []
+        for q in range(nq):
+            if m[q] > solved[q]:
+                qs.append(np.full(m[q] - solved[q], q))
+                pos.append(np.arange(solved[q], m[q]))
+        if not qs:
+            break
+        qv, pv = np.concatenate(qs), np.concatenate(pos)
+        exact[qv, pv] = solve(qv, order[qv, pv])
+        solved = m.copy()
+        if lb is None:
+            break
+        for q in range(nq):
+            if solved[q] >= nr:
+                continue
+            tau = np.partition(exact[q, :solved[q]], k - 1)[k - 1]
+            need = int(np.searchsorted(lb[q], tau, side="left"))  # references whose bound is below tau
+            if need > solved[q]:
+                m[q] = min(nr, need, solved[q] + max(k, solved[q]))
+    idx = np.empty((nq, k), dtype=np.int64)
+    val = np.empty((nq, k), dtype=np.float64)
+    for q in range(nq):
+        cand = order[q, :solved[q]]
+        v = exact[q, :solved[q]]
+        sel = np.lexsort((cand, v))[:k]
+        idx[q], val[q] = cand[sel], v[sel]
+    return idx, val, solved
+
+
+def rerank_blocks(ZQ: torch.Tensor, ZR: torch.Tensor, wq: np.ndarray, wr: np.ndarray, k: int, solver, *, p: int,
+                  lower, n_candidates: int | None, block_size: int):
+    """:func:`exact_rerank` over blocks of ``block_size`` queries (estimates for one block at a time).
+
+    ``solver`` is an :class:`~wassembed.exact.ExactSolver`; ``wq``/``wr`` the float64 histograms.
+    """
+    W = np.concatenate([wq, wr])
+    nq, nr = wq.shape[0], wr.shape[0]
+    idx = np.empty((nq, k), dtype=np.int64)
+    val = np.empty((nq, k))
+    spent = np.empty(nq, dtype=np.int64)
+    est = torch.empty(min(block_size, nq), nr, dtype=torch.float32)
+    for q0 in range(0, nq, block_size):
+        q1 = min(q0 + block_size, nq)
+        e = cdist_into(est[:q1 - q0], ZQ[q0:q1], ZR, p=p, block_size=block_size).numpy().astype(np.float64)
+
+        def solve(qs, rs, q0=q0):
+            return solver.solve_pairs(W, qs + q0, rs + nq)
+
+        idx[q0:q1], val[q0:q1], spent[q0:q1] = exact_rerank(e, k, solve, lower=lower, n_candidates=n_candidates)
+    return idx, val, spent
+
+
+def check_k(k, n_ref: int) -> int:
+    """Validate a neighbour count against the reference set size."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(explain("bad number of neighbours k", expected="a positive int", received=repr(k),
+                                 fix="pass e.g. k=10"))
+    if k > n_ref:
+        raise InputError(explain("k is larger than the reference set", expected=f"k <= {n_ref} (references)",
+                                 received=f"k = {k}", fix="lower k or add references"))
+    return int(k)
