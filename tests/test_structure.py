@@ -1,0 +1,53 @@
+"""House rules that a reader can rely on: short modules, short functions, no import cycle, a clean package."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "wassembed"
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 80
+
+
+def _modules():
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _functions(path: Path):
+    """(name, first line, length) of every function; the length counts code, decorators included, and not
+    the docstring (numpydoc parameters and examples belong with the function, however long)."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            n = node.end_lineno - start + 1
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                n -= first.end_lineno - first.lineno + 1
+            yield node.name, node.lineno, n
+
+
+def test_no_module_over_the_limit():
+    long = {p.relative_to(PACKAGE.parent).as_posix(): n for p in _modules()
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them by responsibility): {long}"
+
+
+def test_no_function_over_the_limit():
+    long = [f"{p.relative_to(PACKAGE.parent).as_posix()}:{line} {name} ({n} lines)"
+            for p in _modules() for name, line, n in _functions(p) if n > MAX_FUNCTION_LINES]
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines (make named steps): {long}"
+
+
+def test_the_checker_sees_long_functions(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES + 1))
+    f = tmp_path / "m.py"
+    f.write_text(f'def long():\n    """Doc.\n\n    More.\n    """\n{body}\n')
+    assert [n for _, _, n in _functions(f)] == [MAX_FUNCTION_LINES + 2]
+
+
+@pytest.mark.parametrize("sub", ["data", "exact", "nn", "learn", "serve", "cli", "bench", "demo"])
+def test_every_subpackage_has_a_documented_face(sub):
+    init = PACKAGE / sub / "__init__.py"
+    assert init.is_file() and ast.get_docstring(ast.parse(init.read_text())), f"{init} needs a docstring"
