@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..demo._pipeline import run_demo
+from ..demo import run_demo
 
 __all__ = ["demo_command"]
 

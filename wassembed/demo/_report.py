@@ -84,7 +84,7 @@ def markdown_table(rows, headers=("quantity", "value")) -> str:
     |---|---|
     | r | 0.99 |
     """
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    esc = lambda s: str(s).replace("|", "\\|")
     out = ["| " + " | ".join(map(esc, headers)) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
     return "\n".join(out)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["demo_sizes", "split_ranges", "LEVELS", "RECON_WEIGHT", "EPOCHS", "PATIENCE"]
+__all__ = ["demo_sizes", "split_ranges", "LEVELS", "RECON_WEIGHT", "EPOCHS", "PATIENCE", "ENTROPIC_REG",
+           "INTERPOLATION_STEPS", "INTERPOLATION_CLASSES", "PCA_SCALES", "PCA_CLASSES"]
 
 #: Coverage levels of the conformal intervals checked on the test pairs.
 LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
@@ -12,6 +13,12 @@ LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99)
 RECON_WEIGHT = 1.0
 #: Training length of the full demo: 1 CPU thread runs an epoch of the 8×8 digits in ~0.2 s.
 EPOCHS, PATIENCE = 120, 15
+#: Regularisation of POT's entropic (convolutional) barycenters drawn next to the model's.
+ENTROPIC_REG = 0.004
+#: Images along the interpolation, and the classes of its two ends when present (first two found).
+INTERPOLATION_STEPS, INTERPOLATION_CLASSES = 9, (1, 7, 0, 3)
+#: Where the principal directions are decoded (standard deviations), and the classes preferred.
+PCA_SCALES, PCA_CLASSES = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5), (2, 3, 7, 0)
 
 
 def split_ranges(n: int) -> tuple[str, str]:

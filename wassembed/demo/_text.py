@@ -1,28 +1,18 @@
-"""The demo's words: results table, captions and notes, from the measured numbers."""
+"""The demo's words: step messages, results table, intro and notes, from the measured numbers.
+
+Figure captions are in :mod:`wassembed.demo._captions`.
+"""
 
 from __future__ import annotations
 
 from ._sizes import LEVELS, RECON_WEIGHT
 
-__all__ = ["format_results"]
+__all__ = ["format_results", "intro", "notes", "table_rows", "report_title", "step_message", "speed_notes",
+           "done_message"]
 
 
-def _coverage_sentence(levels, cover, val: dict, test: dict) -> str:
-    short = [(lv, c) for lv, c in zip(levels, cover) if c < lv - 0.005]
-    if not short:
-        return "here every level is met on the test pairs."
-    worst = min(short, key=lambda t: t[1] - t[0])
-    text = (f"here {len(short)} of {len(levels)} levels fall short (worst: {100 * worst[1]:.1f} % at "
-            f"{100 * worst[0]:.0f} %), i.e. the intervals under-cover these test pairs. The guarantee only holds "
-            f"for pairs exchangeable with the calibration pairs, and these are not quite: the calibration pairs are "
-            f"the trainer's validation pairs, ")
-    if val.get("mse") is not None and test.get("mse") is not None:
-        text += (f"which also chose the epoch kept (early stopping), so their errors are optimistic (validation "
-                 f"MSE {val['mse']:.3g} vs {test['mse']:.3g} on the test pairs), ")
-    return text + "and they come from a few held-out images of the training range."
-
-
-def _intro(R: dict) -> str:
+def intro(R: dict) -> str:
+    """The report's opening paragraph: data, split, training and total time."""
     d = R["dataset"]
     return (f"{d['n']:,} images of {d['grid'][0]}×{d['grid'][1]} ({d['name']}). Exact W₂² (POT network simplex, "
             f"squared-Euclidean ground cost in pixel² units) was computed for pairs among the training images "
@@ -32,7 +22,8 @@ def _intro(R: dict) -> str:
             f"{R['total_seconds']:.0f} s" + (" (tiny run: the numbers mean little)." if R["tiny"] else "."))
 
 
-def _table_rows(R: dict) -> list[tuple[str, str]]:
+def table_rows(R: dict) -> list[tuple[str, str]]:
+    """The results table as (quantity, value) rows."""
     pc, tr, te, sp = R["precompute"], R["training"], R["test"], R["speed"]
     rows = [
         ("exact pairs (train / test images)", f"{pc['train']['total_in_cache']:,} / {pc['test']['total_in_cache']:,}"),
@@ -80,10 +71,11 @@ def format_results(R: dict) -> str:
     d = R["dataset"]
     head = (f"wassembed demo: {d['name']} ({d['n']:,} images {d['grid'][0]}×{d['grid'][1]}; train images "
             f"{d['train_images']}, test images {d['test_images']})" + ("  [tiny run]" if R["tiny"] else ""))
-    return head + "\n\n" + format_table(_table_rows(R), headers=("quantity", "value"))
+    return head + "\n\n" + format_table(table_rows(R), headers=("quantity", "value"))
 
 
-def _notes(R: dict) -> list[str]:
+def notes(R: dict) -> list[str]:
+    """The report's notes: how speeds were measured, checks, versions."""
     sp = R["speed"]
     n = [f"Speed-ups: {sp['notes']}. The cdist exact time is extrapolated from the measured ot.emd2 rate on "
          f"{sp['exact_timing_pairs']} random test×training pairs (computing all of them would take "
@@ -100,3 +92,32 @@ def _notes(R: dict) -> list[str]:
     return n
 
 
+
+
+def step_message(step: str, sizes: dict, train_range: str, test_range: str, device: str) -> str:
+    """What the demo is doing (printed before each stage ``precompute``, ``train``, ``evaluate``, ``serve``)."""
+    return {
+        "precompute": f"[1/4] exact W2² with POT: {sizes['train_pairs']:,} pairs among training images {train_range}, "
+                      f"{sizes['test_pairs']:,} among test images {test_range} …",
+        "train": f"[2/4] training the encoder/decoder ({sizes['epochs']} epochs max, device {device}, "
+                 f"{RECON_WEIGHT:g} × KL reconstruction) …",
+        "evaluate": "[3/4] evaluating on pairs of unseen test images …",
+        "serve": "[4/4] serving: speed against exact POT, kNN, barycenters, interpolation, principal directions …",
+    }[step]
+
+
+def speed_notes(device: str, threads: int) -> str:
+    """How the speeds were measured (kept with the numbers in ``results.json``)."""
+    return ("exact: ot.emd2 on the full ground cost, one pair at a time, one process; "
+            f"model: torch on {device} with {threads} thread(s), inputs "
+            "encoded inside the timed call; best of 3 runs after a warm-up")
+
+
+def report_title(name: str) -> str:
+    """Title of the report pages."""
+    return f"wassembed demo: {name}"
+
+
+def done_message(html, n_figures: int, model_dir) -> str:
+    """The demo's last line: where the report and the model are."""
+    return f"report: {html} (and report.md, results.json, {n_figures} figures); model: {model_dir}"
