@@ -1,4 +1,12 @@
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import wassembed.bench
 from wassembed.bench import format_exact_benchmark, run_exact_benchmark
+from wassembed.errors import InputError
 
 
 def test_exact_benchmark_runs_and_agrees(small_digits):
@@ -7,3 +15,46 @@ def test_exact_benchmark_runs_and_agrees(small_digits):
     assert r["naive_pairs_per_s"] > 0 and r["one_worker_pairs_per_s"] > 0 and r["all_workers_pairs_per_s"] > 0
     table = format_exact_benchmark(r)
     assert "precompute, 2 workers" in table and "max |difference|" in table
+
+
+def test_no_machine_specific_path_in_the_benchmarks():
+    """Data paths come from the caller (``wassembed bench ... --data``), never from a default in bench/."""
+    pattern = re.compile(r"""["'](/(work|home|Users|tmp|data|mnt)/|\.\./|~/)""")
+    found = [f"{p.name}:{n}" for p in Path(wassembed.bench.__file__).parent.glob("*.py")
+             for n, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, found
+
+
+@pytest.mark.parametrize("kw, match", [({"n_pairs": 0}, "bad n_pairs"), ({"workers": 1.5}, "bad workers"),
+                                       ({"repeats": True}, "bad repeats")])
+def test_dask_benchmark_refuses_bad_counts_before_starting_a_cluster(small_digits, kw, match):
+    pytest.importorskip("distributed")
+    from wassembed.bench import run_dask_benchmark
+
+    with pytest.raises(InputError, match=match):
+        run_dask_benchmark(small_digits, **kw)
+
+
+def test_serve_benchmark_draws_accuracy_pairs_among_allowed_images():
+    from wassembed.bench._serve import _banned, _draw
+
+    banned = _banned(50, [], np.arange(10))
+    d = _draw(50, banned, matrix_size=15, n_pairs=40, rng=np.random.default_rng(0))
+    assert d.mp == 15 and not banned[d.i].any() and not banned[d.j].any()
+    assert set(d.i) <= set(d.Ap) and set(d.j) <= set(d.Bp) and not set(d.Ap) & set(d.Bp)
+    assert d.m == 15 and d.A.size == d.B.size == 15 and not set(d.A) & set(d.B)
+
+
+def test_serve_baselines_agree_with_the_exact_solver(small_digits):
+    from wassembed.bench._baselines import exact_values, grid_coords, sinkhorn_values, sliced_values
+    from wassembed.data import make_ground_cost
+    from wassembed.exact import ExactSolver
+
+    w, M = small_digits.weights, make_ground_cost(grid=(8, 8), p=2)
+    i, j = np.arange(0, 10), np.arange(10, 20)
+    exact, t = exact_values(w, i, j, M, None)
+    assert t > 0 and np.allclose(exact, ExactSolver(M, 2).solve_pairs(w, i, j), rtol=1e-12)
+    sk, _, _ = sinkhorn_values(w, i, j, M, 0.05, 2000)
+    assert np.allclose(sk, exact, rtol=0.1)  # small reg: close to the exact cost
+    sw, _ = sliced_values(w, i, j, grid_coords((8, 8)), 20, 0)
+    assert sw.shape == (10,) and np.all(sw >= 0) and grid_coords((2, 3))[4].tolist() == [1.0, 1.0]

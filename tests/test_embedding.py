@@ -105,6 +105,43 @@ def test_p1_distance_is_the_norm():
     np.testing.assert_allclose(e1.cdist(X, Y), np.linalg.norm(Z1[:, None] - Z2[None], axis=2), rtol=1e-4)
 
 
+def test_every_estimate_comes_from_the_one_latent_distance():
+    """distance, cdist, pdist and kneighbors all use ``distance_fn`` (LatentDistance, safe_sqrt for W1)."""
+    from wassembed.nn import LatentDistance, safe_sqrt
+
+    X, Y = _images(9, 16), _images(12, 17)
+    for p in (1, 2):
+        e = _linear_model(p=p)
+        assert e.distance_fn == LatentDistance(p)
+        ZX, ZY = torch.from_numpy(e.embed(X)), torch.from_numpy(e.embed(Y))
+        np.testing.assert_array_equal(e.distance(X, Y[:9]), e.distance_fn.paired(ZX, ZY[:9]).numpy())
+        sq = ((ZX[:, None] - ZY[None]) ** 2).sum(-1)
+        D = e.cdist(X, Y)
+        np.testing.assert_allclose(D, e.distance_fn.from_squared(sq).numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(e.cdist(X, Y, root=True), e.distance_fn.root(D), rtol=1e-6)
+        full = e.cdist(X, X)
+        np.fill_diagonal(full, 0)
+        np.testing.assert_allclose(squareform(e.pdist(X)), full, rtol=1e-5, atol=1e-6 * full.max())
+        idx, val = e.kneighbors(X, Y, k=4)
+        np.testing.assert_array_equal(idx, np.argsort(D, axis=1, kind="stable")[:, :4])
+        np.testing.assert_allclose(val, np.sort(D, axis=1)[:, :4], rtol=1e-6)
+    e1 = _linear_model(p=1)
+    assert e1.distance(X[:3], X[:3]).tolist() == [0.0, 0.0, 0.0]  # safe_sqrt: exact 0 where inputs meet
+    assert float(safe_sqrt(torch.tensor([1e-14]))[0]) == pytest.approx(1e-8)  # below 1e-12: linear, not sqrt
+
+
+def test_ood_score_is_the_training_reconstruction_kl(emb):
+    from wassembed.nn import reconstruction_kl
+
+    X = _images(20, 18)
+    x = torch.from_numpy(as_weights(X)[0]).float()
+    with torch.no_grad():
+        want = reconstruction_kl(emb.decoder(emb.encoder(x)), x).double().numpy()
+    got = emb.ood_score(X, batch_size=7)  # other batches: float32 sums may differ in the last bits
+    assert got.dtype == np.float64 and got.shape == (20,)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 def test_normalisation_matches_the_cache(emb):
     X = _images(4, 5)
     w, _ = as_weights(X)

@@ -29,6 +29,25 @@ def test_against_scipy():
 def test_rankdata_matches_scipy():
     x = np.array([3, 1, 2, 2, 5, 1, 1])
     assert np.array_equal(rankdata(x), scipy.stats.rankdata(x))
+    assert rankdata([[3, 1], [2, 2]]).tolist() == [4.0, 1.0, 2.5, 2.5]  # flattened, like the pairs
+
+
+def test_constant_side_gives_nan_correlations_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = regression_metrics([2.0, 2.0, 2.0], [1.0, 2.0, 3.0])
+    assert np.isnan(m["pearson"]) and np.isnan(m["spearman"]) and m["mse"] == pytest.approx(2 / 3)
+
+
+def test_spearman_with_ties_matches_scipy():
+    rng = np.random.default_rng(1)
+    y = np.round(rng.gamma(2.0, 2.0, 200))
+    yhat = np.round(y + rng.normal(0, 1, 200))
+    m = regression_metrics(yhat, y)
+    assert m["spearman"] == pytest.approx(scipy.stats.spearmanr(yhat, y)[0], rel=1e-12)
+    assert m["pearson"] == pytest.approx(scipy.stats.pearsonr(yhat, y)[0], rel=1e-12)
 
 
 def test_perfect_and_zero_targets():

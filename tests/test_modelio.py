@@ -53,6 +53,14 @@ def test_mlp_with_coords_round_trip(tmp_path):
     assert back.p == 1 and np.array_equal(back.coords, coords) and back.grid is None
     x = np.random.default_rng(1).random((3, 5))
     assert np.array_equal(emb.embed(x), back.embed(x))
+    assert back.distance_fn.p == 1 and np.array_equal(emb.cdist(x, x), back.cdist(x, x))
+
+
+def test_pickled_model_keeps_its_latent_distance(saved):
+    emb, _ = saved
+    back = pickle.loads(pickle.dumps(emb))
+    x = np.random.default_rng(2).random((4, 36))
+    assert back.distance_fn == emb.distance_fn and np.array_equal(back.pdist(x), emb.pdist(x))
 
 
 def test_missing_files(saved, tmp_path):

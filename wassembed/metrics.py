@@ -1,9 +1,10 @@
-"""Accuracy of estimated distances against exact ones (numpy only).
+"""Accuracy of estimated distances against exact ones (numpy and scipy only; no torch).
 
 For estimates ``ŷ`` and exact values ``y`` (both ``(m,)``):
 
 * ``mse = mean((ŷ − y)²)``, ``relative_mse = mse / mean(y²)``;
-* ``pearson`` and ``spearman`` (Pearson on average ranks) correlations;
+* ``pearson`` and ``spearman`` correlations (:func:`scipy.stats.pearsonr`, :func:`scipy.stats.spearmanr`:
+  Pearson on average ranks, :func:`scipy.stats.rankdata`); NaN when one side is constant;
 * ``mean_relative_error = mean(|ŷ − y| / y)`` over pairs with ``y > 0``;
 * quantiles of ``|ŷ − y|``: ``abs_err_q50``, ``abs_err_q90``, ``abs_err_q99``, ``abs_err_max``.
 
@@ -13,6 +14,7 @@ The accuracy of a trained model on a cache is :func:`wassembed.serve.evaluate`.
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 
 from .errors import InputError, explain
 
@@ -20,29 +22,21 @@ __all__ = ["regression_metrics", "rankdata"]
 
 
 def rankdata(x) -> np.ndarray:
-    """Ranks ``1..m`` of ``x`` with ties given their average rank.
+    """Ranks ``1..m`` of the flattened ``x`` with ties given their average rank (:func:`scipy.stats.rankdata`).
 
     Examples
     --------
     >>> rankdata([10, 30, 20, 20]).tolist()
     [1.0, 4.0, 2.5, 2.5]
     """
-    x = np.asarray(x, dtype=np.float64).ravel()
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
-    ends = np.r_[starts[1:], xs.size]
-    avg = (starts + ends + 1) / 2.0  # mean of 1-based ranks starts+1 .. ends
-    ranks = np.empty(x.size)
-    ranks[order] = np.repeat(avg, ends - starts)
-    return ranks
+    return stats.rankdata(np.asarray(x, dtype=np.float64).ravel(), method="average")
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    den = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / den) if den > 0 else float("nan")
+def _correlation(test, a: np.ndarray, b: np.ndarray) -> float:
+    """The statistic of ``test`` (``pearsonr`` or ``spearmanr``), NaN when ``a`` or ``b`` is constant."""
+    if np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(test(a, b)[0])
 
 
 def regression_metrics(pred, target) -> dict:
@@ -88,8 +82,8 @@ def regression_metrics(pred, target) -> dict:
         "n_pairs": int(pred.size),
         "mse": mse,
         "relative_mse": mse / denom if denom > 0 else float("nan"),
-        "pearson": _pearson(pred, target),
-        "spearman": _pearson(rankdata(pred), rankdata(target)),
+        "pearson": _correlation(stats.pearsonr, pred, target),
+        "spearman": _correlation(stats.spearmanr, pred, target),
         "mean_relative_error": float(np.mean(ae[pos] / target[pos])) if pos.any() else float("nan"),
         "abs_err_q50": float(q50),
         "abs_err_q90": float(q90),

@@ -11,6 +11,7 @@ are compared: same shard files, byte for byte, and the same ``(i, j, value)`` ta
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import check_pos_int
 from ..data import HistogramSet, load_dataset
 from ..errors import InputError, explain
 from ..exact import DistanceCache, plan_pairs, precompute
@@ -29,7 +31,6 @@ __all__ = ["format_dask_benchmark", "run_dask_benchmark"]
 
 def _warm_worker() -> int:
     import ot  # noqa: F401 - the import is the warm-up
-
 
     return os.getpid()
 
@@ -43,6 +44,75 @@ def _load() -> list | None:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:  # pragma: no cover - not Unix
         return None
+
+
+@contextlib.contextmanager
+def _cache_root(out_dir):
+    """The directory the caches go to: ``out_dir`` (created), or a temporary one removed on exit."""
+    if out_dir is not None:
+        root = Path(out_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        yield root
+        return
+    with tempfile.TemporaryDirectory(prefix="wassembed-bench-dask-") as tmp:
+        yield Path(tmp)
+
+
+@contextlib.contextmanager
+def _cluster(client, workers: int, dask_config: dict | None):
+    """``(client, start-up seconds)``: ``client``, or a fresh LocalCluster of ``workers`` one-thread processes
+    (closed on exit), with POT imported on every worker; ``dask_config`` is set meanwhile."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    t0 = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(dask.config.set(dask_config or {}))
+        if client is None:
+            cluster = stack.enter_context(LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
+                                                       host="127.0.0.1", dashboard_address=None))
+            client = stack.enter_context(Client(cluster, set_as_default=False))
+        client.wait_for_workers(workers, timeout=300)
+        client.run(_warm_worker)
+        yield client, time.perf_counter() - t0
+
+
+def _alternate(hs, pairs, root: Path, client, *, workers, repeats, p, chunk_size, progress):
+    """Precompute ``pairs`` into fresh caches, pool then Dask, ``repeats`` times: ``(runs, caches)`` where
+    ``runs[kind]`` lists ``(pairs_per_s, seconds)``."""
+    runs: dict = {"pool": [], "dask": []}
+    caches: list = []
+    for r in range(repeats):
+        for kind in ("pool", "dask"):
+            out = root / f"{kind}-{r}"
+            kw = {"client": client} if kind == "dask" else {"workers": workers}
+            res = precompute(hs, out, pairs, p=p, chunk_size=chunk_size, progress=progress, **kw)
+            if res.computed != int(pairs[0].size):
+                raise InputError(explain(f"benchmark cache {out} was not empty",
+                                         expected=f"{pairs[0].size} pairs computed", received=str(res.computed),
+                                         fix="pass an empty out_dir"))
+            runs[kind].append((res.pairs_per_s, res.seconds))
+            caches.append(out)
+    return runs, caches
+
+
+def _compare(caches: list) -> dict:
+    """Whether every cache has the first one's shard bytes and table; its shard count and versions."""
+    ref_bytes = _shard_bytes(caches[0])
+    ref = DistanceCache.open(caches[0]).read()
+    identical = True
+    for c in caches[1:]:
+        t = DistanceCache.open(c).read()
+        identical &= _shard_bytes(c) == ref_bytes and all(
+            np.array_equal(a, b) for a, b in ((t.i, ref.i), (t.j, ref.j), (t.value, ref.value)))
+    return {"identical": bool(identical), "shards": len(ref_bytes),
+            "versions": DistanceCache.open(caches[0]).manifest["versions"]}
+
+
+def _summary(runs: list) -> dict:
+    rates = [r for r, _ in runs]
+    return {"pairs_per_s": statistics.median(rates), "seconds": statistics.median(s for _, s in runs),
+            "runs": [round(x, 1) for x in rates]}
 
 
 def run_dask_benchmark(data, n_pairs: int = 4000, *, workers: int = 2, chunk_size: int = 256, seed: int = 0,
@@ -81,78 +151,27 @@ def run_dask_benchmark(data, n_pairs: int = 4000, *, workers: int = 2, chunk_siz
     from ._hardware import hardware
 
     _distributed()  # a clear error, with the install command, when Dask is missing
-    from distributed import Client, LocalCluster
-
-    hs = data if isinstance(data, HistogramSet) else load_dataset(data)
-    for name, v, lo in (("n_pairs", n_pairs, 1), ("workers", workers, 1), ("chunk_size", chunk_size, 1),
-                        ("repeats", repeats, 1)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-            raise InputError(explain(f"bad {name}", expected=f"an integer >= {lo}", received=repr(v),
-                                     fix=f"e.g. {name}={max(lo, 2)}"))
-    i, j = plan_pairs(hs, int(n_pairs), seed=seed)
-    load_before = _load()
-    tmp = None
-    if out_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="wassembed-bench-dask-")
-        root = Path(tmp.name)
-    else:
-        root = Path(out_dir)
-        root.mkdir(parents=True, exist_ok=True)
-    runs: dict = {"pool": [], "dask": []}
-    caches: list = []
-    try:
-        import contextlib
-
-        import dask
-
-        t0 = time.perf_counter()
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(dask.config.set(dask_config or {}))
-            if client is None:
-                cluster = stack.enter_context(LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
-                                                           host="127.0.0.1", dashboard_address=None))
-                client = stack.enter_context(Client(cluster, set_as_default=False))
-            client.wait_for_workers(workers, timeout=300)
-            client.run(_warm_worker)
-            cluster_start = time.perf_counter() - t0
-            for r in range(int(repeats)):
-                for kind in ("pool", "dask"):
-                    out = root / f"{kind}-{r}"
-                    kw = {"client": client} if kind == "dask" else {"workers": workers}
-                    res = precompute(hs, out, (i, j), p=p, chunk_size=chunk_size, progress=progress, **kw)
-                    if res.computed != int(i.size):
-                        raise InputError(explain(f"benchmark cache {out} was not empty",
-                                                 expected=f"{i.size} pairs computed", received=str(res.computed),
-                                                 fix="pass an empty out_dir"))
-                    runs[kind].append((res.pairs_per_s, res.seconds))
-                    caches.append(out)
-        ref_bytes = _shard_bytes(caches[0])
-        ref = DistanceCache.open(caches[0]).read()
-        identical = True
-        for c in caches[1:]:
-            t = DistanceCache.open(c).read()
-            identical &= _shard_bytes(c) == ref_bytes and all(
-                np.array_equal(a, b) for a, b in ((t.i, ref.i), (t.j, ref.j), (t.value, ref.value)))
-        versions = DistanceCache.open(caches[0]).manifest["versions"]
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
     import distributed
 
-    def summary(kind):
-        rates = [r for r, _ in runs[kind]]
-        return {"pairs_per_s": statistics.median(rates), "seconds": statistics.median(s for _, s in runs[kind]),
-                "runs": [round(x, 1) for x in rates]}
-
-    pool, dask = summary("pool"), summary("dask")
+    hs = data if isinstance(data, HistogramSet) else load_dataset(data)
+    n_pairs, workers, chunk_size, repeats = (check_pos_int(name, v, example=2) for name, v in (
+        ("n_pairs", n_pairs), ("workers", workers), ("chunk_size", chunk_size), ("repeats", repeats)))
+    i, j = plan_pairs(hs, n_pairs, seed=seed)
+    load_before = _load()
+    with _cache_root(out_dir) as root:
+        with _cluster(client, workers, dask_config) as (client, cluster_start):
+            runs, caches = _alternate(hs, (i, j), root, client, workers=workers, repeats=repeats, p=p,
+                                      chunk_size=chunk_size, progress=progress)
+        same = _compare(caches)
+    pool, dask = _summary(runs["pool"]), _summary(runs["dask"])
     return {
         "dataset": f"{hs.name} ({hs.n} histograms × {hs.k} bins)", "pairs": int(i.size), "workers": int(workers),
         "chunk_size": int(chunk_size), "repeats": int(repeats), "p": int(p), "seed": int(seed),
         "pool": pool, "dask": dask, "ratio": dask["pairs_per_s"] / pool["pairs_per_s"],
-        "identical": bool(identical), "shards": len(ref_bytes), "caches_compared": len(caches),
+        "identical": same["identical"], "shards": same["shards"], "caches_compared": len(caches),
         "cluster_start_s": cluster_start, "load_before": load_before, "load_after": _load(),
         "dask_config": dict(dask_config or {}),
-        "hardware": hardware(), "versions": {**versions, "dask": distributed.__version__},
+        "hardware": hardware(), "versions": {**same["versions"], "dask": distributed.__version__},
         "platform": platform.platform(),
     }
 

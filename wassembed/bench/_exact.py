@@ -77,7 +77,7 @@ def run_exact_benchmark(data: HistogramSet, n_pairs: int = 2000, *, workers: int
 
 def format_exact_benchmark(r: dict) -> str:
     """A Markdown table of :func:`run_exact_benchmark`'s result, with the targets."""
-    ok = lambda b: "yes" if b else "NO"  # noqa: E731
+    ok = lambda b: "yes" if b else "NO"
     return "\n".join([
         f"Exact stage, {r['pairs']} pairs, k = {r['k']} bins, p = {r['p']} (mean value {r['mean_value']:.3f}); "
         f"{r['hardware']}; best of {r['repeats']} alternating rounds; load average "

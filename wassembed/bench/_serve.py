@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
 from ..data import HistogramSet, as_weights, make_ground_cost
+from ..errors import InputError, explain
+from ._baselines import exact_values, grid_coords, sinkhorn_values, sliced_values, timed
+from ._serve_sections import coverage_section, errors, rerank_section, scaling_section
 
 __all__ = ["format_serve_benchmark", "run_serve_benchmark"]
 
@@ -36,7 +39,6 @@ def _as_images(images) -> np.ndarray:
         return images.images()
     arr = np.asarray(images)
     if arr.ndim != 3:
-        from ..errors import InputError, explain
         raise InputError(explain("the benchmark needs images", expected="an array (n, H, W) or a HistogramSet "
                                  "with a grid", received=f"shape {arr.shape}", fix="load MNIST with load_dataset"))
     return arr
@@ -63,64 +65,104 @@ def _models(model, grid, device):
     return out
 
 
-def _timed(fn, *args, **kw):
-    t = time.perf_counter()
-    out = fn(*args, **kw)
-    return out, time.perf_counter() - t
-
-
-def _errors(pred, exact) -> dict:
-    from ..metrics import regression_metrics
-
-    m = regression_metrics(pred, exact)
-    return {"mse": m["mse"], "pearson": m["pearson"], "mean_relative_error": m["mean_relative_error"]}
-
-
-def _exact_values(w, i, j, M, max_seconds):
-    from ..exact import ExactSolver
-
-    solver = ExactSolver(M, 2)
-    vals, t0 = [], time.perf_counter()
-    for a, b in zip(i, j):
-        vals.append(solver.solve(w[a], w[b]))
-        if max_seconds is not None and time.perf_counter() - t0 > max_seconds and len(vals) >= 5:
-            break
-    return np.array(vals), time.perf_counter() - t0
-
-
-def _sinkhorn(w, i, j, M, reg, num_iter):
-    import ot
-
-    vals, not_converged = [], 0
-    t0 = time.perf_counter()
-    for a, b in zip(i, j):
-        ia, ib = np.flatnonzero(w[a]), np.flatnonzero(w[b])
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            vals.append(float(ot.sinkhorn2(w[a][ia], w[b][ib], M[np.ix_(ia, ib)], reg, numItermax=num_iter)))
-        not_converged += any("converge" in str(c.message).lower() for c in caught)
-    return np.array(vals), time.perf_counter() - t0, not_converged
-
-
-def _sliced(w, i, j, coords, n_projections, seed):
-    import ot
-
-    vals, t0 = [], time.perf_counter()
-    for a, b in zip(i, j):
-        ia, ib = np.flatnonzero(w[a]), np.flatnonzero(w[b])
-        sw = ot.sliced_wasserstein_distance(coords[ia], coords[ib], w[a][ia], w[b][ib],
-                                            n_projections=n_projections, seed=seed)
-        vals.append(float(sw) ** 2)
-    return np.array(vals), time.perf_counter() - t0
-
-
 def _row(method, mode, n, seconds, pred=None, exact=None, note=""):
     row = {"method": method, "mode": mode, "pairs": int(n), "seconds": float(seconds),
            "pairs_per_s": float(n / seconds) if seconds > 0 else float("inf"),
            "mse": None, "pearson": None, "mean_relative_error": None, "note": note}
     if pred is not None and exact is not None:
-        row.update(_errors(pred, exact))
+        row.update(errors(pred, exact))
     return row
+
+
+class _Draw(NamedTuple):
+    """The images of one run: accuracy pairs ``(i, j) = (Ap[ai], Bp[bj])`` inside the ``mp × mp`` block
+    ``Ap × Bp`` of allowed images (``pool``, shuffled), and the timed ``m × m`` matrix ``A × B`` (any images)."""
+    pool: np.ndarray
+    mp: int
+    Ap: np.ndarray
+    Bp: np.ndarray
+    ai: np.ndarray
+    bj: np.ndarray
+    i: np.ndarray
+    j: np.ndarray
+    m: int
+    A: np.ndarray
+    B: np.ndarray
+
+
+def _banned(n: int, models, exclude) -> np.ndarray:
+    """Images never drawn: the trained models' ``calibration["train_images"]`` ("auto") or ``exclude``."""
+    banned = np.zeros(n, dtype=bool)
+    if isinstance(exclude, str) and exclude == "auto":
+        for _, emb, trained in models:
+            ti = (emb.calibration or {}).get("train_images") if trained else None
+            if ti is not None:
+                banned[np.asarray(ti, dtype=np.int64)[np.asarray(ti) < n]] = True
+    elif exclude is not None:
+        banned[np.asarray(exclude, dtype=np.int64)] = True
+    return banned
+
+
+def _draw(n: int, banned: np.ndarray, matrix_size: int, n_pairs: int, rng) -> _Draw:
+    """The accuracy pairs and the timed matrix (see :class:`_Draw`)."""
+    pool = rng.permutation(np.flatnonzero(~banned))
+    mp = int(min(matrix_size, pool.size // 2))
+    Ap, Bp = pool[:mp], pool[mp:2 * mp]
+    ai, bj = rng.integers(0, mp, n_pairs), rng.integers(0, mp, n_pairs)
+    m = int(min(matrix_size, n // 2))
+    perm = rng.permutation(n)
+    return _Draw(pool, mp, Ap, Bp, ai, bj, Ap[ai], Bp[bj], m, perm[:m], perm[m:2 * m])
+
+
+def _baseline_rows(w, d: _Draw, M, grid, *, sinkhorn_reg, sinkhorn_iter, n_projections, seed, say):
+    """``(rows, exact values)`` of exact OT, Sinkhorn and sliced Wasserstein on the accuracy pairs."""
+    n = d.i.size
+    say(f"exact: {n} pairs")
+    exact, t = exact_values(w, d.i, d.j, M, None)
+    rows = [_row("exact POT emd2", "per pair", n, t, note="reference")]
+    say("sinkhorn")
+    sk, t, bad = sinkhorn_values(w, d.i, d.j, M, sinkhorn_reg, sinkhorn_iter)
+    rows.append(_row(f"POT sinkhorn2 reg={sinkhorn_reg:g}", "per pair", n, t, sk, exact,
+                     note=f"{bad} of {n} not converged in {sinkhorn_iter} iterations"))
+    say("sliced")
+    sw, t = sliced_values(w, d.i, d.j, grid_coords(grid), n_projections, seed)
+    rows.append(_row(f"POT sliced ({n_projections} proj.)²", "per pair", n, t, sw, exact,
+                     note="SW2² (not rescaled)"))
+    return rows, exact
+
+
+def _model_rows(name, emb, trained: bool, X, d: _Draw, exact, si, sj, say) -> list:
+    """Rows of one learned model: paired distances on ``(si, sj)`` (with the OOD check when the model has
+    its reference) and the ``m × m`` cdist; errors on the accuracy pairs for trained models."""
+    say(f"wassembed {name}")
+    emb.distance(X[d.i[:8]], X[d.j[:8]], warn_ood=False)  # warm-up
+    pred = emb.distance(X[d.i], X[d.j], warn_ood=False)
+    XI, XJ = X[si], X[sj]
+    _, t = timed(emb.distance, XI, XJ, warn_ood=False)
+    note = "" if trained else "untrained: speed only"
+    rows = [_row(f"wassembed distance [{name}]", "independent", si.size, t,
+                 pred if trained else None, exact if trained else None, note=note)]
+    if trained and (emb.calibration or {}).get("train_recon") is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, t = timed(emb.distance, XI, XJ)
+        rows.append(_row(f"wassembed distance [{name}]", "independent + OOD check", si.size, t,
+                         note="default warn_ood=True: one more decoder pass per input"))
+    _, t = timed(emb.cdist, X[d.A], X[d.B])
+    acc = emb.cdist(X[d.Ap], X[d.Bp])[d.ai, d.bj] if trained else None
+    rows.append(_row(f"wassembed cdist [{name}]", f"{d.m}×{d.m} from images", d.m * d.m, t,
+                     acc, exact if trained else None, note=note))
+    return rows
+
+
+def _environment(threads, device: str) -> dict:
+    import ot
+    import torch
+
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "torch": torch.__version__, "pot": ot.__version__, "torch_threads": threads, "device": device,
+            "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
+            "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
 
 
 def run_serve_benchmark(images, model=None, *, n_pairs: int = 200, n_speed_pairs: int = 10_000,
@@ -174,7 +216,6 @@ def run_serve_benchmark(images, model=None, *, n_pairs: int = 200, n_speed_pairs
     dict with ``environment``, ``settings``, ``rows`` (one per method), ``scaling``, ``coverage`` and
     ``rerank``.
     """
-    import ot
     import torch
 
     say = log or (lambda msg: None)
@@ -186,161 +227,32 @@ def run_serve_benchmark(images, model=None, *, n_pairs: int = 200, n_speed_pairs
     try:
         models = _models(model, grid, device)
         rng = np.random.default_rng(seed)
-        banned = np.zeros(X.shape[0], dtype=bool)
-        if exclude == "auto":
-            for _, emb, trained in models:
-                ti = (emb.calibration or {}).get("train_images") if trained else None
-                if ti is not None:
-                    banned[np.asarray(ti, dtype=np.int64)[np.asarray(ti) < X.shape[0]]] = True
-        elif exclude is not None:
-            banned[np.asarray(exclude, dtype=np.int64)] = True
-        pool = rng.permutation(np.flatnonzero(~banned))
-        mp = int(min(matrix_size, pool.size // 2))  # accuracy pairs: inside a block of held-out images
-        Ap, Bp = pool[:mp], pool[mp:2 * mp]
-        ai, bj = rng.integers(0, mp, n_pairs), rng.integers(0, mp, n_pairs)
-        i, j = Ap[ai], Bp[bj]
-        m = int(min(matrix_size, X.shape[0] // 2))  # timed matrix: any images
-        perm = rng.permutation(X.shape[0])
-        A, B = perm[:m], perm[m:2 * m]
-        w = as_weights(X, what="images")[0]
+        banned = _banned(X.shape[0], models, exclude)
+        d = _draw(X.shape[0], banned, matrix_size, n_pairs, rng)
         M = make_ground_cost(grid=grid, p=2)
-        coords = np.stack(np.meshgrid(np.arange(grid[0]), np.arange(grid[1]), indexing="ij"), -1).reshape(-1, 2)
-        coords = coords.astype(np.float64)
-
-        say(f"exact: {n_pairs} pairs")
-        exact, t = _exact_values(w, i, j, M, None)
-        rows = [_row("exact POT emd2", "per pair", n_pairs, t, note="reference")]
-        say("sinkhorn")
-        sk, t, bad = _sinkhorn(w, i, j, M, sinkhorn_reg, sinkhorn_iter)
-        rows.append(_row(f"POT sinkhorn2 reg={sinkhorn_reg:g}", "per pair", n_pairs, t, sk, exact,
-                         note=f"{bad} of {n_pairs} not converged in {sinkhorn_iter} iterations"))
-        say("sliced")
-        sw, t = _sliced(w, i, j, coords, n_projections, seed)
-        rows.append(_row(f"POT sliced ({n_projections} proj.)²", "per pair", n_pairs, t, sw, exact,
-                         note="SW2² (not rescaled)"))
-        si, sj = rng.choice(pool, n_speed_pairs), rng.choice(pool, n_speed_pairs)
+        rows, exact = _baseline_rows(as_weights(X, what="images")[0], d, M, grid, sinkhorn_reg=sinkhorn_reg,
+                                     sinkhorn_iter=sinkhorn_iter, n_projections=n_projections, seed=seed, say=say)
+        si, sj = rng.choice(d.pool, n_speed_pairs), rng.choice(d.pool, n_speed_pairs)
         for name, emb, trained in models:
-            say(f"wassembed {name}")
-            emb.distance(X[i[:8]], X[j[:8]], warn_ood=False)  # warm-up
-            pred = emb.distance(X[i], X[j], warn_ood=False)
-            XI, XJ = X[si], X[sj]
-            _, t = _timed(emb.distance, XI, XJ, warn_ood=False)
-            rows.append(_row(f"wassembed distance [{name}]", "independent", n_speed_pairs, t,
-                             pred if trained else None, exact if trained else None,
-                             note="" if trained else "untrained: speed only"))
-            if trained and (emb.calibration or {}).get("train_recon") is not None:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    _, t = _timed(emb.distance, XI, XJ)
-                rows.append(_row(f"wassembed distance [{name}]", "independent + OOD check", n_speed_pairs, t,
-                                 note="default warn_ood=True: one more decoder pass per input"))
-            _, t = _timed(emb.cdist, X[A], X[B])
-            acc = emb.cdist(X[Ap], X[Bp])[ai, bj] if trained else None
-            rows.append(_row(f"wassembed cdist [{name}]", f"{m}×{m} from images", m * m, t,
-                             acc, exact if trained else None,
-                             note="" if trained else "untrained: speed only"))
-        coverage = [] if test_cache is None else [_coverage(n, e, test_cache, levels, say)
-                                                  for n, e, tr in models if tr]
+            rows += _model_rows(name, emb, trained, X, d, exact, si, sj, say)
+        trained = [(n, e) for n, e, tr in models if tr]
+        coverage = [] if test_cache is None else [coverage_section(n, e, test_cache, levels, say) for n, e in trained]
+        rerank_pool = d.pool[2 * d.mp:] if d.pool.size > 2 * d.mp + rerank_queries else d.pool
         rerank = [] if not rerank_queries else [
-            row for n, e, tr in models if tr
-            for row in _rerank(n, e, X, pool[2 * mp:] if pool.size > 2 * mp + rerank_queries else pool,
-                               rerank_queries, rerank_refs, rerank_k, M, rng, say, rerank_levels)]
-        scaling = [] if not scaling_sizes else _scaling(X[pool[:scaling_images]], scaling_sizes, scaling_exact_pairs,
-                                                          scaling_speed_pairs, max_exact_seconds, device, rng, say)
+            row for n, e in trained for row in rerank_section(n, e, X, rerank_pool, rerank_queries, rerank_refs,
+                                                              rerank_k, M, rng, say, rerank_levels)]
+        scaling = [] if not scaling_sizes else scaling_section(
+            X[d.pool[:scaling_images]], scaling_sizes, scaling_exact_pairs, scaling_speed_pairs, max_exact_seconds,
+            rng, say, lambda g: _models(["paper", "fast"], g, device))
     finally:
         torch.set_num_threads(old_threads)
-    env = {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
-           "torch": torch.__version__, "pot": ot.__version__, "torch_threads": threads, "device": device,
-           "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
-           "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
-    settings = {"n_pairs": n_pairs, "n_speed_pairs": n_speed_pairs, "matrix_size": m, "sinkhorn_reg": sinkhorn_reg,
+    settings = {"n_pairs": n_pairs, "n_speed_pairs": n_speed_pairs, "matrix_size": d.m, "sinkhorn_reg": sinkhorn_reg,
                 "sinkhorn_iter": sinkhorn_iter, "n_projections": n_projections, "seed": seed, "grid": grid,
                 "excluded_images": int(banned.sum()), "exact_mean": float(exact.mean()),
                 "models": [{"name": n, "trained": tr, "config": getattr(getattr(e, "config", None), "name", None)}
                            for n, e, tr in models]}
-    return {"environment": env, "settings": settings, "rows": rows, "scaling": scaling, "coverage": coverage,
-            "rerank": rerank}
-
-
-def _coverage(name, emb, cache_path, levels, say):
-    from ..exact import DistanceCache
-
-    say(f"coverage of {name} on {cache_path}")
-    cache = DistanceCache.open(cache_path)
-    t = cache.read()
-    w = cache.data.weights
-    out = {"model": name, "cache": str(cache_path), "pairs": int(t.value.size)}
-    est = None
-    for level in levels:
-        r = emb.distance(w[t.i], w[t.j], interval=level, warn_ood=False)
-        est = r.estimate
-        inside = (t.value >= r.lower) & (t.value <= r.upper)
-        out[f"coverage_{level:g}"] = float(inside.mean())
-        out[f"width_{level:g}"] = float(np.mean(r.upper - r.lower))
-    small = t.value <= np.quantile(t.value, 0.25)
-    r = emb.distance(w[t.i[small]], w[t.j[small]], interval=0.9, warn_ood=False)
-    out["width_0.9_smallest_quarter"] = float(np.mean(r.upper - r.lower))
-    out["coverage_0.9_smallest_quarter"] = float(np.mean((t.value[small] >= r.lower) & (t.value[small] <= r.upper)))
-    out.update(_errors(est, t.value))
-    out["exact_mean"] = float(t.value.mean())
-    out["ood_fraction"] = float(emb.is_ood(w[np.unique(np.concatenate([t.i, t.j]))]).mean()) \
-        if (emb.calibration or {}).get("train_recon") is not None else None
-    return out
-
-
-def _rerank(name, emb, X, pool, nq, nr, k, M, rng, say, levels):
-    from ..exact import ExactSolver
-
-    sel = rng.permutation(pool)
-    q, r = sel[:nq], sel[nq:nq + nr]
-    say(f"re-ranking {name}: {nq} queries × {len(r)} references, brute force first")
-    solver = ExactSolver(M, 2)
-    w = as_weights(X[np.concatenate([q, r])])[0]
-    t0 = time.perf_counter()
-    E = np.array([[solver.solve(w[a], w[nq + b]) for b in range(len(r))] for a in range(nq)])
-    t_brute = time.perf_counter() - t0
-    truth = np.argsort(E, axis=1, kind="stable")[:, :k]
-    out = []
-    for level in levels:
-        res, t_re = _timed(emb.kneighbors, X[q], X[r], k=k, exact_rerank=True, level=level)
-        same = [set(a) == set(b) for a, b in zip(truth, res.indices)]
-        recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(truth, res.indices)])
-        out.append({"model": name, "queries": nq, "references": int(len(r)), "k": k, "level": level,
-                    "exact_per_query": float(res.n_exact / nq), "exact_sets_equal": float(np.mean(same)),
-                    "recall": float(recall), "seconds_rerank": t_re, "seconds_brute_force": t_brute})
-    return out
-
-
-def _scaling(X28, sizes, n_exact, n_speed, max_exact_seconds, device, rng, say):
-    from scipy.ndimage import zoom
-
-    out = []
-    for s in sizes:
-        f = s / X28.shape[1]
-        Xs = np.clip(zoom(X28.astype(np.float64), (1, f, f), order=1), 0, None)
-        Xs = Xs[Xs.reshape(len(Xs), -1).sum(1) > 0]
-        grid = (int(Xs.shape[1]), int(Xs.shape[2]))
-        w = as_weights(Xs)[0]
-        i, j = rng.integers(0, len(Xs), n_exact), rng.integers(0, len(Xs), n_exact)
-        say(f"scaling {grid}: exact")
-        vals, t = _exact_values(w, i, j, make_ground_cost(grid=grid, p=2), max_exact_seconds)
-        row = {"grid": f"{grid[0]}×{grid[1]}", "bins": grid[0] * grid[1],
-               "nonzero_bins_mean": float((w > 0).sum(1).mean()), "exact_pairs_per_s": len(vals) / t,
-               "exact_pairs_timed": len(vals)}
-        si, sj = rng.integers(0, len(Xs), n_speed), rng.integers(0, len(Xs), n_speed)
-        mm = min(len(Xs), 500)
-        row["cdist_size"] = mm
-        row["distance_pairs"] = n_speed
-        for name, emb, _ in _models(["paper", "fast"], grid, device):
-            key = name.split()[0]
-            say(f"scaling {grid}: {key}")
-            emb.distance(Xs[:4], Xs[4:8], warn_ood=False)
-            _, t = _timed(emb.distance, Xs[si], Xs[sj], warn_ood=False)
-            row[f"{key}_distance_pairs_per_s"] = n_speed / t
-            _, t = _timed(emb.cdist, Xs[:mm], Xs[-mm:])
-            row[f"{key}_cdist_pairs_per_s"] = mm * mm / t
-        out.append(row)
-    return out
+    return {"environment": _environment(threads, device), "settings": settings, "rows": rows, "scaling": scaling,
+            "coverage": coverage, "rerank": rerank}
 
 
 def _fmt(v, spec):
@@ -392,5 +304,3 @@ def format_serve_benchmark(result: dict) -> str:
             lines.append(f"| {r['model']} | {r['level']:g} | {r['exact_per_query']:.1f} | {r['exact_sets_equal']:.0%} "
                          f"| {r['recall']:.3f} | {r['seconds_rerank']:.1f} |")
     return "\n".join(lines)
-
-

@@ -149,8 +149,8 @@ class ConformalCalibrator:
         for edges, abs_l, low_l in reversed(self._binnings):
             q = np.array([conformal_quantile(x, level) for x in (low_l if one_sided else abs_l)])
             if np.isfinite(q).all():
-                break
-        return edges, q
+                return edges, q
+        return edges, q  # even the coarsest binning has an infinite quantile
 
     def quantiles(self, level: float, *, one_sided: bool = False) -> np.ndarray:
         """Per-bin conformal score quantiles for ``level`` (``inf`` when even one bin has too few pairs)."""

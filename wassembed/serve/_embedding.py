@@ -11,6 +11,11 @@ validated and divided by their sum in float64 (:func:`wassembed.data.as_weights`
 to the network in float32. Numpy in, numpy out; torch in, torch out on the input's device. Network outputs
 (embeddings, histograms, estimates) are float32; exact values are float64.
 
+Every estimate comes from one :class:`~wassembed.nn.LatentDistance` (``distance_fn``, the one training uses);
+the out-of-distribution score is :func:`~wassembed.nn.reconstruction_kl`, as at training. This class holds
+the state and the public methods; it composes :mod:`._inputs` (validation), :mod:`._forward` (batched passes),
+:mod:`._neighbors` (distance tiles, kNN, re-ranking), :mod:`._geometry` (decoded geometry) and :mod:`._ood`.
+
 Calls share no mutable state: one model can serve many threads at once.
 """
 
@@ -19,19 +24,19 @@ from __future__ import annotations
 
 import copy
 import threading
-import warnings
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from .._validation import check_pos_int as _pos_int
-from ..data import as_weights, make_ground_cost, parse_p
+from .._validation import check_pos_int
+from ..data import make_ground_cost, parse_p
 from ..errors import InputError, explain
-from ..nn import resolve_device
+from ..nn import LatentDistance, resolve_device
+from . import _forward, _geometry, _inputs, _ood
 from ._conformal import ConformalCalibrator, check_level
+from ._geometry import PrincipalDirections
 from ._inputs import rewrap as _out
-from ._inputs import unwrap as _unwrap
 from ._modelfile import read_model, save_model
 from ._neighbors import (
     KNNResult,
@@ -44,9 +49,7 @@ from ._neighbors import (
 
 __all__ = ["DistanceEstimate", "OutOfDistributionWarning", "PrincipalDirections", "WassersteinEmbedding", "load_model"]
 
-
-class OutOfDistributionWarning(UserWarning):
-    """Some inputs reconstruct worse than 99 % of the images held out at training: estimates may be unreliable."""
+OutOfDistributionWarning = _ood.OutOfDistributionWarning
 
 
 class DistanceEstimate(NamedTuple):
@@ -55,23 +58,6 @@ class DistanceEstimate(NamedTuple):
     lower: object
     upper: object
     level: float
-
-
-class PrincipalDirections(NamedTuple):
-    """PCA in the embedding, decoded along each direction (principal geodesic analysis)."""
-    histograms: object          # (n_components, len(scales), k): ψ(mean + s σ_c v_c)
-    mean: np.ndarray            # (d,)
-    components: np.ndarray      # (n_components, d), unit vectors
-    std: np.ndarray             # (n_components,), σ_c
-    explained_variance_ratio: np.ndarray
-    scales: tuple
-
-
-def _batch(batch_size, dev: torch.device) -> int:
-    """Inputs per forward pass: measured best on one CPU thread is ~256; GPUs want large batches."""
-    if batch_size is None:
-        return 4096 if dev.type == "cuda" else 256
-    return _pos_int("batch_size", batch_size)
 
 
 class WassersteinEmbedding:
@@ -88,6 +74,11 @@ class WassersteinEmbedding:
         ``train_recon``, ``train_images`` (see ``docs/design.md``).
     device : "cpu", "cuda", "cuda:N" or "auto"; the default device of every method.
 
+    Attributes
+    ----------
+    distance_fn : wassembed.nn.LatentDistance
+        Estimates of :math:`W_p^p` from embeddings (and :math:`W_p` with ``root``), as in training.
+
     Examples
     --------
     >>> enc, dec = torch.nn.Linear(4, 3), torch.nn.Linear(3, 4)
@@ -99,6 +90,7 @@ class WassersteinEmbedding:
     def __init__(self, encoder, decoder, *, config, p, grid=None, coords=None, cost=None, info=None,
                  calibration=None, device="cpu"):
         self.p = parse_p(p)
+        self.distance_fn = LatentDistance(self.p)
         self.config = config
         self.grid = (int(grid[0]), int(grid[1])) if grid is not None else None
         self.coords = None if coords is None else np.asarray(coords, dtype=np.float64)
@@ -137,11 +129,11 @@ class WassersteinEmbedding:
         save_model(self, path)
 
     @classmethod
-    def load(cls, path, device="cpu") -> "WassersteinEmbedding":
+    def load(cls, path, device="cpu") -> WassersteinEmbedding:
         """Read a model written by :meth:`save` onto ``device`` (same as ``wassembed.load``)."""
         return cls(**read_model(path), device=device)
 
-    def to(self, device) -> "WassersteinEmbedding":
+    def to(self, device) -> WassersteinEmbedding:
         """Move the model (and the default device of every method) to ``device``; returns self."""
         dev = resolve_device(device)
         with self._lock:
@@ -168,10 +160,13 @@ class WassersteinEmbedding:
 
     def histograms(self, X, what: str = "input") -> np.ndarray:
         """Validate ``X`` and return float64 histograms ``(n, k)`` summing to 1 (as stored in a cache)."""
-        arr, _ = _unwrap(X)
-        return as_weights(arr, what=what, grid=self.grid, k=None if self.grid else self.k)[0]
+        return _inputs.weights(X, what, grid=self.grid, k=self.k)[0]
 
     # -- network ------------------------------------------------------------------------------------
+    def _device(self, device) -> torch.device:
+        """The device of a call: ``device``, or the model's when None."""
+        return self.device if device is None else resolve_device(device)
+
     def _nets(self, dev: torch.device):
         if dev == self.device:
             nets = (self.encoder, self.decoder)
@@ -194,26 +189,13 @@ class WassersteinEmbedding:
     def _encode(self, w: np.ndarray, dev, batch_size: int, *, recon: bool = False):
         """Embeddings ``(n, d)`` float32 on ``dev`` (and reconstruction errors ``(n,)`` float64)."""
         enc, dec = self._nets(dev)
-        if recon and dec is None:
-            raise InputError(explain("this model has no decoder", expected="a decoder ψ",
-                                     received="decoder=None", fix="load a model trained with a decoder"))
-        zs, errs = [], []
-        with torch.inference_mode():
-            for s in range(0, w.shape[0], batch_size):
-                x = torch.from_numpy(w[s:s + batch_size]).to(dev, torch.float32)
-                z = enc(x)
-                zs.append(z.float())
-                if recon:
-                    logq = torch.log_softmax(dec(z).float(), dim=1)
-                    errs.append((torch.xlogy(x, x) - x * logq).sum(1).double().cpu())
-        Z = torch.cat(zs) if len(zs) > 1 else zs[0]
-        return (Z, torch.cat(errs).numpy()) if recon else Z
+        return _forward.encode(enc, dec, w, dev, batch_size, recon=recon)
 
     def _embed_input(self, X, what, device, batch_size, recon=False):
-        arr, like = _unwrap(X)
-        w = as_weights(arr, what=what, grid=self.grid, k=None if self.grid else self.k)[0]
-        dev = self.device if device is None else resolve_device(device)
-        return self._encode(w, dev, _batch(batch_size, dev), recon=recon), like, dev
+        """``(embeddings, like, dev)`` of inputs ``X`` (with reconstruction errors when ``recon``)."""
+        w, like = _inputs.weights(X, what, grid=self.grid, k=self.k)
+        dev = self._device(device)
+        return self._encode(w, dev, _inputs.batch_size(batch_size, dev), recon=recon), like, dev
 
     def embed(self, X, *, batch_size: int | None = None, device=None):
         """Embeddings ``φ(x)`` ``(n, d)`` float32 of images ``(n, H, W)`` or histograms ``(n, k)``."""
@@ -222,37 +204,15 @@ class WassersteinEmbedding:
 
     def decode(self, Z, *, batch_size: int | None = None, device=None):
         """Histograms ``softmax(ψ(z))`` ``(n, k)`` float32 of embeddings ``(n, d)``."""
-        arr, like = _unwrap(Z)
-        arr = np.asarray(arr)
-        if arr.ndim == 1:
-            arr = arr[None]
-        if arr.ndim != 2 or arr.shape[0] == 0 or not np.issubdtype(arr.dtype, np.number):
-            raise InputError(explain("Z has the wrong shape", expected="embeddings (n, d) with n >= 1",
-                                     received=f"shape {arr.shape}, dtype {arr.dtype}", fix="pass embed(X)'s output"))
-        if not np.isfinite(arr).all():
-            raise InputError(explain("Z has NaN or infinite values", expected="finite embeddings",
-                                     received="non-finite values", fix="pass embed(X)'s output"))
-        dev = self.device if device is None else resolve_device(device)
-        _, dec = self._nets(dev)
-        if dec is None:
-            raise InputError(explain("this model has no decoder", expected="a decoder ψ", received="None",
-                                     fix="load a model trained with a decoder"))
-        bs = _batch(batch_size, dev)
-        outs = []
-        with torch.inference_mode():
-            for s in range(0, arr.shape[0], bs):
-                z = torch.as_tensor(arr[s:s + bs]).to(dev, torch.float32)
-                try:
-                    outs.append(torch.softmax(dec(z).float(), dim=1))
-                except RuntimeError as exc:
-                    raise InputError(explain("Z does not fit the decoder", expected="the model's embedding "
-                                             "dimension", received=f"shape {arr.shape}",
-                                             fix="pass embed(X)'s output")) from exc
-        return _out(torch.cat(outs), like)
+        arr, like = _inputs.embeddings(Z)
+        dev = self._device(device)
+        H = _forward.decode(self._nets(dev)[1], arr, dev, _inputs.batch_size(batch_size, dev))
+        return _out(H, like)
 
     # -- distances ----------------------------------------------------------------------------------
     def _finish(self, D: torch.Tensor, root: bool) -> torch.Tensor:
-        return D.clamp_min(0).sqrt() if root and self.p == 2 else D
+        """:math:`W_p` from estimates of :math:`W_p^p` when ``root`` (``distance_fn.root``), else ``D``."""
+        return self.distance_fn.root(D) if root else D
 
     def distance(self, X, Y, *, root: bool = False, interval: float | None = None, warn_ood: bool = True,
                  batch_size: int | None = None, device=None):
@@ -266,26 +226,21 @@ class WassersteinEmbedding:
         """
         cal = None if interval is None else self._need_calibrator("an error bar")
         level = None if interval is None else check_level(interval)
-        check = warn_ood and self.calibration.get("train_recon") is not None
+        check = warn_ood and _ood.has_reference(self.calibration)
         ZX, like, dev = self._embed_input(X, "X", device, batch_size, recon=check)
         ZY = self._embed_input(Y, "Y", dev, batch_size, recon=check)[0]
         if check:
             (ZX, ex), (ZY, ey) = ZX, ZY
-            flagged = int((ex > self.ood_threshold()).sum() + (ey > self.ood_threshold()).sum())
-            if flagged:
-                warnings.warn(f"{flagged} of {ex.size + ey.size} inputs reconstruct worse than 99 % of the "
-                              "held-out images of the training data (out of distribution?): estimates may be unreliable; "
-                              "pass warn_ood=False to silence", OutOfDistributionWarning, stacklevel=2)
+            _ood.warn_if_ood((ex, ey), self.ood_threshold(), stacklevel=3)
         if ZX.shape[0] != ZY.shape[0] and 1 not in (ZX.shape[0], ZY.shape[0]):
             raise InputError(explain("X and Y hold different numbers of inputs", expected="equal counts (paired "
                                      "distances) or a single input on one side", received=f"{ZX.shape[0]} and "
                                      f"{ZY.shape[0]}", fix="use cdist(X, Y) for all pairs"))
-        D = ((ZX - ZY) ** 2).sum(1)
-        D = D.sqrt() if self.p == 1 else D
+        D = self.distance_fn.paired(ZX, ZY)
         if interval is None:
             return _out(self._finish(D, root), like)
         lo, hi = cal.interval(D.cpu().numpy(), level)
-        t = lambda a: self._finish(torch.from_numpy(a.astype(np.float32)), root)  # noqa: E731
+        t = lambda a: self._finish(torch.from_numpy(a.astype(np.float32)), root)
         return DistanceEstimate(_out(self._finish(D, root), like), _out(t(lo), like), _out(t(hi), like), level)
 
     def _calibrator(self) -> ConformalCalibrator | None:
@@ -309,21 +264,21 @@ class WassersteinEmbedding:
 
     def cdist(self, XA, XB, *, root: bool = False, block_size: int = 2048, batch_size: int | None = None, device=None):
         """All-pairs estimates ``(nA, nB)`` (scipy's ``cdist`` shape), block-wise on CPU or CUDA."""
-        block_size = _pos_int("block_size", block_size)
+        block_size = check_pos_int("block_size", block_size)
         ZA, like, dev = self._embed_input(XA, "XA", device, batch_size)
         ZB = self._embed_input(XB, "XB", dev, batch_size)[0]
         out = torch.empty(ZA.shape[0], ZB.shape[0], dtype=torch.float32, device=like if like is not None else "cpu")
-        cdist_into(out, ZA, ZB, p=self.p, block_size=block_size)
-        return _out(self._finish(out, root) if root else out, like)
+        cdist_into(out, ZA, ZB, distance=self.distance_fn, block_size=block_size)
+        return _out(self._finish(out, root), like)
 
     def pdist(self, X, *, root: bool = False, block_size: int = 2048, batch_size: int | None = None, device=None):
         """Condensed estimates ``(n(n−1)/2,)`` over pairs ``i < j`` (scipy's ``pdist`` order)."""
-        block_size = _pos_int("block_size", block_size)
+        block_size = check_pos_int("block_size", block_size)
         Z, like, _ = self._embed_input(X, "X", device, batch_size)
         n = Z.shape[0]
         out = torch.empty(n * (n - 1) // 2, dtype=torch.float32, device=like if like is not None else "cpu")
-        pdist_into(out, Z, p=self.p, block_size=block_size)
-        return _out(self._finish(out, root) if root else out, like)
+        pdist_into(out, Z, distance=self.distance_fn, block_size=block_size)
+        return _out(self._finish(out, root), like)
 
     # -- nearest neighbours -------------------------------------------------------------------------
     def kneighbors(self, Q, R, k: int = 10, *, exact_rerank: bool = False, level: float = 0.99,
@@ -347,22 +302,22 @@ class WassersteinEmbedding:
         """
         wq = self.histograms(Q, "Q")
         wr = self.histograms(R, "R")
-        like = _unwrap(Q)[1]
+        like = _inputs.unwrap(Q)[1]
         k = check_k(k, wr.shape[0])
-        dev = self.device if device is None else resolve_device(device)
-        bs, blk = _batch(batch_size, dev), _pos_int("block_size", block_size)
+        dev = self._device(device)
+        bs, blk = _inputs.batch_size(batch_size, dev), check_pos_int("block_size", block_size)
         ZQ, ZR = self._encode(wq, dev, bs), self._encode(wr, dev, bs)
         if not exact_rerank:
-            vals, idx = knn_embedded(ZQ, ZR, k, p=self.p, block_size=blk)
+            vals, idx = knn_embedded(ZQ, ZR, k, distance=self.distance_fn, block_size=blk)
             return KNNResult(_out(idx, like), _out(vals, like), np.zeros(wq.shape[0]), exact=False)
         lower = None
         if n_candidates is None:
             cal, level = self._need_calibrator("adaptive exact re-ranking"), check_level(level, "re-ranking")
-            lower = lambda est: cal.lower_bound(est, level)  # noqa: E731
+            lower = lambda est: cal.lower_bound(est, level)
         else:
-            n_candidates = max(_pos_int("n_candidates", n_candidates), k)
-        idx, val, spent = rerank_blocks(ZQ, ZR, wq, wr, k, self._exact_solver(), p=self.p, lower=lower,
-                                        n_candidates=n_candidates, block_size=blk)
+            n_candidates = max(check_pos_int("n_candidates", n_candidates), k)
+        idx, val, spent = rerank_blocks(ZQ, ZR, wq, wr, k, self._exact_solver(), distance=self.distance_fn,
+                                        lower=lower, n_candidates=n_candidates, block_size=blk)
         if like is not None:
             return KNNResult(torch.from_numpy(idx).to(like), torch.from_numpy(val).to(like), spent, exact=True)
         return KNNResult(idx, val, spent, exact=True)
@@ -373,65 +328,26 @@ class WassersteinEmbedding:
             self._solver = ExactSolver(self.ground_cost(), self.p)
         return self._solver
 
-    # -- geometry -----------------------------------------------------------------------------------
-    def _single(self, a, what):
-        arr, like = _unwrap(a)
-        arr = np.asarray(arr)
-        if arr.ndim == 1 or (arr.ndim == 2 and self.grid is not None and arr.shape == self.grid):
-            arr = arr[None]
-        w = as_weights(arr, what=what, grid=self.grid, k=None if self.grid else self.k)[0]
-        if w.shape[0] != 1:
-            raise InputError(explain(f"{what} must be one input", expected="one image (H, W) or histogram (k,)",
-                                     received=f"{w.shape[0]} inputs", fix=f"pass {what}[i]"))
-        return w, like
-
+    # -- geometry (decoded; see :mod:`._geometry`) -------------------------------------------------
     def barycenter(self, X, weights=None, *, device=None):
         """Approximate Wasserstein barycenter ``ψ(Σ αᵢ φ(xᵢ))`` ``(k,)`` (``weights`` α ≥ 0, normalised)."""
-        Z, like, dev = self._embed_input(X, "X", device, None)
-        if weights is None:
-            a = np.full(Z.shape[0], 1.0 / Z.shape[0])
-        else:
-            a = np.asarray(_unwrap(weights)[0], dtype=np.float64).ravel()
-            if a.shape[0] != Z.shape[0] or not np.isfinite(a).all() or (a < 0).any() or a.sum() <= 0:
-                raise InputError(explain("bad barycenter weights", expected=f"{Z.shape[0]} finite nonnegative "
-                                         "weights with a positive sum", received=f"{a.shape[0]} weights "
-                                         f"(min {a.min() if a.size else 'n/a'})", fix="one weight per input"))
-            a = a / a.sum()
-        zbar = (torch.from_numpy(a).to(dev, torch.float32)[:, None] * Z).sum(0, keepdim=True)
-        return self.decode(_out(zbar, like), device=dev)[0]
+        return _geometry.barycenter(self, X, weights, device=device)
 
     def interpolate(self, a, b, steps: int = 5, *, device=None):
         """Decoded path ``ψ((1 − t) φ(a) + t φ(b))`` for ``t = 0 … 1``: ``(steps, k)``."""
-        steps = _pos_int("steps", steps)
-        (wa, like), (wb, _) = self._single(a, "a"), self._single(b, "b")
-        dev = self.device if device is None else resolve_device(device)
-        z = self._encode(np.concatenate([wa, wb]), dev, 2)
-        t = torch.linspace(0, 1, steps, device=dev)[:, None]
-        return self.decode(_out((1 - t) * z[0] + t * z[1], like), device=dev)
+        return _geometry.interpolate(self, a, b, steps, device=device)
 
-    def principal_directions(self, X, n_components: int = 3,
-                             scales=(-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5), *, device=None) -> PrincipalDirections:
+    def principal_directions(self, X, n_components: int = 3, scales=_geometry.DEFAULT_SCALES, *,
+                             device=None) -> PrincipalDirections:
         """PCA of the embeddings of ``X``, each direction decoded at ``mean + s σ v`` (paper's PGA)."""
-        Z, like, dev = self._embed_input(X, "X", device, None)
-        Z = Z.double().cpu().numpy()
-        n_components = _pos_int("n_components", n_components)
-        if n_components > min(Z.shape[0] - 1, Z.shape[1]) or Z.shape[0] < 2:
-            raise InputError(explain("too many principal directions", expected=f"n_components <= "
-                                     f"{max(min(Z.shape[0] - 1, Z.shape[1]), 0)} (inputs − 1, embedding size)",
-                                     received=str(n_components), fix="lower n_components or pass more inputs"))
-        scales = tuple(float(s) for s in scales)
-        mean = Z.mean(0)
-        _, sv, vt = np.linalg.svd(Z - mean, full_matrices=False)
-        var = sv ** 2 / (Z.shape[0] - 1)
-        comps, std = vt[:n_components], np.sqrt(var[:n_components])
-        pts = mean + np.asarray(scales)[None, :, None] * (std[:, None, None] * comps[:, None, :])
-        H = self.decode(pts.reshape(-1, Z.shape[1]).astype(np.float32), device=dev)
-        H = torch.from_numpy(H).reshape(n_components, len(scales), -1)
-        return PrincipalDirections(_out(H, like), mean, comps, std, var[:n_components] / var.sum(), scales)
+        return _geometry.principal_directions(self, X, n_components, scales, device=device)
 
     # -- out of distribution ------------------------------------------------------------------------
     def ood_score(self, X, *, batch_size: int | None = None, device=None) -> np.ndarray:
         """Reconstruction error ``KL(x ‖ ψ(φ(x)))`` (nats, summed over bins) of each input ``(n,)`` float64.
+
+        The error is :func:`wassembed.nn.reconstruction_kl`, the function training minimises and uses to
+        calibrate the threshold.
 
         Training stores this for images held out from training (unseen, like new inputs) as
         ``calibration["train_recon"]``.
@@ -441,12 +357,7 @@ class WassersteinEmbedding:
 
     def ood_threshold(self, level: float = 0.99) -> float:
         """The ``level`` quantile of the held-out images' reconstruction errors."""
-        tr = self.calibration.get("train_recon")
-        if tr is None or np.size(tr) == 0:
-            raise InputError(explain("no out-of-distribution reference", expected="calibration['train_recon'] "
-                                     "stored at training time", received="a model without it",
-                                     fix="use a model from wassembed.train"))
-        return float(np.quantile(np.asarray(tr, dtype=np.float64), check_level(level, "OOD")))
+        return _ood.ood_threshold(self.calibration, level)
 
     def is_ood(self, X, *, level: float = 0.99, batch_size: int | None = None, device=None) -> np.ndarray:
         """Boolean mask ``(n,)``: inputs reconstructing worse than the training set's ``level`` quantile."""

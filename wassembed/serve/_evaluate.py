@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import CacheMismatchError, InputError, explain
 from ..exact import DistanceCache
 from ..metrics import regression_metrics
+from ..nn import LatentDistance
 from ._embedding import load_model
 
 __all__ = ["evaluate"]
@@ -20,8 +21,9 @@ def evaluate(model, cache, *, batch_size: int = 4096) -> dict:
     Parameters
     ----------
     model : WassersteinEmbedding or path
-        A model or the directory of a saved one. Needs ``.p``, ``.info`` (``dataset_fingerprint``), ``.calibration["train_images"]`` and
-        ``.embed(weights (n, k)) -> (n, d)``.
+        A model or the directory of a saved one. Needs ``.p``, ``.info`` (``dataset_fingerprint``),
+        ``.calibration["train_images"]`` and ``.embed(weights (n, k)) -> (n, d)``; estimates are the
+        :class:`~wassembed.nn.LatentDistance` of ``p`` between embeddings (as in training and serving).
     cache : DistanceCache or path
         Cache with stored data on the model's support and the same ``p``.
     batch_size : int
@@ -68,8 +70,7 @@ def evaluate(model, cache, *, batch_size: int = 4096) -> dict:
     z = np.concatenate([np.asarray(model.embed(data.weights[used[s:s + batch_size]]), dtype=np.float64)
                         for s in range(0, used.size, batch_size)])
     a, b = inv[:i.size], inv[i.size:]
-    sq = ((z[a] - z[b]) ** 2).sum(-1)
-    pred = sq if int(model.p) == 2 else np.sqrt(sq)
+    pred = LatentDistance(int(model.p)).paired(z[a], z[b])
     out = regression_metrics(pred, y)
     out["n_dropped"] = n_dropped
     out["dataset_fingerprint"] = cache.fingerprint

@@ -105,7 +105,7 @@ def read_model(path) -> dict:
         cfg = ModelConfig.from_dict(meta["config"])
         sha, size = str(meta["weights_sha256"]), int(meta["weights_bytes"])
         p, support = int(meta["p"]), meta["support"]
-    except Exception as exc:  # noqa: BLE001 - any malformed field
+    except Exception as exc:  # any malformed field
         raise ModelFileError(explain(f"invalid model description {path / MODEL_JSON}",
                                      expected="the fields written by save_model", received=str(exc)[:200],
                                      fix="save or train the model again")) from None

@@ -3,18 +3,20 @@
 Distances between embeddings use one matrix product per block,
 :math:`\\|a - b\\|^2 = \\|a\\|^2 + \\|b\\|^2 - 2 a \\cdot b` clamped at 0, after subtracting a common centre from
 both sides (distances are translation invariant, and centring keeps the float32 cancellation error small).
-Memory beyond the output is bounded by one ``block_size × block_size`` tile.
+Memory beyond the output is bounded by one ``block_size × block_size`` tile. Each tile of squared distances
+becomes estimates through the model's :class:`~wassembed.nn.LatentDistance` (the one used in training).
 """
 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from ..errors import InputError, explain
+from ..nn import LatentDistance
 
 __all__ = ["KNNResult", "cdist_into", "check_k", "exact_rerank", "knn_embedded", "pdist_into", "rerank_blocks"]
 
@@ -49,9 +51,11 @@ class KNNResult(tuple):
                 f"exact={self.exact})")
 
 
-def _tile(A: torch.Tensor, sqA: torch.Tensor, B: torch.Tensor, sqB: torch.Tensor, p: int) -> torch.Tensor:
+def _tile(A: torch.Tensor, sqA: torch.Tensor, B: torch.Tensor, sqB: torch.Tensor,
+          distance: LatentDistance) -> torch.Tensor:
+    """Estimates between the centred rows ``A`` and ``B`` (squared norms ``sqA``, ``sqB``): one GEMM."""
     d = torch.addmm(sqA[:, None] + sqB[None, :], A, B.T, beta=1.0, alpha=-2.0).clamp_min_(0.0)
-    return d.sqrt_() if p == 1 else d
+    return distance.from_squared(d)
 
 
 def _centre(ZA: torch.Tensor, ZB: torch.Tensor):
@@ -60,18 +64,19 @@ def _centre(ZA: torch.Tensor, ZB: torch.Tensor):
     return A, (A * A).sum(1), B, (B * B).sum(1)
 
 
-def cdist_into(out: torch.Tensor, ZA: torch.Tensor, ZB: torch.Tensor, *, p: int, block_size: int) -> torch.Tensor:
-    """Fill ``out (nA, nB)`` with ``‖a − b‖²`` (p=2) or ``‖a − b‖`` (p=1), one tile at a time."""
+def cdist_into(out: torch.Tensor, ZA: torch.Tensor, ZB: torch.Tensor, *, distance: LatentDistance,
+               block_size: int) -> torch.Tensor:
+    """Fill ``out (nA, nB)`` with the estimates ``distance`` gives (``‖a − b‖²`` for p=2), one tile at a time."""
     A, sqA, B, sqB = _centre(ZA, ZB)
     for a0 in range(0, A.shape[0], block_size):
         a1 = min(a0 + block_size, A.shape[0])
         for b0 in range(0, B.shape[0], block_size):
             b1 = min(b0 + block_size, B.shape[0])
-            out[a0:a1, b0:b1].copy_(_tile(A[a0:a1], sqA[a0:a1], B[b0:b1], sqB[b0:b1], p))
+            out[a0:a1, b0:b1].copy_(_tile(A[a0:a1], sqA[a0:a1], B[b0:b1], sqB[b0:b1], distance))
     return out
 
 
-def pdist_into(out: torch.Tensor, Z: torch.Tensor, *, p: int, block_size: int) -> torch.Tensor:
+def pdist_into(out: torch.Tensor, Z: torch.Tensor, *, distance: LatentDistance, block_size: int) -> torch.Tensor:
     """Fill the condensed vector ``out (n(n−1)/2,)`` (scipy's order: pairs i < j, row-major)."""
     n = Z.shape[0]
     A, sqA, _, _ = _centre(Z, Z)
@@ -80,7 +85,7 @@ def pdist_into(out: torch.Tensor, Z: torch.Tensor, *, p: int, block_size: int) -
         rows = torch.arange(i0, i1, device=Z.device)
         for j0 in range(i0 + 1, n, block_size):
             j1 = min(j0 + block_size, n)
-            d = _tile(A[i0:i1], sqA[i0:i1], A[j0:j1], sqA[j0:j1], p)
+            d = _tile(A[i0:i1], sqA[i0:i1], A[j0:j1], sqA[j0:j1], distance)
             cols = torch.arange(j0, j1, device=Z.device)
             mask = cols[None, :] > rows[:, None]
             # condensed position of (i, j): start(i) + j − i − 1
@@ -91,7 +96,7 @@ def pdist_into(out: torch.Tensor, Z: torch.Tensor, *, p: int, block_size: int) -
     return out
 
 
-def knn_embedded(ZQ: torch.Tensor, ZR: torch.Tensor, k: int, *, p: int, block_size: int):
+def knn_embedded(ZQ: torch.Tensor, ZR: torch.Tensor, k: int, *, distance: LatentDistance, block_size: int):
     """The ``k`` smallest embedding distances of each query: ``(values (nq, k), indices (nq, k))``, ascending."""
     A, sqA, B, sqB = _centre(ZQ, ZR)
     vals = torch.empty(A.shape[0], k, dtype=A.dtype, device=A.device)
@@ -101,7 +106,7 @@ def knn_embedded(ZQ: torch.Tensor, ZR: torch.Tensor, k: int, *, p: int, block_si
         best_v = best_i = None
         for b0 in range(0, B.shape[0], block_size):
             b1 = min(b0 + block_size, B.shape[0])
-            d = _tile(A[a0:a1], sqA[a0:a1], B[b0:b1], sqB[b0:b1], p)
+            d = _tile(A[a0:a1], sqA[a0:a1], B[b0:b1], sqB[b0:b1], distance)
             kk = min(k, b1 - b0)
             v, i = torch.topk(d, kk, dim=1, largest=False, sorted=False)
             i = i + b0
@@ -188,8 +193,8 @@ def exact_rerank(est: np.ndarray, k: int, solve: Callable[[np.ndarray, np.ndarra
     return idx, val, solved
 
 
-def rerank_blocks(ZQ: torch.Tensor, ZR: torch.Tensor, wq: np.ndarray, wr: np.ndarray, k: int, solver, *, p: int,
-                  lower, n_candidates: int | None, block_size: int):
+def rerank_blocks(ZQ: torch.Tensor, ZR: torch.Tensor, wq: np.ndarray, wr: np.ndarray, k: int, solver, *,
+                  distance: LatentDistance, lower, n_candidates: int | None, block_size: int):
     """:func:`exact_rerank` over blocks of ``block_size`` queries (estimates for one block at a time).
 
     ``solver`` is an :class:`~wassembed.exact.ExactSolver`; ``wq``/``wr`` the float64 histograms.
@@ -202,7 +207,8 @@ def rerank_blocks(ZQ: torch.Tensor, ZR: torch.Tensor, wq: np.ndarray, wr: np.nda
     est = torch.empty(min(block_size, nq), nr, dtype=torch.float32)
     for q0 in range(0, nq, block_size):
         q1 = min(q0 + block_size, nq)
-        e = cdist_into(est[:q1 - q0], ZQ[q0:q1], ZR, p=p, block_size=block_size).numpy().astype(np.float64)
+        e = cdist_into(est[:q1 - q0], ZQ[q0:q1], ZR, distance=distance, block_size=block_size)
+        e = e.numpy().astype(np.float64)
 
         def solve(qs, rs, q0=q0):
             return solver.solve_pairs(W, qs + q0, rs + nq)
