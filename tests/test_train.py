@@ -13,7 +13,7 @@ from wassembed.data import HistogramSet
 from wassembed.errors import CacheError, CacheMismatchError, InputError, TrainingError
 from wassembed.exact import DistanceCache, precompute
 from wassembed.learn import TrainSettings, pack_batches, plan_units, split_by_image
-from wassembed.learn._batching import _augment, _bboxes
+from wassembed.learn._batching import augment_images, bounding_boxes
 
 from .conftest import run_cli
 
@@ -151,7 +151,8 @@ def test_augmentation_preserves_exact_w2():
     x = torch.as_tensor(hs.weights)
     rng = np.random.default_rng(0)
     for _ in range(6):
-        y = _augment(x, (10, 10), _bboxes(hs.weights, (10, 10)), ["shift", "flip", "rot"], 3, rng).numpy()
+        boxes = bounding_boxes(hs.weights, (10, 10))
+        y = augment_images(x, (10, 10), boxes, ["shift", "flip", "rot"], 3, rng).numpy()
         assert np.allclose(y.sum(1), 1) and not np.array_equal(y, hs.weights) or True
         assert ot.emd2(y[0] / y[0].sum(), y[1] / y[1].sum(), M) == pytest.approx(w0, rel=1e-9)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["pack_batches", "plan_units", "split_by_image"]
+__all__ = ["augment_images", "bounding_boxes", "pack_batches", "plan_units", "split_by_image", "split_calibration"]
 
 
 def split_by_image(i, j, n: int, val_fraction: float, seed: int):
@@ -150,8 +150,39 @@ def pack_batches(units, i, j, batch_images: int, rng: np.random.Generator) -> li
     return batches
 
 
-def _augment(x: torch.Tensor, grid, bbox: np.ndarray, ops, max_shift: int, rng) -> torch.Tensor:
-    """Apply one in-bounds translation / flip / rotation to every image of ``x (n, k)``."""
+def augment_images(x: torch.Tensor, grid, bbox: np.ndarray, ops, max_shift: int,
+                   rng: np.random.Generator) -> torch.Tensor:
+    """Apply one in-bounds translation / flip / rotation to every image of a batch.
+
+    The same transformation moves every image, so every exact ``W_2^2`` between them is unchanged (grid
+    supports with the squared Euclidean ground cost).
+
+    Parameters
+    ----------
+    x : Tensor, shape (n, H * W)
+        Histograms of the batch's images.
+    grid : (int, int)
+        ``(H, W)``.
+    bbox : ndarray, shape (n, 4), int
+        Bounding boxes ``(row0, row1, col0, col1)`` of the images' supports (:func:`bounding_boxes`):
+        the translation keeps every image inside the grid.
+    ops : sequence of str
+        Among ``"shift"``, ``"flip"``, ``"rot"``.
+    max_shift : int
+        Largest translation in pixels.
+    rng : numpy.random.Generator
+        Draws the transformation (consumed in a fixed order: shift, flips, rotation).
+
+    Returns
+    -------
+    Tensor, shape (n, H * W)
+
+    Examples
+    --------
+    >>> x = torch.eye(4)[:1]  # one pixel at (0, 0) of a 2x2 grid
+    >>> augment_images(x, (2, 2), np.array([[0, 0, 0, 0]]), ["rot"], 0, np.random.default_rng(0)).sum().item()
+    1.0
+    """
     H, W = grid
     x = x.reshape(-1, H, W)
     if "shift" in ops:
@@ -172,11 +203,27 @@ def _augment(x: torch.Tensor, grid, bbox: np.ndarray, ops, max_shift: int, rng) 
     return x.reshape(x.shape[0], H * W)
 
 
-def _bboxes(weights: np.ndarray, grid) -> np.ndarray:
+def bounding_boxes(weights: np.ndarray, grid) -> np.ndarray:
+    """Bounding boxes of the supports of images on a grid.
+
+    Parameters
+    ----------
+    weights : ndarray, shape (n, H * W)
+    grid : (int, int)
+
+    Returns
+    -------
+    ndarray, shape (n, 4), int64
+        ``(first row, last row, first column, last column)`` holding mass.
+
+    Examples
+    --------
+    >>> w = np.zeros((1, 9)); w[0, 5] = 1.0  # row 1, column 2 of a 3x3 grid
+    >>> bounding_boxes(w, (3, 3)).tolist()
+    [[1, 1, 2, 2]]
+    """
     nz = weights.reshape(-1, *grid) > 0
     rows, cols = nz.any(2), nz.any(1)
-    first = lambda a: a.argmax(1)  # noqa: E731
-    last = lambda a: a.shape[1] - 1 - a[:, ::-1].argmax(1)  # noqa: E731
+    first = lambda a: a.argmax(1)
+    last = lambda a: a.shape[1] - 1 - a[:, ::-1].argmax(1)
     return np.stack([first(rows), last(rows), first(cols), last(cols)], axis=1)
-
-

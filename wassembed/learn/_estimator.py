@@ -39,11 +39,11 @@ class WassersteinEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     cache : str, path or DistanceCache, optional
         Distance cache to train on (required unless ``pretrained`` is given).
     architecture : str or ModelConfig
-        Model preset (``"fast"``, ``"paper"``, ``"mlp"``) or a config, passed to ``wassembed.train.train``.
+        Model preset (``"fast"``, ``"paper"``, ``"mlp"``) or a config, passed to :func:`wassembed.learn.train`.
     epochs, lr, recon_weight : optional
         Common training settings (``None``: the training defaults).
     train_options : dict, optional
-        Any other keyword of ``wassembed.train.train`` or field of ``TrainSettings`` (e.g.
+        Any other keyword of :func:`wassembed.learn.train` or field of ``TrainSettings`` (e.g.
         ``{"patience": 3, "checkpoint_dir": "runs/x"}``).
     pretrained : str, path or WassersteinEmbedding, optional
         Use this trained model instead of training (``fit`` only loads it).

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import InputError, explain
+from ..nn import LatentDistance, reconstruction_kl
 
 __all__ = ["DWELoss", "DistanceLoss", "ReconstructionLoss", "pair_distance"]
 
 
 def pair_distance(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor, p: int = 2) -> torch.Tensor:
-    """Latent estimate ``‖z_i − z_j‖^p`` of ``W_p^p`` for index pairs.
+    """Latent estimate ``‖z_i − z_j‖^p`` of ``W_p^p`` for index pairs: ``LatentDistance(p).pairs(z, i, j)``.
 
     Parameters
     ----------
@@ -35,8 +36,8 @@ def pair_distance(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor, p: int = 2)
     i, j : Tensor, shape (m,), int64
         Row indices into ``z``.
     p : {1, 2}
-        ``2``: squared Euclidean distance (estimates W2²); ``1``: Euclidean distance (estimates W1),
-        smoothed at 0 so that its gradient stays finite.
+        ``2``: squared Euclidean distance (estimates W2²); ``1``: Euclidean distance (estimates W1), through
+        :func:`wassembed.nn.safe_sqrt` so that its gradient stays finite at 0.
 
     Returns
     -------
@@ -50,10 +51,7 @@ def pair_distance(z: torch.Tensor, i: torch.Tensor, j: torch.Tensor, p: int = 2)
     >>> round(pair_distance(z, torch.tensor([0]), torch.tensor([1]), p=1).item(), 4)
     5.0
     """
-    sq = (z[i] - z[j]).pow(2).sum(-1)
-    if p == 2:
-        return sq
-    return torch.sqrt(sq + 1e-12)
+    return LatentDistance(p).pairs(z, i, j)
 
 
 @dataclass(frozen=True)
@@ -91,9 +89,14 @@ class DistanceLoss:
                                      received=f"scale={self.scale}, relative_weight={self.relative_weight}, "
                                               f"eps={self.eps}", fix="use positive values"))
 
+    @property
+    def latent(self) -> LatentDistance:
+        """The latent distance the loss fits (the one serving uses)."""
+        return LatentDistance(self.p)
+
     def __call__(self, z, i, j, target) -> torch.Tensor:
         """Scalar loss for embeddings ``z (n, d)``, pairs ``i, j (m,)`` and targets ``(m,)``."""
-        pred = pair_distance(z.float(), i, j, self.p)
+        pred = self.latent.pairs(z.float(), i, j)
         target = target.to(pred.dtype)
         err = pred - target
         loss = err.square().mean() / self.scale ** 2
@@ -104,7 +107,7 @@ class DistanceLoss:
 
 @dataclass(frozen=True)
 class ReconstructionLoss:
-    """Mean ``KL(x ‖ softmax(logits))`` over rows, with ``0 log 0 = 0``.
+    """Mean ``KL(x ‖ softmax(logits))`` over rows (:func:`wassembed.nn.reconstruction_kl`, ``0 log 0 = 0``).
 
     Examples
     --------
@@ -114,11 +117,8 @@ class ReconstructionLoss:
     """
 
     def per_row(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """KL per row, shape (n,), for logits ``(n, k)`` and histograms ``x (n, k)``."""
-        logq = torch.log_softmax(logits.float(), dim=-1)
-        x = x.float()
-        xlogx = torch.where(x > 0, x * torch.log(x.clamp_min(1e-38)), torch.zeros_like(x))
-        return (xlogx - x * logq).sum(-1)
+        """KL per row, shape (n,), for logits ``(n, k)`` and histograms ``x (n, k)`` (the served OOD score)."""
+        return reconstruction_kl(logits, x)
 
     def __call__(self, logits, x) -> torch.Tensor:
         return self.per_row(logits, x).mean()

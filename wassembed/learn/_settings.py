@@ -5,11 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from .._validation import check_pos_int
 from ..errors import InputError, explain
 
 __all__ = ["TrainSettings"]
-
-
 
 
 @dataclass(frozen=True)
@@ -27,7 +26,9 @@ class TrainSettings:
         Adam learning rate (peak of the schedule).
     schedule : {"cosine", "plateau", "constant"}
         Cosine decay to ``lr / 100`` over ``epochs``; halve after ``lr_patience`` epochs without
-        improvement; or constant.
+        improvement; or constant (see :mod:`wassembed.learn._schedule`).
+    lr_patience : int
+        ``"plateau"``: epochs without improvement before each halving (0 counts as 1).
     patience : int
         Early stopping: stop after this many epochs without a better validation MSE (0: never).
     val_fraction : float
@@ -69,10 +70,10 @@ class TrainSettings:
         def bad(name, expected):
             raise InputError(explain(f"invalid training setting {name}", expected=expected,
                                      received=repr(getattr(self, name)), fix=f"pass a valid {name}"))
-        for name in ("epochs", "batch_images"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if name == "epochs" else 4):
-                bad(name, "a positive int" + (" >= 4" if name == "batch_images" else ""))
+        object.__setattr__(self, "epochs", check_pos_int("epochs", self.epochs))
+        v = self.batch_images
+        if isinstance(v, bool) or not isinstance(v, int) or v < 4:
+            bad("batch_images", "an int >= 4")
         for name in ("patience", "lr_patience", "max_shift"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -97,7 +98,5 @@ class TrainSettings:
             bad("augment", "a comma-separated subset of shift, flip, rot (or '')")
 
     def to_dict(self) -> dict:
+        """The settings as a JSON-able dict (field name → value)."""
         return dataclasses.asdict(self)
-
-
-# -- splitting and batching --------------------------------------------------------------------------

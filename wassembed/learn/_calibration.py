@@ -1,0 +1,92 @@
+"""What a trained model keeps for serving's error bars and out-of-distribution warnings.
+
+* **Conformal pairs** (``val_pred``, ``val_target``): latent estimates (:class:`~wassembed.nn.LatentDistance`,
+  as served) and exact values of held-out pairs that played no part in training or model selection, so that
+  their errors are exchangeable with errors on new images; when too few held-out images could be split off,
+  the validation pairs (which selected the model) stand in, and the model says so.
+* **OOD reference** (``train_recon``): reconstruction errors :func:`~wassembed.nn.reconstruction_kl` of the
+  held-out images, the same score the served model computes for its inputs; its threshold is a quantile of
+  these (the errors of unseen inputs of the training distribution).
+* ``train_images``: the images trained on (``evaluate`` drops pairs that touch them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..nn import reconstruction_kl
+from ._predict import CHUNK, predict_pairs
+from ._split import TrainingPairs
+
+__all__ = ["Calibration", "calibrate", "reconstruction_errors"]
+
+HELD_OUT = "held-out calibration pairs (not used for training or model selection)"
+FALLBACK = "validation pairs (also used for early stopping: too few held-out images to split)"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The calibration arrays of a model and where its conformal pairs came from.
+
+    Attributes
+    ----------
+    arrays : dict of str to ndarray
+        ``val_pred (m,)`` and ``val_target (m,)`` float64, ``train_recon (h,)`` float64 (nats),
+        ``train_images (t,)`` int64: the model's ``calibration``.
+    source : str
+        Which pairs calibrate the intervals (for ``info["training"]["calibration_source"]``).
+    """
+
+    arrays: dict
+    source: str
+
+
+def reconstruction_errors(encoder: nn.Module, decoder: nn.Module, X: torch.Tensor,
+                          rows: np.ndarray) -> np.ndarray:
+    """``KL(x ‖ softmax ψ(φ(x)))`` ``(len(rows),)`` float64 of the histograms ``X[rows]`` (networks as they are).
+
+    Examples
+    --------
+    >>> x = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+    >>> reconstruction_errors(nn.Identity(), nn.Identity(), x, np.array([0])).round(6).tolist()  # uniform
+    [0.0]
+    """
+    out = []
+    with torch.no_grad():
+        for s in range(0, rows.size, CHUNK):
+            xb = X[torch.as_tensor(rows[s:s + CHUNK], device=X.device)]
+            out.append(reconstruction_kl(decoder(encoder(xb)), xb).cpu().numpy())
+    return np.concatenate(out).astype(np.float64) if out else np.empty(0)
+
+
+def calibrate(encoder: nn.Module, decoder: nn.Module, X: torch.Tensor, pairs: TrainingPairs, p: int,
+              val_pred: np.ndarray) -> Calibration:
+    """Calibration arrays of the final networks (in eval mode).
+
+    Parameters
+    ----------
+    encoder, decoder : torch.nn.Module
+    X : Tensor, shape (n, k)
+        Every histogram of the dataset, on the networks' device.
+    pairs : TrainingPairs
+        The run's split (calibration pairs, validation pairs, held-out and training images).
+    p : {1, 2}
+    val_pred : ndarray, shape (len(pairs.val),)
+        The final model's predictions on the validation pairs (used when there are no calibration pairs).
+
+    Returns
+    -------
+    Calibration
+    """
+    if len(pairs.calibration):
+        pred, target, source = predict_pairs(encoder, X, pairs.calibration, p), pairs.calibration.value, HELD_OUT
+    else:
+        pred, target, source = val_pred, pairs.val.value, FALLBACK
+    arrays = {"val_pred": pred, "val_target": target.astype(np.float64),
+              "train_recon": reconstruction_errors(encoder, decoder, X, pairs.val_images),
+              "train_images": pairs.train_images.astype(np.int64)}
+    return Calibration(arrays, source)

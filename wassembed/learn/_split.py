@@ -1,0 +1,130 @@
+"""The pairs of a training run: a cache's pairs merged, split by image, grouped into batching units.
+
+A seeded fraction of the images is held out (:func:`~._batching.split_by_image`); pairs among held-out
+images are split again (:func:`~._batching.split_calibration`) into pairs that select the model (early
+stopping) and pairs that calibrate the conformal intervals. Training pairs are grouped into units of pairs
+that share images (:func:`~._batching.plan_units`), one unit per pair with ``batching="pairs"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError, explain
+from ..exact import PairTable
+from ._batching import plan_units, split_by_image, split_calibration
+from ._settings import TrainSettings
+
+__all__ = ["TrainingPairs", "merge_shards", "split_pairs"]
+
+
+def merge_shards(shards) -> PairTable:
+    """All pairs of the shards, unique and sorted by ``(i, j)`` (as ``DistanceCache.read``).
+
+    Examples
+    --------
+    >>> a = PairTable(np.array([2, 0]), np.array([3, 1]), np.array([5.0, 1.0]))
+    >>> t = merge_shards([a, PairTable(np.array([0]), np.array([1]), np.array([1.0]))])
+    >>> t.i.tolist(), t.j.tolist(), t.value.tolist()
+    ([0, 2], [1, 3], [1.0, 5.0])
+    """
+    if not shards:
+        e = np.empty(0, dtype=np.int64)
+        return PairTable(e, e.copy(), np.empty(0))
+    i, j, v = (np.concatenate([getattr(t, f) for t in shards]) for f in ("i", "j", "value"))
+    order = np.lexsort((j, i))
+    i, j, v = i[order], j[order], v[order]
+    keep = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])]
+    return PairTable(i[keep], j[keep], v[keep])
+
+
+def _take(table: PairTable, mask: np.ndarray) -> PairTable:
+    return PairTable(table.i[mask], table.j[mask], table.value[mask])
+
+
+@dataclass(frozen=True)
+class TrainingPairs:
+    """A cache's pairs as one run uses them.
+
+    Attributes
+    ----------
+    all : PairTable
+        Every pair of the cache, sorted by ``(i, j)``.
+    train, val, calibration : PairTable
+        Pairs among training images; among held-out images that select the model; among held-out images
+        kept for conformal calibration (empty when too few held-out images to split them).
+    val_images : ndarray, shape (h,), int64
+        The held-out images.
+    units : list of int64 arrays
+        Indices into ``train`` of the pairs of each batching unit.
+    scale : float
+        Target scale ``s`` of the distance loss.
+    digest : str
+        sha256 of the pairs and values (the checkpoint's and the model's ``cache_fingerprint``).
+    """
+
+    all: PairTable
+    train: PairTable
+    val: PairTable
+    calibration: PairTable
+    val_images: np.ndarray
+    units: list
+    scale: float
+    digest: str
+
+    @property
+    def dropped(self) -> int:
+        """Pairs between a training and a held-out image (or across the two held-out halves)."""
+        return len(self.all) - len(self.train) - len(self.val) - len(self.calibration)
+
+    @property
+    def train_images(self) -> np.ndarray:
+        """The images of the training pairs, sorted."""
+        return np.unique(np.concatenate([self.train.i, self.train.j]))
+
+
+def _shard_units(shards, train: PairTable, n: int) -> list[np.ndarray]:
+    """Indices into ``train`` of each shard's training pairs."""
+    key = train.i * n + train.j
+    out = []
+    for sh in shards:
+        s = np.searchsorted(key, sh.i * n + sh.j)
+        s = np.minimum(s, key.size - 1)
+        out.append(np.unique(s[key[s] == sh.i * n + sh.j]))
+    return out
+
+
+def split_pairs(cache, settings: TrainSettings, seed: int) -> TrainingPairs:
+    """Read, merge and split the pairs of ``cache`` for a run with ``settings`` and ``seed``.
+
+    Raises
+    ------
+    InputError
+        The cache holds no pairs, or fewer than 10 training or 5 validation pairs after the split.
+    """
+    n = cache.data.n
+    shards = cache.read_shards()
+    table = merge_shards(shards)
+    if len(table) == 0:
+        raise InputError(explain(f"cache {cache.path} holds no pairs", expected="exact distances to train on",
+                                 received="0 pairs", fix="run `wassembed precompute DATA --out CACHE --pairs N`"))
+    tr_mask, va_mask, val_images = split_by_image(table.i, table.j, n, settings.val_fraction, seed)
+    va_mask, cal_mask = split_calibration(table.i, table.j, va_mask, val_images, n, seed)
+    n_tr, n_va = int(tr_mask.sum()), int(va_mask.sum())
+    if n_tr < 10 or n_va < 5:
+        raise InputError(explain(f"cache {cache.path} is too small to train on",
+                                 expected="at least 10 training and 5 validation pairs after the split by image",
+                                 received=f"{len(table)} pairs: {n_tr} train, {n_va} validation",
+                                 fix="precompute more pairs (e.g. --pairs 10000) or raise val_fraction"))
+    train = _take(table, tr_mask)
+    if settings.batching == "groups":
+        units = plan_units(_shard_units(shards, train, n), train.i, train.j)
+    else:
+        units = list(np.arange(len(train), dtype=np.int64)[:, None])
+    digest = hashlib.sha256(table.i.tobytes() + table.j.tobytes() + table.value.tobytes()).hexdigest()
+    scale = float(train.value.mean()) if settings.target_scale == "mean" else float(settings.target_scale)
+    return TrainingPairs(table, train, _take(table, va_mask), _take(table, cal_mask), val_images, units, scale,
+                         digest)
