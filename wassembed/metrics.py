@@ -14,7 +14,6 @@ The accuracy of a trained model on a cache is :func:`wassembed.serve.evaluate`.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from .errors import InputError, explain
 
@@ -29,6 +28,8 @@ def rankdata(x) -> np.ndarray:
     >>> rankdata([10, 30, 20, 20]).tolist()
     [1.0, 4.0, 2.5, 2.5]
     """
+    from scipy import stats  # imported on use: scipy.stats costs ~1 s at start-up
+
     return stats.rankdata(np.asarray(x, dtype=np.float64).ravel(), method="average")
 
 
@@ -59,6 +60,8 @@ def regression_metrics(pred, target) -> dict:
     >>> round(m["mse"], 4), round(m["pearson"], 4), m["spearman"]
     (0.0833, 0.9934, 1.0)
     """
+    from scipy import stats  # imported on use: scipy.stats costs ~1 s at start-up
+
     pred = np.asarray(pred, dtype=np.float64).ravel()
     target = np.asarray(target, dtype=np.float64).ravel()
     if pred.shape != target.shape:
