@@ -1,6 +1,7 @@
 # Set-up and main entry points. `make demo` and `make test` work on a fresh machine: they create the
 # virtual environment on first use (preferring a CPU build of torch already on this machine) and install
-# the package with the extras they need.
+# the package with the extras they need: the core (`pip install .`) is the exact stage without torch;
+# [learn] adds torch and safetensors, [plot] matplotlib, [dask] dask.distributed, [test] and [lint] the tools.
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
@@ -8,13 +9,14 @@ WHEELS  ?= /opt/wheels
 PIP     := $(BIN)/pip install -q --no-compile
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow test-gpu bench-exact bench-serve bench-dask clean
+.PHONY: demo test lint test-slow test-gpu bench-exact bench-serve bench-dask clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-# torch: a local CPU wheel for this Python if there is one (fast, no multi-GB CUDA download), else the
-# range in pyproject.toml (users with GPUs install their CUDA build of torch first).
+# torch: a local CPU wheel for this Python if there is one (fast, no multi-GB CUDA download), installed before
+# pip resolves the [learn] extra, else the range in pyproject.toml (users with GPUs install their CUDA build
+# of torch first).
 $(VENV)/.torch: | $(BIN)/python
 	@if ! $(BIN)/python -c "import torch" >/dev/null 2>&1; then \
 	  tag=$$($(BIN)/python -c "import sys; print('cp%d%d' % sys.version_info[:2])"); \
@@ -24,18 +26,31 @@ $(VENV)/.torch: | $(BIN)/python
 	@touch $@
 
 $(VENV)/.demo: pyproject.toml $(VENV)/.torch
-	$(PIP) -e ".[plot]"
+	$(PIP) -e ".[learn,plot]"
 	@touch $@
 
+# everything the suite needs (it trains models, draws figures, starts Dask clusters) and the lint tools
 $(VENV)/.test: pyproject.toml $(VENV)/.torch
-	$(PIP) -e ".[test,plot,dask]"
+	$(PIP) -e ".[learn,test,plot,dask,lint]"
+	@touch $@ $(VENV)/.lint
+
+# the lint tools alone (no torch needed: ruff reads files, import-linter reads imports)
+$(VENV)/.lint: pyproject.toml | $(BIN)/python
+	$(PIP) -e ".[lint]"
 	@touch $@
 
 demo: $(VENV)/.demo
 	$(BIN)/wassembed demo --out demo-output
 
+# the test suite, then the house rules (`make lint`): what .ci/run runs
 test: $(VENV)/.test
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory lint
+
+# ruff (style, bugs, imports) and import-linter (the layers and forbidden imports in pyproject.toml)
+lint: $(VENV)/.lint
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test-slow: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)

@@ -15,6 +15,21 @@ MNIST_DIR = Path(os.environ.get("WASSEMBED_MNIST_DIR", ROOT.parent / "shared" / 
 MNIST_IMAGES = MNIST_DIR / "mnist-8k-images-idx3-ubyte.gz"
 
 
+@pytest.fixture(autouse=True)
+def _pot_backend_env():
+    """Undo what an in-process exact-stage command sets (POT_BACKEND_DISABLE_*), so that it does not leak into
+    the environment of the subprocesses that later tests start."""
+    from wassembed._deps import POT_EXACT_ONLY_ENV
+
+    before = {k: os.environ.get(k) for k in POT_EXACT_ONLY_ENV}
+    yield
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def mnist_path() -> Path:
     if not MNIST_IMAGES.exists():

@@ -127,7 +127,7 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     rng = np.random.default_rng(0)
     out = tmp_path / "c"
     killed_with_shards = 0
-    for trial in range(3):
+    for _ in range(3):
         proc = subprocess.Popen(_cmd(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         deadline = time.time() + 60
@@ -171,7 +171,8 @@ def test_cli_precompute_info_export(tmp_path):
 @pytest.mark.parametrize("args, match", [
     (["--pairs", "99999999"], "larger than the number of distinct pairs"),
     (["--pairs", "10", "--images", "5:2"], "out of bounds"),
-    (["--pairs", "ten"], "positive integer"),
+    (["--pairs", "ten"], "bad --pairs: expected a positive number"),
+    (["--pairs", "0"], "bad --pairs: expected a positive number"),
     (["--pairs", "10", "--p", "3"], "Invalid value"),
     ([], "give --pairs"),
 ])

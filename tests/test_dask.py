@@ -13,15 +13,14 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("distributed")
-
-from distributed import Client, LocalCluster  # noqa: E402
-
 from wassembed.errors import ClusterError, InputError, SolverError
 from wassembed.exact import DaskExecutor, DistanceCache, connect, precompute, verify
 
-from .conftest import run_cli  # noqa: E402
-from .test_reliability import record  # noqa: E402
+from .conftest import run_cli
+from .test_reliability import record
+
+distributed = pytest.importorskip("distributed")
+Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
 pytestmark = [pytest.mark.timeout(600)] if importlib.util.find_spec("pytest_timeout") else []
 

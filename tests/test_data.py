@@ -61,7 +61,8 @@ def test_npy_and_npz_loaders(tmp_path):
 
 
 @pytest.mark.parametrize("bad, match", [
-    (np.array([[[np.nan, 1.0], [1, 1]]]), r"NaN or infinite values: expected finite weights, received non-finite values in row 0"),
+    (np.array([[[np.nan, 1.0], [1, 1]]]),
+     r"NaN or infinite values: expected finite weights, received non-finite values in row 0"),
     (np.array([[[1.0, 1.0], [1, 1]], [[np.inf, 1.0], [1, 1]]]), r"non-finite values in row 1"),
     (np.array([[[1.0, -1.0], [1, 1]]]), r"negative weights.*row 0.*fix: clip"),
     (np.array([[[1.0, 1.0], [1, 1]], [[0.0, 0.0], [0, 0]]]), r"all-zero rows.*row 1.*fix: drop empty images"),

@@ -1,9 +1,18 @@
+import os
 import subprocess
 import sys
 
+import pytest
 
-def _run(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+from wassembed._deps import POT_EXACT_ONLY_ENV
+
+#: this process's environment without the variables that keep POT from importing torch
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in POT_EXACT_ONLY_ENV}
+
+
+def _run(code: str, **kw) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env=CLEAN_ENV, **kw).stdout.strip()
 
 
 def test_import_is_light_and_cli_exact_stage_needs_no_torch():
@@ -13,12 +22,47 @@ def test_import_is_light_and_cli_exact_stage_needs_no_torch():
     assert _run(code) == "0 False"
 
 
+def test_import_wassembed_leaves_pot_backends_alone():
+    """Library users who want POT's torch backend keep it: only the exact-stage commands switch it off."""
+    code = ("import os, wassembed, wassembed.exact, wassembed.cli, wassembed.cli._common; "
+            f"print(sorted(k for k in {sorted(POT_EXACT_ONLY_ENV)!r} if k in os.environ))")
+    assert _run(code) == "[]"
+
+
+def test_precompute_never_imports_torch(tmp_path):
+    """`wassembed precompute` (pool workers included) runs POT without torch, even where torch is installed."""
+    pytest.importorskip("torch")  # the point: torch is installed, and still not imported
+    out = tmp_path / "c"
+    code = f"""
+import sys
+from wassembed.cli import main
+try:
+    main(["precompute", "digits", "--out", {str(out)!r}, "--pairs", "200", "--chunk-size", "50", "--workers", "2",
+          "--quiet"])
+except SystemExit as exc:
+    assert exc.code in (0, None), exc.code
+import ot
+print("ot" in sys.modules, "torch" in sys.modules, [type(b).__name__ for b in ot.backend.get_backend_list()])
+"""
+    assert _run(code).splitlines()[-1] == "True False ['NumpyBackend']"
+    assert (out / "manifest.json").exists()
+
+
+def test_spawned_pool_worker_imports_pot_without_torch():
+    """A worker started fresh (spawn) gets the exact-stage environment before it imports POT."""
+    code = ("import sys, numpy as np; from wassembed.exact._executors import _init_worker, _solve_chunk; "
+            "_init_worker(np.eye(2), np.ones((2, 2)) - np.eye(2), 2, 100); "
+            "print(_solve_chunk(np.array([0]), np.array([1])).tolist(), 'ot' in sys.modules, 'torch' in sys.modules)")
+    assert _run(code) == "[1.0] True False"
+
+
 def test_submodule_imports_do_not_shadow_functions():
     """No module shares a name with a public function: importing every module leaves them functions."""
     code = ("import importlib, inspect, pkgutil, wassembed; "
             "[importlib.import_module(m.name) for m in pkgutil.walk_packages(wassembed.__path__, 'wassembed.') "
             "if m.name != 'wassembed.__main__']; "
-            "print(all(inspect.isfunction(getattr(wassembed, n)) for n in ('precompute', 'train', 'load', 'evaluate')))")
+            "print(all(inspect.isfunction(getattr(wassembed, n)) "
+            "for n in ('precompute', 'train', 'load', 'evaluate')))")
     assert _run(code) == "True"
 
 

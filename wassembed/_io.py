@@ -6,7 +6,9 @@ import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["atomic_write", "file_sha256"]
 
@@ -29,7 +31,8 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def atomic_write(path: Path, write_fn, *, prefix: str = ".tmp-") -> None:
+def atomic_write(path: str | os.PathLike, write_fn: Callable[[BinaryIO], object], *,
+                 prefix: str = ".tmp-") -> None:
     """Write ``path`` atomically: ``write_fn(fileobj)`` into a temporary file, fsync, rename, fsync dir.
 
     On any error the temporary file is removed and the error re-raised; ``path`` is untouched.

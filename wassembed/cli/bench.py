@@ -1,17 +1,21 @@
-"""``wassembed bench exact|serve|dask``: speed and accuracy figures measured in one run."""
+"""``wassembed bench exact|serve|dask``: speed and accuracy figures measured in one run.
 
+``bench exact`` and ``bench dask`` measure the exact stage as ``wassembed precompute`` runs it (POT without
+its torch backend, also in the workers they start); ``bench serve`` needs the learning stack.
+"""
 
 from __future__ import annotations
 
 import click
 
-from ._common import echo_json, handle_errors
+from .._deps import exact_stage_only
+from ._common import echo_json, handle_errors, needs_learning_stack
 
 DEFAULT_MNIST = "../shared/data/mnist/mnist-8k-images-idx3-ubyte.gz"
 
 
 @click.group()
-def bench():
+def bench() -> None:
     """Benchmarks (speed and accuracy figures, measured in one run)."""
 
 
@@ -25,6 +29,7 @@ def bench():
 @handle_errors
 def bench_exact(data, pairs, workers, seed, repeats, as_json):
     """Naive ot.emd2 loop vs precompute with 1 and all workers, on the same pairs."""
+    exact_stage_only()
     from ..bench import format_exact_benchmark, run_exact_benchmark
     from ..data import load_dataset
 
@@ -32,6 +37,7 @@ def bench_exact(data, pairs, workers, seed, repeats, as_json):
     echo_json(r) if as_json else click.echo(format_exact_benchmark(r))
 
 
+@needs_learning_stack
 @bench.command("serve")
 @click.option("--data", default=DEFAULT_MNIST, show_default=True, help="Images (file or 'digits').")
 @click.option("--model", "models", multiple=True,
@@ -70,6 +76,7 @@ def bench_serve(data, models, test_cache, n_pairs, speed_pairs, matrix_size, rer
 @handle_errors
 def bench_dask(data, pairs, workers, repeats, as_json):
     """Precompute on a Dask LocalCluster vs the local process pool, same pairs; checks identical caches."""
+    exact_stage_only()
     from ..bench import format_dask_benchmark, run_dask_benchmark
     from ..data import load_dataset
 

@@ -1,4 +1,9 @@
-"""``wassembed precompute`` and ``wassembed cache info|export|verify`` (no torch)."""
+"""``wassembed precompute`` and ``wassembed cache info|export|verify``: no torch, even when it is installed.
+
+POT imports torch (and jax, cupy, tensorflow) at ``import ot`` unless told not to; these commands only
+solve numpy problems, so importing this module tells it not to (:func:`wassembed._deps.exact_stage_only`,
+inherited by the worker processes). Nothing here imports ``ot`` before that.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,10 @@ import sys
 
 import click
 
+from .._deps import exact_stage_only
 from ._common import _pairs_option, echo_json, handle_errors
+
+exact_stage_only()
 
 
 @click.command()
@@ -30,7 +38,7 @@ from ._common import _pairs_option, echo_json, handle_errors
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @handle_errors
 def precompute(data, out, pairs, seed, workers, p, images, against, sampling, block_size, pairs_file, chunk_size,
-               scheduler, quiet, as_json):
+               scheduler, quiet, as_json) -> None:
     """Compute exact W_p^p for pairs of DATA into the cache --out (resumable; rerun to resume).
 
     DATA is a file (IDX .gz/raw, .npy images, .npz) or 'digits' (scikit-learn's bundled 8×8 digits).
@@ -67,7 +75,7 @@ def precompute(data, out, pairs, seed, workers, p, images, against, sampling, bl
 
 
 @click.group()
-def cache():
+def cache() -> None:
     """Inspect, export and verify distance caches."""
 
 
@@ -75,7 +83,7 @@ def cache():
 @click.argument("cache_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def cache_info(cache_dir, as_json):
+def cache_info(cache_dir, as_json) -> None:
     """Counts, fingerprint, settings and value statistics of CACHE_DIR."""
     from ..exact import DistanceCache
 
@@ -102,7 +110,7 @@ def cache_info(cache_dir, as_json):
 @click.argument("cache_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("out", type=click.Path(dir_okay=False))
 @handle_errors
-def cache_export(cache_dir, out):
+def cache_export(cache_dir, out) -> None:
     """Write int64 arrays i, j and float64 value (W_p^p) of CACHE_DIR to OUT (.npz)."""
     from ..exact import DistanceCache
 
@@ -116,7 +124,7 @@ def cache_export(cache_dir, out):
 @click.option("--workers", default=None, type=int)
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def cache_verify(cache_dir, repair, workers, as_json):
+def cache_verify(cache_dir, repair, workers, as_json) -> None:
     """Check every shard's checksum; with --repair, recompute what was lost. Exit 1 if damage remains."""
     from ..exact import verify
 

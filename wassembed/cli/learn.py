@@ -1,9 +1,8 @@
 """``wassembed train``: train an embedding on a distance cache.
 
-Torch is imported only inside the command bodies. Data (the model path, metrics) goes to stdout; logs and
-the progress bar go to stderr.
+Torch is imported only inside the command body (the command group checks that it is installed first). Data
+(the model path, metrics) goes to stdout; logs and the progress bar go to stderr.
 """
-
 
 from __future__ import annotations
 

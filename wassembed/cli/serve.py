@@ -3,9 +3,8 @@
 Thin wrappers over :class:`~wassembed.serve.WassersteinEmbedding`. Arrays go to ``--out`` (or, for
 ``embed``/``distance`` without ``--out``, as ``.npy`` bytes to a non-terminal stdout); tables and JSON go to
 stdout; logs to stderr. Bad input exits with code 2, other wassembed errors with 1. Torch is imported only
-inside the command bodies.
+inside the command bodies (the command group checks that it is installed first).
 """
-
 
 from __future__ import annotations
 
@@ -30,10 +29,11 @@ def _load_model(path: str, device: str):
 
 def _load_data(spec: str, limit: int | None, option: str):
     """Images ``(n, H, W)`` (so a grid mismatch is reported as such) or histograms ``(n, k)``."""
+    from .._validation import check_pos_int
     from ..data import load_dataset
 
-    if limit is not None and limit < 1:
-        raise click.BadParameter(f"expected a positive number, received {limit}", param_hint=option)
+    if limit is not None:
+        limit = check_pos_int(option, limit, example=100)
     hs = load_dataset(spec, limit=limit)
     return hs.images() if hs.grid is not None else hs.weights
 
@@ -74,6 +74,7 @@ def embed_cmd(model, data, out, limit, device, batch_size):
     emb = _load_model(model, device)
     X = _load_data(data, limit, "--limit")
     _write_array(emb.embed(X, batch_size=batch_size), out, "embeddings")
+
 
 @click.command("distance")
 @_model
@@ -116,6 +117,7 @@ def distance_cmd(model, a, b, out, matrix, root, interval, no_ood_warning, a_lim
     if interval is not None:
         res = np.stack([res.estimate, res.lower, res.upper], axis=1)
     _write_array(res, out, "distances")
+
 
 @click.command("knn")
 @_model

@@ -12,9 +12,11 @@ for which the optimal-transport cost is W2² (``p = 2``); ``p = 1`` uses ``c(x, 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError, explain
 from ._support import (
@@ -74,7 +76,8 @@ class HistogramSet:
                                      fix="build it with HistogramSet.from_images or from_histograms"))
         supports = sum(x is not None for x in (self.grid, self.coords, self.cost))
         if supports == 0:
-            raise InputError(explain("histograms need a support", expected="a grid (H, W), coords (k, d) or cost (k, k)",
+            raise InputError(explain("histograms need a support",
+                                     expected="a grid (H, W), coords (k, d) or cost (k, k)",
                                      received="none", fix="pass grid=, coords= or cost="))
         k = w.shape[1]
         if self.grid is not None:
@@ -103,7 +106,7 @@ class HistogramSet:
 
     # -- constructors -------------------------------------------------------------------------------
     @classmethod
-    def from_images(cls, images, *, labels=None, name: str = "array") -> "HistogramSet":
+    def from_images(cls, images: ArrayLike, *, labels: ArrayLike | None = None, name: str = "array") -> HistogramSet:
         """Validate images ``(n, H, W)`` and normalise each to a histogram on the pixel grid."""
         arr = np.asarray(images) if not isinstance(images, np.ndarray) else images
         if getattr(arr, "ndim", None) != 3:
@@ -114,8 +117,9 @@ class HistogramSet:
         return cls(w, grid=grid, labels=labels, name=name)
 
     @classmethod
-    def from_histograms(cls, weights, *, grid=None, coords=None, cost=None, labels=None,
-                        name: str = "array") -> "HistogramSet":
+    def from_histograms(cls, weights: ArrayLike, *, grid: tuple[int, int] | None = None,
+                        coords: ArrayLike | None = None, cost: ArrayLike | None = None,
+                        labels: ArrayLike | None = None, name: str = "array") -> HistogramSet:
         """Validate histograms ``(n, k)`` on a given support and normalise them."""
         w, _ = as_weights(weights, what=name, grid=tuple(grid) if grid is not None else None)
         return cls(w, grid=grid, coords=coords, cost=cost, labels=labels, name=name)
@@ -148,7 +152,7 @@ class HistogramSet:
                                      received=self.support_kind, fix="use .weights instead"))
         return self.weights.reshape(self.n, *self.grid)
 
-    def subset(self, index) -> "HistogramSet":
+    def subset(self, index: ArrayLike) -> HistogramSet:
         """A new set holding the rows ``index`` (same support)."""
         idx = np.asarray(index)
         return HistogramSet(self.weights[idx], grid=self.grid, coords=self.coords, cost=self.cost,
@@ -214,7 +218,7 @@ class HistogramSet:
         return out
 
     @classmethod
-    def from_arrays(cls, arrays, name: str = "array") -> "HistogramSet":
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], name: str = "array") -> HistogramSet:
         """Inverse of :meth:`to_arrays` (no re-normalisation: weights are taken as stored)."""
         grid = tuple(int(x) for x in arrays["grid"]) if "grid" in arrays else None
         return cls(np.asarray(arrays["weights"], dtype=np.float64), grid=grid,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import check_pos_int
 from ..errors import InputError, explain
 from ._histograms import HistogramSet
 
@@ -22,7 +23,7 @@ __all__ = ["DAMAGED_FILE_ERRORS", "load_dataset"]
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path) -> np.ndarray:
+def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file (MNIST's format), gzip-compressed or raw.
 
     Raises :class:`~wassembed.errors.InputError` naming the file when the header is invalid or the file is
@@ -51,7 +52,8 @@ def read_idx(path) -> np.ndarray:
     need = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     body = raw[4 + 4 * ndim:]
     if len(body) != need:
-        raise InputError(explain(f"IDX file {path} is truncated" if len(body) < need else f"IDX file {path} has trailing bytes",
+        problem = f"IDX file {path} is truncated" if len(body) < need else f"IDX file {path} has trailing bytes"
+        raise InputError(explain(problem,
                                  expected=f"{need} data bytes for shape {tuple(dims)}", received=f"{len(body)}",
                                  fix="re-download or re-export the file"))
     return np.frombuffer(body, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
@@ -77,7 +79,7 @@ def load_digits_set() -> HistogramSet:
                                     name="digits")
 
 
-def load_dataset(path_or_name, *, limit: int | None = None) -> HistogramSet:
+def load_dataset(path_or_name: str | os.PathLike, *, limit: int | None = None) -> HistogramSet:
     """Load a histogram set from a file or a built-in name.
 
     Parameters
@@ -142,9 +144,7 @@ def load_dataset(path_or_name, *, limit: int | None = None) -> HistogramSet:
                                      received=f"suffix {''.join(path.suffixes) or '(none)'}",
                                      fix="convert the data to .npy images (n, H, W)"))
     if limit is not None:
-        if limit < 1:
-            raise InputError(explain("bad limit", expected="a positive number", received=str(limit),
-                                     fix="pass limit >= 1"))
+        limit = check_pos_int("limit", limit, example=100)
         hs = hs.subset(np.arange(min(limit, hs.n)))
     return hs
 

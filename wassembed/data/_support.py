@@ -7,6 +7,7 @@ for which the optimal-transport cost is W2² (``p = 2``); ``p = 1`` uses ``c(x, 
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import InputError, explain
 
@@ -16,7 +17,7 @@ __all__ = ["as_weights", "ground_cost_name", "make_ground_cost", "parse_p"]
 FINGERPRINT_VERSION = "wassembed-data-v1"
 
 
-def parse_p(p) -> int:
+def parse_p(p: object) -> int:
     """Validate the transport exponent ``p`` (1 or 2) and return it as an int."""
     if isinstance(p, bool) or p not in (1, 2):
         raise InputError(explain("unsupported exponent p", expected="1 (W1) or 2 (W2², the default)",
@@ -38,7 +39,7 @@ def _describe_rows(rows: np.ndarray, limit: int = 5) -> str:
     return f"row{'s' if rows.size > 1 else ''} {shown}{more}"
 
 
-def as_weights(X, *, what: str = "input", grid: tuple[int, int] | None = None,
+def as_weights(X: ArrayLike, *, what: str = "input", grid: tuple[int, int] | None = None,
                k: int | None = None) -> tuple[np.ndarray, tuple[int, int] | None]:
     """Validate images or histograms and return float64 histograms summing to 1.
 
@@ -134,7 +135,8 @@ def _grid_coords(grid: tuple[int, int]) -> np.ndarray:
     return np.stack([r.ravel(), c.ravel()], axis=1).astype(np.float64)
 
 
-def make_ground_cost(*, grid=None, coords=None, cost=None, p: int = 2) -> np.ndarray:
+def make_ground_cost(*, grid: tuple[int, int] | None = None, coords: ArrayLike | None = None,
+                     cost: ArrayLike | None = None, p: int = 2) -> np.ndarray:
     """The ``(k, k)`` float64 ground cost of a support, read-only.
 
     ``p = 2``: squared Euclidean distances between bin coordinates (integer pixel positions for a grid);

@@ -4,7 +4,7 @@ Nothing here imports torch: a machine (or Dask worker) that only solves exact pr
 ``pip install wassembed`` without extras.
 """
 
-from ._cache import DistanceCache, PairTable, chunk_key, quantity_name
+from ._cache import DistanceCache, quantity_name
 from ._dask import DaskExecutor, connect
 from ._executors import InProcessExecutor, LocalPoolExecutor, default_workers
 from ._pairs import (
@@ -18,6 +18,7 @@ from ._pairs import (
     read_pairs_file,
 )
 from ._precompute import PrecomputeResult, plan_pairs, precompute, verify
+from ._shards import PairTable, chunk_key
 from ._solver import DEFAULT_NUM_ITER_MAX, ExactSolver
 
 __all__ = [

@@ -23,34 +23,28 @@ Guarantees
   anything is written.
 """
 
-
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import platform
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from .._io import atomic_write
+from .._io import atomic_write, file_sha256
 from .._version import __version__
 from ..data import HistogramSet, ground_cost_name, parse_p
-from ..errors import (
-    CacheError,
-    CacheMismatchError,
-    CorruptShardError,
-    InputError,
-    explain,
-)
+from ..errors import CacheError, CacheMismatchError, explain
+from ._shards import PairTable, chunk_key, encode_shard, read_shard_file
 
-__all__ = ["DistanceCache", "FORMAT_VERSION", "PairTable", "chunk_key", "quantity_name"]
+__all__ = ["DistanceCache", "FORMAT_VERSION", "quantity_name"]
 
 FORMAT = "wassembed-cache"
 FORMAT_VERSION = 1
@@ -61,42 +55,6 @@ def quantity_name(p: int, explicit_cost: bool = False) -> str:
     if explicit_cost:
         return "ot_cost"
     return "w2sq" if parse_p(p) == 2 else "w1"
-
-
-@dataclass(frozen=True)
-class PairTable:
-    """Exact values of unordered pairs: ``value[t] = W_p^p(x[i[t]], x[j[t]])`` with ``i[t] < j[t]``.
-
-    Attributes
-    ----------
-    i, j : ndarray, shape (m,), int64
-    value : ndarray, shape (m,), float64
-    """
-
-    i: np.ndarray
-    j: np.ndarray
-    value: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.i.shape[0])
-
-
-def chunk_key(i: np.ndarray, j: np.ndarray) -> str:
-    """Content key of a chunk of pairs (the shard's file name)."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(i, dtype=np.int64).tobytes())
-    h.update(b"|")
-    h.update(np.ascontiguousarray(j, dtype=np.int64).tobytes())
-    return h.hexdigest()[:32]
-
-
-def _shard_digest(i: np.ndarray, j: np.ndarray, value: np.ndarray) -> bytes:
-    h = hashlib.sha256()
-    for arr in (i, j, value):
-        h.update(np.int64(arr.shape[0]).tobytes())
-        h.update(np.ascontiguousarray(arr).tobytes())
-    return h.digest()
-
 
 
 def _versions() -> dict:
@@ -126,14 +84,14 @@ class DistanceCache:
     ([0], [1], [0.5])
     """
 
-    def __init__(self, path, manifest: dict):
+    def __init__(self, path: str | os.PathLike, manifest: dict):
         self.path = Path(path)
         self.manifest = manifest
         self._data: HistogramSet | None = None
 
     # -- opening ------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path) -> "DistanceCache":
+    def open(cls, path: str | os.PathLike) -> DistanceCache:
         """Open an existing cache (read side); checks the manifest's format and version."""
         path = Path(path)
         mpath = path / "manifest.json"
@@ -154,7 +112,8 @@ class DistanceCache:
         return cls(path, manifest)
 
     @classmethod
-    def create(cls, path, data: HistogramSet, p: int = 2, *, num_iter_max: int | None = None) -> "DistanceCache":
+    def create(cls, path: str | os.PathLike, data: HistogramSet, p: int = 2, *,
+               num_iter_max: int | None = None) -> DistanceCache:
         """Create a cache for ``data`` and ``p``, or reopen it if it exists with the same fingerprint.
 
         Raises
@@ -186,8 +145,6 @@ class DistanceCache:
                 (path / sub).mkdir(exist_ok=True)
             arrays = data.to_arrays()
             atomic_write(path / "data.npz", lambda fh: np.savez(fh, **arrays))
-            from .._io import file_sha256
-
             manifest = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
@@ -275,35 +232,17 @@ class DistanceCache:
         return sorted(x.name for x in d.iterdir() if x.suffix == ".npz" and not x.name.startswith(".")) \
             if d.exists() else []
 
-    def write_shard(self, i, j, value, *, key: str | None = None) -> Path:
+    def write_shard(self, i: ArrayLike, j: ArrayLike, value: ArrayLike, *, key: str | None = None) -> Path:
         """Atomically write one shard of results (``i < j``); returns its path."""
-        i = np.ascontiguousarray(i, dtype=np.int64)
-        j = np.ascontiguousarray(j, dtype=np.int64)
-        value = np.ascontiguousarray(value, dtype=np.float64)
-        if not (i.shape == j.shape == value.shape) or i.ndim != 1:
-            raise InputError(explain("bad shard arrays", expected="three 1-D arrays of one length",
-                                     received=f"{i.shape}, {j.shape}, {value.shape}", fix="internal error"))
-        key = key or chunk_key(i, j)
-        digest = np.frombuffer(_shard_digest(i, j, value), dtype=np.uint8)
+        arrays = encode_shard(i, j, value)
+        key = key or chunk_key(arrays["i"], arrays["j"])
         target = self.shard_path(key)
-        atomic_write(target, lambda fh: np.savez(fh, i=i, j=j, value=value, sha256=digest), prefix=f".tmp-{key}-")
+        atomic_write(target, lambda fh: np.savez(fh, **arrays), prefix=f".tmp-{key}-")
         return target
 
     def read_shard(self, name: str) -> PairTable:
         """Read and verify one shard; :class:`CorruptShardError` names the file on any problem."""
-        f = self.path / "shards" / name
-        try:
-            with np.load(f, allow_pickle=False) as z:
-                i, j, value, digest = z["i"], z["j"], z["value"], z["sha256"]
-        except Exception as exc:  # zip/npy parse errors come in many types
-            raise CorruptShardError(explain(f"corrupt shard {f}", expected="a readable shard",
-                                            received=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                                            fix="run `wassembed cache verify CACHE --repair`")) from None
-        if digest.tobytes() != _shard_digest(i, j, value):
-            raise CorruptShardError(explain(f"corrupt shard {f}", expected="content matching its sha256",
-                                            received="a checksum mismatch",
-                                            fix="run `wassembed cache verify CACHE --repair`"))
-        return PairTable(i, j, value)
+        return read_shard_file(self.path / "shards" / name)
 
     def read_shards(self) -> list[PairTable]:
         """Every shard, verified, in name order (pairs computed together stay together)."""
@@ -311,18 +250,7 @@ class DistanceCache:
 
     def read(self) -> PairTable:
         """All cached pairs, verified, unique, sorted by ``(i, j)``."""
-        tables = self.read_shards()
-        if not tables:
-            e = np.empty(0, dtype=np.int64)
-            return PairTable(e, e.copy(), np.empty(0, dtype=np.float64))
-        i = np.concatenate([t.i for t in tables])
-        j = np.concatenate([t.j for t in tables])
-        v = np.concatenate([t.value for t in tables])
-        order = np.lexsort((j, i))
-        i, j, v = i[order], j[order], v[order]
-        keep = np.ones(i.shape[0], dtype=bool)
-        keep[1:] = (i[1:] != i[:-1]) | (j[1:] != j[:-1])
-        return PairTable(i[keep], j[keep], v[keep])
+        return PairTable.merge(self.read_shards())
 
     def pair_keys(self) -> np.ndarray:
         """Sorted int64 keys ``i * n + j`` of the cached pairs (for set operations)."""
@@ -330,7 +258,7 @@ class DistanceCache:
         return t.i * int(self.manifest["dataset"]["n"]) + t.j
 
     # -- plans --------------------------------------------------------------------------------------
-    def add_plan(self, i, j) -> str:
+    def add_plan(self, i: ArrayLike, j: ArrayLike) -> str:
         """Record a requested pair plan (idempotent); returns its key."""
         key = chunk_key(i, j)
         f = self.path / "plans" / f"{key}.npz"
@@ -357,7 +285,7 @@ class DistanceCache:
 
     # -- claims -------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def claim(self, key: str, *, block: bool = False):
+    def claim(self, key: str, *, block: bool = False) -> Iterator[bool]:
         """Hold an exclusive claim on chunk ``key``; yields True if acquired, False if another process has it.
 
         Stale temporary files of that chunk are removed once the claim is held (their writer is gone).
@@ -413,7 +341,7 @@ class DistanceCache:
                 "image_range": [int(images.min()), int(images.max())] if images.size else None,
                 "values": stats, "solver": m["solver"], "versions": m["versions"]}
 
-    def export(self, out) -> int:
+    def export(self, out: str | os.PathLike) -> int:
         """Write ``i``, ``j`` (int64) and ``value`` (float64, W_p^p) to an ``.npz``; returns the pair count."""
         t = self.read()
         atomic_write(Path(out), lambda fh: np.savez(fh, i=t.i, j=t.j, value=t.value))

@@ -36,10 +36,15 @@ functions are called.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .._validation import check_int, check_number
 from ..errors import ClusterError, InputError, SolverError, WassembedError, explain
+
+if TYPE_CHECKING:
+    import distributed
 
 __all__ = ["DaskExecutor", "INSTALL_HINT", "connect"]
 
@@ -58,7 +63,7 @@ def _distributed():
     return distributed
 
 
-def connect(address: str, *, timeout: float | None = None):
+def connect(address: str, *, timeout: float | None = None) -> distributed.Client:
     """Connect to a running Dask scheduler.
 
     Parameters
@@ -100,9 +105,7 @@ def connect(address: str, *, timeout: float | None = None):
         from dask.utils import parse_timedelta
 
         timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise InputError(explain("bad connection timeout", expected="a positive number of seconds",
-                                 received=repr(timeout), fix="e.g. timeout=10"))
+    timeout = check_number("timeout", timeout, low=0, low_open=True, example=10)
     try:
         return distributed.Client(address, timeout=float(timeout), set_as_default=False)
     except ValueError as exc:  # unknown scheme, unparsable host:port
@@ -201,20 +204,18 @@ class DaskExecutor:
     Examples
     --------
     >>> from distributed import Client, LocalCluster                      # doctest: +SKIP
-    >>> from wassembed.precompute import precompute                       # doctest: +SKIP
+    >>> from wassembed.exact import precompute                            # doctest: +SKIP
     >>> with LocalCluster(n_workers=2, threads_per_worker=1) as cluster, Client(cluster) as client:
     ...     precompute("digits", "cache", pairs=10_000, client=client)    # doctest: +SKIP
     """
 
     name = "dask"
 
-    def __init__(self, client, *, retries: int = 3, worker_timeout: float = 60.0, poll_s: float = 2.0):
-        if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or retries < 0:
-            raise InputError(explain("bad retries", expected="a nonnegative integer", received=repr(retries),
-                                     fix="e.g. retries=3"))
-        self.retries = int(retries)
-        self.worker_timeout = float(worker_timeout)
-        self.poll_s = float(poll_s)
+    def __init__(self, client: distributed.Client | str, *, retries: int = 3, worker_timeout: float = 60.0,
+                 poll_s: float = 2.0):
+        self.retries = check_int("retries", retries, minimum=0, example=3)
+        self.worker_timeout = check_number("worker_timeout", worker_timeout, low=0, low_open=True, example=60)
+        self.poll_s = check_number("poll_s", poll_s, low=0, low_open=True, example=2)
         self._owns_client = isinstance(client, str)
         if self._owns_client:
             client = connect(client)
@@ -234,7 +235,7 @@ class DaskExecutor:
     def _nthreads(self) -> int:
         try:
             return int(sum(self._client.nthreads().values()))
-        except Exception as exc:  # noqa: BLE001 - any comm failure means the same thing here
+        except Exception as exc:  # any comm failure means the same thing here
             raise self._lost(exc) from None
 
     def _lost(self, exc) -> ClusterError:
@@ -253,7 +254,8 @@ class DaskExecutor:
         except TimeoutError:
             raise ClusterError(explain("the Dask cluster has no workers",
                                        expected=f"at least one worker within {self.worker_timeout:g} s",
-                                       received="none", fix="start workers with `dask worker SCHEDULER_ADDRESS`"))
+                                       received="none",
+                                       fix="start workers with `dask worker SCHEDULER_ADDRESS`")) from None
         return self._nthreads()
 
     def _check_versions(self) -> None:
@@ -281,7 +283,7 @@ class DaskExecutor:
         weights, M, p, num_iter_max = self._args
         try:
             self._data = self._client.scatter([weights, M], broadcast=True, hash=False)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # any comm failure means the same thing here
             raise self._lost(exc) from None
 
     def _data_lost(self) -> bool:
@@ -368,12 +370,12 @@ class DaskExecutor:
                 self._client.cancel(list(self._live), force=True)
             if self._data:
                 self._client.cancel(self._data, force=True)
-        except Exception:  # noqa: BLE001,S110 - best effort: the cluster may already be gone
+        except Exception:  # best effort: the cluster may already be gone
             pass
         self._live.clear()
         self._data = []
         if self._owns_client:
             try:
                 self._client.close()
-            except Exception:  # noqa: BLE001,S110
+            except Exception:  # best effort, as above
                 pass

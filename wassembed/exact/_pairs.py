@@ -22,17 +22,21 @@ Train/test separation is by image index ranges (:func:`parse_range`): pairs samp
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .._validation import check_int, check_pos_int
 from ..data import DAMAGED_FILE_ERRORS
 from ..errors import InputError, explain
 
-__all__ = ["all_pairs", "block_pairs", "canonical", "cross_pairs", "n_distinct_pairs", "parse_range", "random_pairs", "read_pairs_file"]
+__all__ = ["all_pairs", "block_pairs", "canonical", "cross_pairs", "n_distinct_pairs", "parse_range", "random_pairs",
+           "read_pairs_file"]
 
 
-def parse_range(spec, n: int, *, what: str = "--images") -> np.ndarray:
+def parse_range(spec: str | ArrayLike | None, n: int, *, what: str = "--images") -> np.ndarray:
     """Parse an index range ``"A:B"`` (Python slice semantics, ``B`` exclusive) into indices.
 
     Parameters
@@ -85,7 +89,7 @@ def n_distinct_pairs(m: int) -> int:
     return m * (m - 1) // 2
 
 
-def canonical(i, j) -> tuple[np.ndarray, np.ndarray]:
+def canonical(i: ArrayLike, j: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Order each pair as ``(min, max)``."""
     i = np.asarray(i, dtype=np.int64)
     j = np.asarray(j, dtype=np.int64)
@@ -104,16 +108,14 @@ def _first_new(i, j, seen: set, n_max: int, out_i: list, out_j: list) -> None:
 
 
 def _check_count(n_pairs: int, available: int, m: int) -> None:
-    if isinstance(n_pairs, bool) or int(n_pairs) != n_pairs or n_pairs < 1:
-        raise InputError(explain("bad --pairs", expected="a positive integer", received=repr(n_pairs),
-                                 fix="e.g. --pairs 100000"))
+    check_pos_int("--pairs", n_pairs, example=100000)
     if n_pairs > available:
         raise InputError(explain("--pairs is larger than the number of distinct pairs",
                                  expected=f"at most {available} distinct pairs among {m} images",
                                  received=f"{n_pairs}", fix=f"ask for at most {available} pairs or use more images"))
 
 
-def random_pairs(indices, n_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def random_pairs(indices: ArrayLike, n_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``n_pairs`` distinct unordered pairs drawn uniformly among ``indices`` (prefix-stable in ``n_pairs``).
 
     Examples
@@ -138,7 +140,8 @@ def random_pairs(indices, n_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.n
     return np.asarray(out_i, dtype=np.int64), np.asarray(out_j, dtype=np.int64)
 
 
-def block_pairs(indices, n_pairs: int, block_size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def block_pairs(indices: ArrayLike, n_pairs: int, block_size: int = 64,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """All pairs inside random groups of ``block_size`` images, over successive random partitions.
 
     Pairs come group by group, so consecutive pairs share images; a plan of ``N`` pairs costs as many exact
@@ -154,9 +157,7 @@ def block_pairs(indices, n_pairs: int, block_size: int = 64, seed: int = 0) -> t
     idx = np.asarray(indices, dtype=np.int64)
     m = idx.size
     _check_count(n_pairs, n_distinct_pairs(m), m)
-    if block_size < 2:
-        raise InputError(explain("bad block size", expected="an integer >= 2", received=str(block_size),
-                                 fix="e.g. --block-size 64"))
+    block_size = check_int("--block-size", block_size, minimum=2, example=64)
     rng = np.random.default_rng(seed)
     bs = min(block_size, m)
     tri_a, tri_b = np.triu_indices(bs, k=1)
@@ -180,7 +181,8 @@ def block_pairs(indices, n_pairs: int, block_size: int = 64, seed: int = 0) -> t
     return np.asarray(out_i, dtype=np.int64), np.asarray(out_j, dtype=np.int64)
 
 
-def cross_pairs(a_indices, b_indices, n_pairs: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def cross_pairs(a_indices: ArrayLike, b_indices: ArrayLike, n_pairs: int | None = None,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Pairs with one image in ``a_indices`` and the other in ``b_indices`` (all of them, or ``n_pairs``)."""
     A = np.unique(np.asarray(a_indices, dtype=np.int64))
     B = np.unique(np.asarray(b_indices, dtype=np.int64))
@@ -205,14 +207,14 @@ def cross_pairs(a_indices, b_indices, n_pairs: int | None = None, seed: int = 0)
     return np.asarray(out_i, dtype=np.int64), np.asarray(out_j, dtype=np.int64)
 
 
-def all_pairs(indices) -> tuple[np.ndarray, np.ndarray]:
+def all_pairs(indices: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Every unordered pair (no self-pairs) of ``indices``, in lexicographic order."""
     idx = np.unique(np.asarray(indices, dtype=np.int64))
     a, b = np.triu_indices(idx.size, k=1)
     return idx[a], idx[b]
 
 
-def read_pairs_file(path, n: int) -> tuple[np.ndarray, np.ndarray]:
+def read_pairs_file(path: str | os.PathLike, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Read an explicit pair list: ``.npy`` ``(m, 2)``, ``.npz`` with ``i`` and ``j``, or text with two
     integer columns (comma or whitespace separated). Pairs are canonicalised and de-duplicated (first
     occurrence kept); self-pairs and out-of-range indices are errors."""
@@ -233,7 +235,8 @@ def read_pairs_file(path, n: int) -> tuple[np.ndarray, np.ndarray]:
     except DAMAGED_FILE_ERRORS as exc:
         raise InputError(explain(f"cannot read pairs file {path}",
                                  expected=".npy (m, 2), .npz with arrays i and j, or two integer columns",
-                                 received=str(exc).split("\n")[0], fix="re-save the pairs in one of those forms")) from None
+                                 received=str(exc).split("\n")[0],
+                                 fix="re-save the pairs in one of those forms")) from None
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0 or not np.issubdtype(arr.dtype, np.integer):
         raise InputError(explain(f"bad pairs in {path}", expected="a non-empty integer array of shape (m, 2)",
                                  received=f"dtype {arr.dtype}, shape {arr.shape}", fix="one pair i j per row"))

@@ -4,7 +4,7 @@ The plan (which pairs) is deterministic given the seed; it is cut into fixed chu
 hash of their content, so a rerun of the same command skips every chunk already stored (resume), and
 several processes filling one cache claim chunks with ``flock`` and never compute one twice. Chunks run
 on an executor: in-process (``workers=1``), a local process pool (the default, all cores) or a Dask
-cluster (``client=`` / ``--scheduler``, see :mod:`wassembed.dask_backend`). Results come back to this
+cluster (``client=`` / ``--scheduler``, see :class:`~wassembed.exact.DaskExecutor`). Results come back to this
 process, which writes each shard atomically: whichever executor computed them, the cache is the same.
 """
 
@@ -18,13 +18,16 @@ import sys
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from .._validation import check_pos_int
 from ..data import HistogramSet, load_dataset, parse_p
 from ..errors import CacheError, InputError, explain
-from ._cache import DistanceCache, chunk_key
-from ._executors import InProcessExecutor, LocalPoolExecutor, default_workers
+from ._cache import DistanceCache
+from ._executors import Executor, InProcessExecutor, LocalPoolExecutor, default_workers
 from ._pairs import (
     all_pairs,
     block_pairs,
@@ -34,11 +37,17 @@ from ._pairs import (
     random_pairs,
     read_pairs_file,
 )
+from ._shards import chunk_key
 from ._solver import DEFAULT_NUM_ITER_MAX
 
 __all__ = ["PrecomputeResult", "plan_pairs", "precompute", "verify"]
 
 SAMPLINGS = ("random", "blocks")
+
+#: a number of pairs, "all", explicit index arrays (i, j), or None (with a pairs file)
+PairsSpec = int | str | tuple[ArrayLike, ArrayLike] | None
+#: an index range "A:B", explicit indices, or None (every image)
+IndexSpec = str | ArrayLike | None
 
 
 @dataclass(frozen=True)
@@ -60,8 +69,9 @@ class PrecomputeResult:
         return asdict(self)
 
 
-def plan_pairs(data: HistogramSet, pairs=None, *, seed: int = 0, images=None, against=None,
-               sampling: str = "random", block_size: int = 64, pairs_file=None) -> tuple[np.ndarray, np.ndarray]:
+def plan_pairs(data: HistogramSet, pairs: PairsSpec = None, *, seed: int = 0, images: IndexSpec = None,
+               against: IndexSpec = None, sampling: str = "random", block_size: int = 64,
+               pairs_file: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Build the requested pair plan (validated; nothing is written).
 
     Parameters
@@ -76,7 +86,7 @@ def plan_pairs(data: HistogramSet, pairs=None, *, seed: int = 0, images=None, ag
     sampling : {"random", "blocks"}
         Uniform pairs, or all pairs inside random groups of ``block_size`` images (cheaper to train on).
     pairs_file : path, optional
-        An explicit list of pairs (see :func:`wassembed.pairs.read_pairs_file`).
+        An explicit list of pairs (see :func:`wassembed.exact.read_pairs_file`).
     """
     n = data.n
     if pairs_file is not None:
@@ -118,17 +128,17 @@ def _make_executor(workers, client):
         from ._dask import DaskExecutor
 
         return DaskExecutor(client)
-    w = default_workers() if workers in (None, 0) else int(workers)
-    if w < 1:
-        raise InputError(explain("bad --workers", expected="a positive integer", received=str(workers),
-                                 fix="e.g. --workers 2"))
+    w = default_workers() if workers is None or (not isinstance(workers, bool) and workers == 0) \
+        else check_pos_int("--workers", workers, example=2)
     return InProcessExecutor() if w == 1 else LocalPoolExecutor(w)
 
 
 # -- the run ----------------------------------------------------------------------------------------
-def precompute(data, out, pairs=None, *, seed: int = 0, workers: int | None = None, p: int = 2, images=None,
-               against=None, sampling: str = "random", block_size: int = 64, pairs_file=None,
-               chunk_size: int = 256, progress: bool = True, client=None, executor=None,
+def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, pairs: PairsSpec = None, *,
+               seed: int = 0, workers: int | None = None, p: int = 2, images: IndexSpec = None,
+               against: IndexSpec = None, sampling: str = "random", block_size: int = 64,
+               pairs_file: str | os.PathLike | None = None, chunk_size: int = 256, progress: bool = True,
+               client: Any = None, executor: Executor | None = None,
                num_iter_max: int = DEFAULT_NUM_ITER_MAX) -> PrecomputeResult:
     """Compute exact :math:`W_p^p` for a plan of pairs into the cache ``out`` (resumable).
 
@@ -170,9 +180,7 @@ def precompute(data, out, pairs=None, *, seed: int = 0, workers: int | None = No
                                  fix="wrap arrays with HistogramSet.from_images(X) or from_histograms(X, grid=...)"))
     hs = load_dataset(data) if not isinstance(data, HistogramSet) else data
     p = parse_p(p)
-    if isinstance(chunk_size, bool) or int(chunk_size) < 1:
-        raise InputError(explain("bad chunk size", expected="a positive integer", received=repr(chunk_size),
-                                 fix="e.g. chunk_size=256"))
+    chunk_size = check_pos_int("chunk_size", chunk_size, example=256)
     i_all, j_all = plan_pairs(hs, pairs, seed=seed, images=images, against=against, sampling=sampling,
                               block_size=block_size, pairs_file=pairs_file)
     if i_all.size == 0:
@@ -292,7 +300,8 @@ def _write(cache, key, i, j, values):
         raise _io_error(f"cannot write a shard into {cache.path}", exc) from None
 
 
-def verify(path, *, repair: bool = False, workers: int | None = None, progress: bool = False) -> dict:
+def verify(path: str | os.PathLike, *, repair: bool = False, workers: int | None = None,
+           progress: bool = False) -> dict:
     """Check a cache: every shard's checksum, the stored data, and which planned pairs are missing.
 
     With ``repair=True``, corrupt shards and stray temporary files are removed and only the planned pairs

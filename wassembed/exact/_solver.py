@@ -21,6 +21,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..data import parse_p
 from ..errors import InputError, SolverError, explain
@@ -54,7 +55,7 @@ class ExactSolver:
     4.0
     """
 
-    def __init__(self, M, p: int = 2, *, num_iter_max: int = DEFAULT_NUM_ITER_MAX):
+    def __init__(self, M: ArrayLike, p: int = 2, *, num_iter_max: int = DEFAULT_NUM_ITER_MAX):
         M = np.asarray(M, dtype=np.float64)
         if M.ndim != 2 or M.shape[0] != M.shape[1]:
             raise InputError(explain("bad ground cost", expected="a square (k, k) matrix",
@@ -68,7 +69,7 @@ class ExactSolver:
         """Number of bins."""
         return int(self.M.shape[0])
 
-    def solve(self, a: np.ndarray, b: np.ndarray, *, pair=None) -> float:
+    def solve(self, a: np.ndarray, b: np.ndarray, *, pair: tuple[int, int] | None = None) -> float:
         """Exact :math:`W_p^p(a, b)` for two histograms ``(k,)`` summing to 1.
 
         Parameters
@@ -109,7 +110,7 @@ class ExactSolver:
                                           "that both histograms are finite, nonnegative and sum to 1"))
         return float(value)
 
-    def solve_pairs(self, weights: np.ndarray, i, j, *, offset: int = 0) -> np.ndarray:
+    def solve_pairs(self, weights: np.ndarray, i: ArrayLike, j: ArrayLike, *, offset: int = 0) -> np.ndarray:
         """Exact values for the pairs ``(weights[i[t]], weights[j[t]])``.
 
         Parameters
