@@ -631,7 +631,7 @@ def test_served_model_thread_safe_8_threads():
     for _ in range(trials):
         emb = make()  # fresh: lazy state (calibrator, exact solver) is first built under contention
         with ThreadPoolExecutor(8) as pool:
-            got = list(pool.map(lambda t: calls(emb, t), list(range(len(inputs))) * 2))
+            got = list(pool.map(lambda t, emb=emb: calls(emb, t), list(range(len(inputs))) * 2))
         survived += all(all(np.array_equal(a, b) for a, b in zip(g, serial[t % len(inputs)]))
                         for t, g in enumerate(got))
     record("served model: 8 threads vs serial (embed, decode, distance+interval, cdist, pdist, kneighbors "

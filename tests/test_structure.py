@@ -23,7 +23,7 @@ def _functions(path: Path):
             start = min([node.lineno] + [d.lineno for d in node.decorator_list])
             n = node.end_lineno - start + 1
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", None), str):
                 n -= first.end_lineno - first.lineno + 1
             yield node.name, node.lineno, n
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import check_pos_int
 from . import _figures as figures
 from ._fit import (
     Trained,
@@ -94,11 +95,8 @@ def run_demo(data="digits", out="demo-output", *, seed: int = 0, device: str = "
     """
     import torch
 
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        from ..errors import InputError, explain
-
-        raise InputError(explain("bad thread count", expected="a positive integer", received=repr(threads),
-                                 fix="e.g. --threads 1"))
+    if threads is not None:
+        check_pos_int("threads", threads, example=1)
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)

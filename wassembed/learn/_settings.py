@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .._validation import check_pos_int
+from .._validation import check_int, check_number, check_pos_int
 from ..errors import InputError, explain
 
 __all__ = ["TrainSettings"]
@@ -71,25 +71,17 @@ class TrainSettings:
             raise InputError(explain(f"invalid training setting {name}", expected=expected,
                                      received=repr(getattr(self, name)), fix=f"pass a valid {name}"))
         object.__setattr__(self, "epochs", check_pos_int("epochs", self.epochs))
-        v = self.batch_images
-        if isinstance(v, bool) or not isinstance(v, int) or v < 4:
-            bad("batch_images", "an int >= 4")
+        check_int("batch_images", self.batch_images, minimum=4, example=64)
         for name in ("patience", "lr_patience", "max_shift"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                bad(name, "an int >= 0")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
-            bad("lr", "a float in (0, 1)")
+            check_int(name, getattr(self, name), minimum=0, example=getattr(TrainSettings, name))
+        check_number("lr", self.lr, low=0, high=1, low_open=True, high_open=True, example=1e-3)
         if self.batching not in ("groups", "pairs"):
             bad("batching", "'groups' or 'pairs'")
         if self.schedule not in ("cosine", "plateau", "constant"):
             bad("schedule", "'cosine', 'plateau' or 'constant'")
-        if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float)) \
-                or not (0 < self.val_fraction < 0.9):
-            bad("val_fraction", "a fraction in (0, 0.9)")
+        check_number("val_fraction", self.val_fraction, low=0, high=0.9, low_open=True, high_open=True, example=0.1)
         for name in ("recon_weight", "relative_weight", "weight_decay"):
-            if not (isinstance(getattr(self, name), (int, float)) and getattr(self, name) >= 0):
-                bad(name, "a float >= 0")
+            check_number(name, getattr(self, name), low=0, example=getattr(TrainSettings, name))
         if self.target_scale != "mean" and not (isinstance(self.target_scale, (int, float))
                                                  and self.target_scale > 0):
             bad("target_scale", "a positive float or 'mean'")

@@ -108,7 +108,7 @@ class ModelConfig:
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def preset(cls, name: str, *, grid=None, k: int | None = None, **overrides) -> "ModelConfig":
+    def preset(cls, name: str, *, grid=None, k: int | None = None, **overrides) -> ModelConfig:
         """A named architecture for a support.
 
         ``"paper"``: conv 20@3×3 → conv 10@5×5 → dense 100 → dense ``d`` (the DWE encoder);
@@ -144,7 +144,7 @@ class ModelConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         """Inverse of :meth:`to_dict`; refuses unknown fields and other versions."""
         if not isinstance(d, dict):
             raise InputError(explain("model config is not a mapping", expected="a dict", received=type(d).__name__,
@@ -161,7 +161,7 @@ class ModelConfig:
                                      received=str(extra), fix="remove them"))
         return cls(**{key: tuple(v) if isinstance(v, list) else v for key, v in d.items()})
 
-    def replace(self, **changes) -> "ModelConfig":
+    def replace(self, **changes) -> ModelConfig:
         """A validated copy with some fields changed."""
         return replace(self, **changes)
 

@@ -52,7 +52,7 @@ def read_tensors(path, *, sha256: str, size: int | None = None, what: str = "wei
                                      received=f"sha256 {digest[:16]}…", fix="restore the original files or retrain"))
     try:
         return st_load(data)
-    except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+    except Exception as exc:
         raise ModelFileError(explain(f"unreadable {what} {path}", expected="a safetensors file",
                                      received=str(exc)[:200], fix="save or train again")) from None
 
@@ -65,8 +65,9 @@ def read_json(path: Path, what: str) -> dict:
     try:
         out = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ModelFileError(explain(f"unreadable {what} {path}", expected="complete JSON",
-                                     received=str(exc)[:200], fix="the file is truncated or edited: save again"))
+        problem = explain(f"unreadable {what} {path}", expected="complete JSON", received=str(exc)[:200],
+                          fix="the file is truncated or edited: save again")
+        raise ModelFileError(problem) from None
     if not isinstance(out, dict):
         raise ModelFileError(explain(f"unreadable {what} {path}", expected="a JSON object",
                                      received=type(out).__name__, fix="save again"))

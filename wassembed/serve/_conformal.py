@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 
+from .._validation import check_number, check_pos_int
 from ..errors import InputError, explain
 
 __all__ = ["ConformalCalibrator", "conformal_quantile"]
@@ -61,10 +62,8 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
 
 def check_level(level, what: str = "interval") -> float:
     """Validate a coverage level in (0, 1)."""
-    if isinstance(level, bool) or not isinstance(level, (int, float, np.floating)) or not 0 < float(level) < 1:
-        raise InputError(explain(f"bad {what} level", expected="a coverage level strictly between 0 and 1",
-                                 received=repr(level), fix="pass e.g. 0.9 for 90 % intervals"))
-    return float(level)
+    return check_number(f"{what} level", level, low=0, high=1, low_open=True, high_open=True,
+                        fix="pass e.g. 0.9 for 90 % intervals")
 
 
 class ConformalCalibrator:
@@ -121,10 +120,8 @@ class ConformalCalibrator:
         if not offset > 0 or not math.isfinite(offset):
             raise InputError(explain("bad conformal offset", expected="a positive finite floor c",
                                      received=repr(offset), fix="pass offset='auto'"))
-        nb = max(1, min(5, pred.size // 250)) if bins == "auto" else int(bins)
-        if nb < 1:
-            raise InputError(explain("bad number of conformal bins", expected="a positive int or 'auto'",
-                                     received=repr(bins), fix="pass bins='auto'"))
+        nb = max(1, min(5, pred.size // 250)) if bins == "auto" else \
+            check_pos_int("number of conformal bins", bins, fix="pass bins='auto' or a positive int")
         self.offset = offset
         self.n = int(pred.size)
         denom = pred + offset

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .._validation import check_pos_int
 from ..errors import InputError, explain
 from ..nn import LatentDistance
 
@@ -219,9 +220,7 @@ def rerank_blocks(ZQ: torch.Tensor, ZR: torch.Tensor, wq: np.ndarray, wr: np.nda
 
 def check_k(k, n_ref: int) -> int:
     """Validate a neighbour count against the reference set size."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InputError(explain("bad number of neighbours k", expected="a positive int", received=repr(k),
-                                 fix="pass e.g. k=10"))
+    k = check_pos_int("number of neighbours k", k, fix="pass e.g. k=10")
     if k > n_ref:
         raise InputError(explain("k is larger than the reference set", expected=f"k <= {n_ref} (references)",
                                  received=f"k = {k}", fix="lower k or add references"))
