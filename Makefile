@@ -42,10 +42,10 @@ $(VENV)/.lint: pyproject.toml | $(BIN)/python
 demo: $(VENV)/.demo
 	$(BIN)/wassembed demo --out demo-output
 
-# the test suite, then the house rules (`make lint`): what .ci/run runs
+# the house rules (`make lint`), then the test suite: what .ci/run runs (pytest's summary is the last line)
 test: $(VENV)/.test
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # ruff (style, bugs, imports) and import-linter (the layers and forbidden imports in pyproject.toml)
 lint: $(VENV)/.lint

@@ -84,7 +84,7 @@ def main(argv=None):
     for name, rc, n, s in rows:
         print(f"{name:<38} {rc:>8.3f} {n:>13,} {s:>8.3f}")
     labels = hs.labels
-    vote = lambda ii: np.array([np.bincount(labels[ref][r]).argmax() for r in ii])  # noqa: E731
+    vote = lambda ii: np.array([np.bincount(labels[ref][r]).argmax() for r in ii])
     print(f"k-NN classification accuracy of the queries: embedding {np.mean(vote(np.asarray(idx)) == labels[q]):.3f}, "
           f"re-ranked {np.mean(vote(np.asarray(res.indices)) == labels[q]):.3f}, "
           f"exact {np.mean(vote(truth) == labels[q]):.3f}")
