@@ -8,6 +8,8 @@ BIN     := $(VENV)/bin
 WHEELS  ?= /opt/wheels
 PIP     := $(BIN)/pip install -q --no-compile
 PYTEST_ARGS ?=
+# images for `make bench-*`: the standard MNIST IDX files (override: make bench-exact BENCH_DATA=path)
+BENCH_DATA ?= ../shared/data/mnist/mnist-8k-images-idx3-ubyte.gz
 
 .PHONY: demo test lint test-slow test-gpu bench-exact bench-serve bench-dask clean
 
@@ -59,13 +61,13 @@ test-gpu: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m gpu $(PYTEST_ARGS)
 
 bench-exact: $(VENV)/.demo
-	$(BIN)/wassembed bench exact
+	$(BIN)/wassembed bench exact --data $(BENCH_DATA)
 
 bench-serve: $(VENV)/.demo
-	$(BIN)/wassembed bench serve
+	$(BIN)/wassembed bench serve --data $(BENCH_DATA)
 
 bench-dask: $(VENV)/.test
-	$(BIN)/wassembed bench dask
+	$(BIN)/wassembed bench dask --data $(BENCH_DATA)
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .hypothesis *.egg-info

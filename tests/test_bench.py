@@ -58,3 +58,14 @@ def test_serve_baselines_agree_with_the_exact_solver(small_digits):
     assert np.allclose(sk, exact, rtol=0.1)  # small reg: close to the exact cost
     sw, _ = sliced_values(w, i, j, grid_coords((8, 8)), 20, 0)
     assert sw.shape == (10,) and np.all(sw >= 0) and grid_coords((2, 3))[4].tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("command", ["exact", "serve", "dask"])
+def test_bench_commands_need_data_and_name_the_way_to_give_it(command, monkeypatch):
+    from click.testing import CliRunner
+
+    from wassembed.cli import main
+
+    monkeypatch.delenv("WASSEMBED_BENCH_DATA", raising=False)
+    r = CliRunner().invoke(main, ["bench", command])
+    assert r.exit_code == 2 and "--data" in r.stderr and "WASSEMBED_BENCH_DATA" in r.output + r.stderr

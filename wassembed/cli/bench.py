@@ -11,7 +11,10 @@ import click
 from .._deps import exact_stage_only
 from ._common import echo_json, handle_errors, needs_learning_stack
 
-DEFAULT_MNIST = "../shared/data/mnist/mnist-8k-images-idx3-ubyte.gz"
+#: the images every bench command reads: --data, or the environment variable (set it once per machine)
+DATA_ENV = "WASSEMBED_BENCH_DATA"
+_data = click.option("--data", envvar=DATA_ENV, show_envvar=True, required=True,
+                     help="Images: an MNIST IDX file (as in docs/benchmarks.md), .npy/.npz images or 'digits'.")
 
 
 @click.group()
@@ -20,7 +23,7 @@ def bench() -> None:
 
 
 @bench.command("exact")
-@click.option("--data", default=DEFAULT_MNIST, show_default=True, help="Images to pair (file or 'digits').")
+@_data
 @click.option("--pairs", default=2000, show_default=True, type=int)
 @click.option("--workers", default=None, type=int, help="[default: all cores]")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -39,7 +42,7 @@ def bench_exact(data, pairs, workers, seed, repeats, as_json):
 
 @needs_learning_stack
 @bench.command("serve")
-@click.option("--data", default=DEFAULT_MNIST, show_default=True, help="Images (file or 'digits').")
+@_data
 @click.option("--model", "models", multiple=True,
               help="Model path or preset name (repeatable) [default: untrained 'paper' and 'fast', speed only].")
 @click.option("--test-cache", default=None, help="Cache of unseen pairs: measures interval coverage.")
@@ -68,7 +71,7 @@ def bench_serve(data, models, test_cache, n_pairs, speed_pairs, matrix_size, rer
 
 
 @bench.command("dask")
-@click.option("--data", default=DEFAULT_MNIST, show_default=True)
+@_data
 @click.option("--pairs", default=4000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--repeats", default=1, show_default=True, type=int)
