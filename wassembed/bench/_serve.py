@@ -216,6 +216,7 @@ def run_serve_benchmark(images, model=None, *, n_pairs: int = 200, n_speed_pairs
     dict with ``environment``, ``settings``, ``rows`` (one per method), ``scaling``, ``coverage`` and
     ``rerank``.
     """
+    import ot  # noqa: F401  (imported before any timing: POT's import, with its backends, is not a solve)
     import torch
 
     say = log or (lambda msg: None)
