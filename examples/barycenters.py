@@ -28,8 +28,8 @@ from wassembed.exact import parse_range
 
 
 def barycenter_objective(solver, b: np.ndarray, X: np.ndarray) -> float:
-    """Mean exact W2² from the histogram ``b`` (k,) to each row of ``X`` (n, k)."""
-    b = np.maximum(np.asarray(b, dtype=np.float64), 0)
+    """Mean exact W2² from the histogram ``b`` (k,) or image (H, W) to each row of ``X`` (n, k)."""
+    b = np.maximum(np.asarray(b, dtype=np.float64), 0).reshape(-1)
     W = np.vstack([b / b.sum(), X])
     n = X.shape[0]
     return float(np.mean(solver.solve_pairs(W, np.zeros(n, dtype=np.int64), np.arange(1, n + 1))))
@@ -69,7 +69,7 @@ def main(argv=None):
     path = np.asarray(model.interpolate(hs.weights[a], hs.weights[c], steps=7))
     ts = np.linspace(0, 1, 7)
     f2 = plots.image_rows(
-        [np.stack([hs.weights[a], hs.weights[b], hs.weights[c], weighted]).reshape(4, H, W), path.reshape(7, H, W)],
+        [np.stack([*hs.weights[[a, b, c]].reshape(3, H, W), weighted]), path],
         out / "interpolation.png", row_labels=["inputs, weighted barycenter", f"path from {a} to {c}"],
         titles=[[f"a = {a}", f"b = {b}", f"c = {c}", "bary. ½ ¼ ¼"], [f"t = {t:.2g}" for t in ts]],
         title="Weighted barycenter of three unseen images, and the interpolation ψ((1−t)φ(a) + tφ(c))")

@@ -20,9 +20,13 @@ from wassembed.data import as_weights, make_ground_cost
 from wassembed.errors import InputError
 from wassembed.exact import ExactSolver
 from wassembed.serve import (
+    CalibrationWarning,
     ConformalCalibrator,
     DistanceEstimate,
+    EvaluationWarning,
     OutOfDistributionWarning,
+    RerankWarning,
+    ServingWarning,
     WassersteinEmbedding,
     conformal_quantile,
 )
@@ -152,7 +156,7 @@ def test_normalisation_matches_the_cache(emb):
 def test_cdist_equals_a_loop_over_distance(emb):
     A, B = _images(9, 6), _images(11, 7)
     D = emb.cdist(A, B)
-    assert D.shape == (9, 11) and D.dtype == np.float32
+    assert D.shape == (9, 11) and D.dtype == np.float64
     loop = np.array([[emb.distance(A[i:i + 1], B[j:j + 1])[0] for j in range(11)] for i in range(9)])
     np.testing.assert_allclose(D, loop, rtol=1e-4, atol=1e-5 * loop.max())
 
@@ -334,15 +338,15 @@ def test_ood_flags_unusual_inputs():
 def test_barycenter_interpolate_principal_directions(emb):
     X = _images(12, 60)
     b = emb.barycenter(X)
-    assert b.shape == (K,) and abs(b.sum() - 1) < 1e-5
+    assert b.shape == GRID and abs(b.sum() - 1) < 1e-5  # a grid model decodes images
     np.testing.assert_allclose(emb.barycenter(X[:2], [1, 0]), emb.decode(emb.embed(X[:1]))[0], rtol=1e-5)
     path = emb.interpolate(X[0], X[1], steps=4)
-    assert path.shape == (4, K)
+    assert path.shape == (4, *GRID)
     np.testing.assert_allclose(path[0], emb.decode(emb.embed(X[:1]))[0], rtol=1e-5)
     np.testing.assert_allclose(path[-1], emb.decode(emb.embed(X[1:2]))[0], rtol=1e-5)
     pd = emb.principal_directions(X, n_components=2, scales=(-1.5, 0.0, 1.5))
-    assert pd.histograms.shape == (2, 3, K) and pd.components.shape == (2, 8)
-    np.testing.assert_allclose(pd.histograms.sum(-1), 1, rtol=1e-5)
+    assert pd.histograms.shape == (2, 3, *GRID) and pd.components.shape == (2, 8)
+    np.testing.assert_allclose(pd.histograms.sum((-2, -1)), 1, rtol=1e-5)
     np.testing.assert_allclose(pd.histograms[0, 1], emb.decode(pd.mean[None].astype(np.float32))[0], rtol=1e-5)
     assert pd.std[0] >= pd.std[1] and np.all(np.diff(pd.explained_variance_ratio) <= 0)
 
@@ -352,7 +356,9 @@ def test_barycenter_interpolate_principal_directions(emb):
     (np.ones((3, 5, 5)), "wrong image size.*expected images of 6×6.*received 5×5.*fix"),
     (np.ones((3, 35)), "wrong number of bins.*expected 36"),
     (np.ones((2, 3, 6, 6)), "wrong rank.*fix"),
-    (np.ones(36), "wrong rank"),
+    (np.ones(35), r"wrong number of bins.*expected 36 bins per row.*one \(36,\).*received an array of shape \(35,\)"),
+    (np.ones((5, 5)), r"wrong number of bins or the wrong image size.*images of 6×6.*one \(6, 6\).*shape \(5, 5\)"),
+    (np.ones(()), "wrong rank.*fix"),
     (np.zeros((0, 6, 6)), "empty"),
     (np.where(np.eye(6)[None] > 0, np.nan, 1.0), "NaN"),
     (-np.ones((1, 6, 6)), "negative"),
@@ -449,3 +455,184 @@ def test_conformal_high_levels_fall_back_to_fewer_bins():
     q = cal.quantiles(0.999)  # too high for 300-pair bins: one pooled bin of 1500 pairs
     assert q.size == 1 and np.isfinite(q).all()
     assert np.all(cal.lower_bound(np.array([1.0, 10.0]), 0.999) > 0)
+
+
+# -- one input, broadcast ----------------------------------------------------------------------------
+def test_one_image_is_one_input_not_a_stack_of_rows():
+    """The issue: on a 16×16 model, distance(X[0], X[1:4]) read the image X[0] as 16 histograms."""
+    torch.manual_seed(0)
+    m = WassersteinEmbedding(torch.nn.Linear(256, 4), torch.nn.Linear(4, 256), config=None, p=2, grid=(16, 16))
+    X = _images(4, 1, grid=(16, 16))
+    want = m.distance(X[:1], X[1:4])
+    assert want.shape == (3,)
+    np.testing.assert_array_equal(m.distance(X[0], X[1:4]), want)  # one against many
+    np.testing.assert_array_equal(m.distance(X[1:4], X[0]), want)
+    np.testing.assert_array_equal(m.distance(X[0].reshape(-1), X[1:4]), want)  # one histogram (k,)
+    assert m.distance(X[0], X[1]).shape == (1,)
+
+
+def test_every_method_reads_a_single_input_as_a_batch_of_one():
+    X, R = _images(5, 90), _images(12, 91)
+    emb = _linear_model()
+    emb.calibration = {"train_recon": emb.ood_score(R)}
+
+    def like(t):
+        return t.numpy() if isinstance(t, torch.Tensor) else t
+
+    for one in (X[0], X[0].reshape(-1), torch.from_numpy(X[0])):
+        np.testing.assert_array_equal(like(emb.embed(one)), emb.embed(X[:1]))
+        np.testing.assert_array_equal(emb.histograms(one), emb.histograms(X[:1]))
+        np.testing.assert_array_equal(like(emb.cdist(one, R)), emb.cdist(X[:1], R))
+        np.testing.assert_array_equal(like(emb.cdist(R, one)), emb.cdist(R, X[:1]))
+        np.testing.assert_array_equal(like(emb.ood_score(one)), emb.ood_score(X[:1]))
+        np.testing.assert_array_equal(emb.is_ood(one), emb.is_ood(X[:1]))
+        i1, v1 = emb.kneighbors(one, R, k=3)
+        i2, v2 = emb.kneighbors(X[:1], R, k=3)
+        np.testing.assert_array_equal(like(i1), i2)
+        np.testing.assert_array_equal(like(v1), v2)
+        np.testing.assert_array_equal(like(emb.kneighbors(X, one, k=1)[0]), np.zeros((5, 1), np.int64))
+        np.testing.assert_array_equal(like(emb.barycenter(one)), emb.decode(emb.embed(X[:1]))[0])
+        assert emb.pdist(one).shape == (0,)
+    with pytest.raises(InputError, match="too many principal directions"):
+        emb.principal_directions(X[0], n_components=1)
+
+
+def test_single_histograms_on_supports_without_a_grid():
+    k = 5
+    coords = np.arange(2.0 * k).reshape(k, 2)
+    torch.manual_seed(1)
+    m = WassersteinEmbedding(torch.nn.Linear(k, 3), torch.nn.Linear(3, k), config=None, p=1, coords=coords)
+    H = np.random.default_rng(2).random((4, k))
+    np.testing.assert_array_equal(m.distance(H[0], H[1:]), m.distance(H[:1], H[1:]))
+    assert m.embed(H[0]).shape == (1, 3) and m.cdist(H, H[2]).shape == (4, 1)
+    with pytest.raises(InputError, match=r"wrong number of bins.*5 bins per row.*one \(5,\).*shape \(4,\)"):
+        m.embed(H[0, :4])
+    with pytest.raises(InputError, match=r"5 bins per row.*shape \(4, 4\)"):
+        m.distance(H[:, :4], H)
+
+
+# -- one dtype rule ------------------------------------------------------------------------------------
+def test_every_distance_is_float64_and_network_outputs_float32(quantile_model):
+    qe, _ = quantile_model
+    Q, R = _sparse_1d(3, 12, seed=95), _sparse_1d(30, 12, seed=96)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ServingWarning)
+        est = qe.distance(Q, R[:3], interval=0.9)
+        outs = {"distance": qe.distance(Q, R[:3]), "distance root": qe.distance(Q, R[:3], root=True),
+                "interval estimate": est.estimate, "interval lower": est.lower, "interval upper": est.upper,
+                "cdist": qe.cdist(Q, R), "cdist root": qe.cdist(Q, R, root=True), "pdist": qe.pdist(R),
+                "kneighbors values": qe.kneighbors(Q, R, k=4).values,
+                "kneighbors exact values": qe.kneighbors(Q, R, k=4, exact_rerank=True).values,
+                "kneighbors fixed values": qe.kneighbors(Q, R, k=4, exact_rerank=True, n_candidates=8).values}
+    for name, v in outs.items():
+        assert v.dtype == np.float64, name
+    e = _linear_model()
+    X = _images(4, 97)
+    assert e.ood_score(X).dtype == np.float64
+    assert e.embed(X).dtype == np.float32 and e.decode(e.embed(X)).dtype == np.float32
+    assert e.barycenter(X).dtype == np.float32 and e.interpolate(X[0], X[1], 3).dtype == np.float32
+    tX = torch.from_numpy(X)
+    assert e.cdist(tX, tX).dtype == torch.float64 and e.distance(tX, tX).dtype == torch.float64
+    assert e.pdist(tX).dtype == torch.float64 and e.kneighbors(tX, tX, k=2).values.dtype == torch.float64
+    assert e.embed(tX).dtype == torch.float32
+    # the float64 estimates are the float32 network's, unchanged
+    Z = torch.from_numpy(e.embed(X))
+    np.testing.assert_array_equal(e.distance(X, X[::-1]), e.distance_fn.paired(Z, Z.flip(0)).double().numpy())
+
+
+# -- decoded shapes --------------------------------------------------------------------------------------
+def test_decoded_histograms_have_the_shape_of_the_inputs():
+    k = 7
+    torch.manual_seed(3)
+    m = WassersteinEmbedding(torch.nn.Linear(k, 3), torch.nn.Linear(3, k), config=None, p=2, cost=np.ones((k, k)))
+    H = np.random.default_rng(4).random((6, k))
+    assert m.barycenter(H).shape == (k,) and m.interpolate(H[0], H[1], 4).shape == (4, k)
+    assert m.decode(m.embed(H)).shape == (6, k)
+    assert m.principal_directions(H, 2, scales=(0.0, 1.0)).histograms.shape == (2, 2, k)
+    e = _linear_model()
+    X = _images(6, 98)
+    D = e.decode(e.embed(X))
+    assert D.shape == (6, *GRID) and e.decode(e.embed(X)[0]).shape == (1, *GRID)
+    np.testing.assert_allclose(D.sum((1, 2)), 1, rtol=1e-5)
+    assert e.barycenter(X, weights=[1, 2, 0, 0, 0, 1]).shape == GRID
+    assert isinstance(e.decode(torch.from_numpy(e.embed(X))), torch.Tensor)
+    assert e.decode(torch.from_numpy(e.embed(X))).shape == (6, *GRID)
+
+
+# -- warnings on small data ------------------------------------------------------------------------------
+def test_error_bars_on_too_few_calibration_pairs_warn(quantile_model):
+    qe, solver = quantile_model
+    small = WassersteinEmbedding(qe.encoder, qe.decoder, config=None, p=2, grid=(1, 12),
+                                 calibration={k: v[:41] for k, v in qe.calibration.items()})
+    X, Y = _sparse_1d(5, 12, seed=99), _sparse_1d(5, 12, seed=100)
+    with pytest.warns(CalibrationWarning, match=r"90 % error bars.*41 pairs of the model's 41 calibration pairs.*"
+                      r"= 4\.2 pairs.*m >= 49.*fix: precompute more pairs or raise val_fraction.*at most 0\.88") as rec:
+        r = small.distance(X, Y, interval=0.9)
+    assert rec[0].filename == __file__ and isinstance(r, DistanceEstimate)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small.distance(X, Y, interval=0.88)  # (41 + 1)(1 − 0.88) = 5.04
+        qe.distance(X, Y, interval=0.9)  # 200 pairs (100 after choosing c): 10.1
+    with pytest.warns(CalibrationWarning, match="99 % error bars.*100 pairs of the model's 200"):
+        qe.distance(X, Y, interval=0.99)
+    cal = ConformalCalibrator(np.arange(1.0, 42.0), np.arange(1.0, 42.0))
+    assert cal.support(0.9) == (41, 1)
+    y = np.random.default_rng(5).gamma(3.0, 3.0, 3000)
+    assert ConformalCalibrator(y, y).support(0.9) == (300, 5)  # per-bin quantiles: the smallest bin counts
+    assert ConformalCalibrator(y, y).support(0.999) == (1500, 1)  # fell back to one bin
+
+
+def test_rerank_that_degenerates_to_brute_force_warns(quantile_model):
+    X = _images(30, 30)
+    solver = ExactSolver(make_ground_cost(grid=GRID, p=2), 2)
+    poor = _linear_model()
+    w = as_weights(X)[0]
+    i, j = np.arange(0, 30, 2), np.arange(1, 30, 2)
+    poor.calibration = {"val_pred": poor.distance(X[i], X[j]).astype(np.float64),
+                        "val_target": solver.solve_pairs(w, i, j)}
+    Q, R = _images(2, 31), _images(25, 32)
+    with pytest.warns(RerankWarning, match=r"solved 50 of the 50 .*100 %, 25\.0 of 25 references per query.*"
+                      r"level=0\.99.*fix: .*better-trained model.*lower level.*n_candidates=12") as rec:
+        res = poor.kneighbors(Q, R, k=3, exact_rerank=True)
+    assert rec[0].filename == __file__ and res.n_exact == 50
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        poor.kneighbors(Q, R, k=3, exact_rerank=True, n_candidates=25)  # a fixed budget is the caller's choice
+        poor.kneighbors(Q, R[:10], k=3, exact_rerank=True)  # 2k of 10 candidates in the first round: no choice
+        qe, _ = quantile_model
+        good = qe.kneighbors(_sparse_1d(5, 12, seed=20), _sparse_1d(60, 12, seed=21), k=4, exact_rerank=True)
+        assert good.n_exact <= 0.5 * 5 * 60
+
+
+def _evaluation_cache(tmp_path, seed):
+    from wassembed.data import HistogramSet
+    from wassembed.exact import DistanceCache, precompute
+
+    hs = HistogramSet.from_images(_images(12, seed).astype(np.float64), name=f"eval{seed}")
+    precompute(hs, tmp_path / f"c{seed}", pairs=30, workers=1, progress=False)
+    return DistanceCache.open(tmp_path / f"c{seed}")
+
+
+def test_evaluate_on_other_data_warns_that_overlap_is_unchecked(tmp_path):
+    from wassembed.nn import ModelConfig, build_decoder, build_encoder
+    from wassembed.serve import evaluate
+
+    cache = _evaluation_cache(tmp_path, 1)
+    cfg = ModelConfig.preset("fast", grid=GRID, embed_dim=8)
+
+    def model(fingerprint):
+        info = {} if fingerprint is None else {"dataset_fingerprint": fingerprint}
+        return WassersteinEmbedding(build_encoder(cfg, seed=1), build_decoder(cfg, seed=1), config=cfg, p=2,
+                                    grid=GRID, info=info, calibration={"train_images": np.array([0, 1])})
+
+    with pytest.warns(EvaluationWarning, match=rf"cannot check .*overlap with the training images.*cache "
+                      rf"{cache.fingerprint[:12]}.*training data 0123456789ab.*no pair was dropped.*fix: evaluate "
+                      r"on a cache of images the model never saw.*images=") as rec:
+        m = evaluate(model("0123456789abcdef"), cache)
+    assert rec[0].filename == __file__ and m["n_dropped"] == 0 and m["n_pairs"] == 30
+    with pytest.warns(EvaluationWarning, match="training data none recorded"):
+        evaluate(model(None), cache)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = evaluate(model(cache.fingerprint), cache)  # the same data: pairs touching images 0, 1 are dropped
+    assert m["n_dropped"] > 0

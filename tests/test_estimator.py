@@ -56,7 +56,8 @@ def test_fit_trains_from_the_cache_with_the_options(fake_train):
     Z = est.transform(X)
     assert Z.shape == (40, 5)
     np.testing.assert_array_equal(Z, est.embedding_.embed(X))
-    assert est.inverse_transform(Z).shape == (40, 36)
+    assert est.inverse_transform(Z).shape == (40, *GRID)  # the model's decode: images for a grid model
+    assert est.transform(X[0]).shape == (1, 5)  # one image is a batch of one
     assert list(est.get_feature_names_out())[:2] == ["wassersteinembedder0", "wassersteinembedder1"]
 
 

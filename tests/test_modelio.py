@@ -143,3 +143,19 @@ def test_checkpoint_round_trip_and_tamper(tmp_path):
     with pytest.raises(ModelFileError, match="checkpoint file .* truncated"):
         load_checkpoint(tmp_path)
     assert load_checkpoint(tmp_path / "empty") is None
+
+
+def test_loaded_model_follows_the_serving_rules(saved):
+    """After a file round trip: one image is one input, distances are float64, a grid model decodes images,
+    and error bars from its 2 calibration pairs warn."""
+    from wassembed.serve import CalibrationWarning
+
+    emb, path = saved
+    back = wassembed.load(path)
+    X = np.random.default_rng(3).random((4, 6, 6))
+    d = back.distance(X[0], X[1:])
+    assert d.shape == (3,) and d.dtype == np.float64
+    np.testing.assert_array_equal(d, emb.distance(X[:1], X[1:]))
+    assert back.barycenter(X).shape == (6, 6) and back.decode(back.embed(X)).shape == (4, 6, 6)
+    with pytest.warns(CalibrationWarning, match="2 pairs of the model's 2 calibration pairs"):
+        back.distance(X, X[::-1], interval=0.5)

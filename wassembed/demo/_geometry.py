@@ -52,7 +52,7 @@ def _three_barycenters(setup: DemoSetup, model, Xc) -> dict:
     """Pixel mean, the model's barycenter and POT's entropic one of ``Xc``, as histograms summing to 1."""
     pixel, embedding, entropic = BARYCENTER_METHODS
     bars = {pixel: Xc.mean(0),
-            embedding: np.asarray(model.barycenter(Xc), dtype=np.float64),
+            embedding: np.asarray(model.barycenter(Xc), dtype=np.float64).reshape(-1),
             entropic: _entropic_barycenter(Xc.reshape(-1, *setup.grid), setup.sizes["bary_iter"]).ravel()}
     out = {}
     for key, b in bars.items():
@@ -130,7 +130,7 @@ def interpolation(setup: DemoSetup, model) -> Interpolation:
                          for t in ts])
     path_lin = np.stack([(1 - t) * W[ia] + t * W[ib] for t in ts])
     return Interpolation(a=ia, b=ib, label_a=setup.labels[ia], label_b=setup.labels[ib], ts=ts,
-                         pixel=setup.images(path_lin), embedding=setup.images(path_emb), entropic=path_pot)
+                         pixel=setup.images(path_lin), embedding=path_emb, entropic=path_pot)
 
 
 @dataclass(frozen=True)

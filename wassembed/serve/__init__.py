@@ -1,4 +1,8 @@
-"""The served model: embeddings, distances, neighbours with exact re-ranking, intervals, model files."""
+"""The served model: embeddings, distances, neighbours with exact re-ranking, intervals, model files.
+
+Its conventions (single inputs, float64 distances, decoded shapes) are stated in the Notes of
+:class:`WassersteinEmbedding`; its warnings derive from :class:`ServingWarning`.
+"""
 
 from ._conformal import ConformalCalibrator, conformal_quantile
 from ._embedding import (
@@ -11,10 +15,15 @@ from ._embedding import (
 from ._evaluate import evaluate
 from ._modelfile import FORMAT_VERSION, save_model
 from ._neighbors import KNNResult
+from ._warnings import CalibrationWarning, EvaluationWarning, RerankWarning, ServingWarning
 
 __all__ = [
     "DistanceEstimate",
     "OutOfDistributionWarning",
+    "CalibrationWarning",
+    "RerankWarning",
+    "EvaluationWarning",
+    "ServingWarning",
     "PrincipalDirections",
     "WassersteinEmbedding",
     "KNNResult",

@@ -22,6 +22,13 @@ bins' sizes (a bin of ``m`` pairs supports levels up to ``m / (m + 1)``) falls b
 bins. One-sided lower bounds are then replaced by their largest non-decreasing minorant (still valid, and
 monotone in the estimate, which the re-ranking relies on).
 
+How many pairs a level needs: conformal coverage holds on average over calibration sets of any size, but the
+coverage a given set delivers varies around it, the more so the fewer scores lie beyond the quantile: about
+:math:`(n+1)(1-\\alpha)` of the ``n`` pairs it is taken over (per bin). With fewer than ~5 the bound is set by
+one to four pairs and can be far off in either direction (41 pairs at level 0.9: 4.2, a quantile that is the
+38th of 41 scores); :meth:`ConformalCalibrator.support` gives ``n`` for a level, and the served model warns
+(:class:`~wassembed.serve.CalibrationWarning`) when error bars are asked for at such a level.
+
 The floor ``c`` is chosen on one half of the calibration pairs (the value in a small grid that minimises the
 mean interval width there) and the quantile is taken on the other half, so the choice does not break the
 coverage guarantee. With fewer than 200 pairs, ``c`` is 10 % of the median estimate and all pairs are used.
@@ -141,22 +148,36 @@ class ConformalCalibrator:
         return int(self.edges.size + 1)
 
     def _pick(self, level: float, one_sided: bool):
-        """``(edges, per-bin quantiles)`` of the finest binning with a finite quantile in every bin."""
+        """``(edges, per-bin quantiles, per-bin sizes)`` of the finest binning with a finite quantile in every
+        bin (the coarsest when none has)."""
         level = check_level(level)
-        for edges, abs_l, low_l in reversed(self._binnings):
-            q = np.array([conformal_quantile(x, level) for x in (low_l if one_sided else abs_l)])
+        for binning in reversed(self._binnings):
+            q = np.array([conformal_quantile(x, level) for x in binning[2 if one_sided else 1]])
             if np.isfinite(q).all():
-                return edges, q
-        return edges, q  # even the coarsest binning has an infinite quantile
+                break
+        return binning[0], q, np.array([x.size for x in binning[1]])
 
     def quantiles(self, level: float, *, one_sided: bool = False) -> np.ndarray:
         """Per-bin conformal score quantiles for ``level`` (``inf`` when even one bin has too few pairs)."""
         return self._pick(level, one_sided)[1]
 
+    def support(self, level: float, *, one_sided: bool = False) -> tuple[int, int]:
+        """``(m, bins)``: the pairs in the smallest estimate bin whose quantile serves ``level``, and the number
+        of bins. About ``(m + 1)(1 − level)`` of those pairs lie beyond the quantile; with fewer than ~5 the
+        bound is set by one to four pairs (see the module docstring).
+
+        Examples
+        --------
+        >>> ConformalCalibrator(np.arange(1.0, 42.0), np.arange(1.0, 42.0)).support(0.9)  # (41 + 1)(0.1) = 4.2
+        (41, 1)
+        """
+        _, _, sizes = self._pick(level, one_sided)
+        return int(sizes.min()), int(sizes.size)
+
     def interval(self, pred, level: float) -> tuple[np.ndarray, np.ndarray]:
         """Two-sided intervals ``(lower, upper)`` with coverage ``>= level``; lower bounds clamped at 0."""
         pred = np.maximum(np.asarray(pred, dtype=np.float64), 0.0)
-        edges, qs = self._pick(level, False)
+        edges, qs, _ = self._pick(level, False)
         q = qs[np.searchsorted(edges, pred, side="right")]
         with np.errstate(invalid="ignore"):
             half = np.where(np.isfinite(q), q * (pred + self.offset), np.inf)
@@ -170,7 +191,7 @@ class ConformalCalibrator:
     def lower_bound(self, pred, level: float) -> np.ndarray:
         """One-sided lower bounds: ``P(exact >= bound) >= level``; clamped at 0, non-decreasing in ``pred``."""
         pred = np.maximum(np.asarray(pred, dtype=np.float64), 0.0)
-        edges, qs = self._pick(level, True)
+        edges, qs, _ = self._pick(level, True)
         b = np.searchsorted(edges, pred, side="right")
         lb = self._lower_raw(pred, qs[b])
         # each bin's bound is non-decreasing inside the bin: its smallest value is at the bin's left edge;

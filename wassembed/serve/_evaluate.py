@@ -11,6 +11,7 @@ from ..exact import DistanceCache
 from ..metrics import regression_metrics
 from ..nn import LatentDistance
 from ._embedding import load_model
+from ._warnings import warn_unchecked_overlap
 
 __all__ = ["evaluate"]
 
@@ -34,6 +35,14 @@ def evaluate(model, cache, *, batch_size: int = 4096) -> dict:
     dict
         :func:`regression_metrics` plus ``n_dropped`` (pairs touching training images, dropped only when the
         cache holds the model's training data) and ``dataset_fingerprint`` (of the evaluation cache).
+
+    Warns
+    -----
+    EvaluationWarning
+        When the cache holds other data than the model's training data (their fingerprints differ, or the
+        model records none): images the model trained on cannot be recognised, so no pair is dropped and the
+        metrics may be optimistic. Evaluate on a cache of images the model never saw, built from the same
+        data with ``precompute(..., images=)`` of an unseen range.
     """
     if isinstance(cache, (str, os.PathLike)):
         cache = DistanceCache.open(cache)
@@ -62,6 +71,8 @@ def evaluate(model, cache, *, batch_size: int = 4096) -> dict:
         keep = ~(seen[i] | seen[j])
         n_dropped = int((~keep).sum())
         i, j, y = i[keep], j[keep], y[keep]
+    else:
+        warn_unchecked_overlap(cache.fingerprint, info.get("dataset_fingerprint"), stacklevel=3)
     if i.size < 2:
         raise InputError(explain("too few unseen pairs in the evaluation cache", expected="at least 2 pairs",
                                  received=f"{i.size} pairs ({n_dropped} dropped as they touch training images)",

@@ -4,7 +4,9 @@ The embedding is (approximately) isometric to the Wasserstein space, so Euclidea
 followed by the decoder :math:`\\psi` give approximate Wasserstein barycenters
 :math:`\\psi(\\sum_i \\alpha_i \\varphi(x_i))`, displacement interpolations and principal geodesics (Courty,
 Flamary & Ducoffe, ICLR 2018). These functions take the served model as their first argument; the methods
-of :class:`~wassembed.serve.WassersteinEmbedding` of the same names call them.
+of :class:`~wassembed.serve.WassersteinEmbedding` of the same names call them. Decoded histograms have the
+shape of the model's inputs (the model's ``decode``): images ``(…, H, W)`` for a grid model, ``(…, k)``
+otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ DEFAULT_SCALES = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)
 
 class PrincipalDirections(NamedTuple):
     """PCA in the embedding, decoded along each direction (principal geodesic analysis)."""
-    histograms: object          # (n_components, len(scales), k): ψ(mean + s σ_c v_c)
+    histograms: object          # (n_components, len(scales), H, W) or (…, k): ψ(mean + s σ_c v_c)
     mean: np.ndarray            # (d,)
     components: np.ndarray      # (n_components, d), unit vectors
     std: np.ndarray             # (n_components,), σ_c
@@ -46,7 +48,7 @@ def _barycenter_weights(weights, n: int) -> np.ndarray:
 
 
 def barycenter(model, X, weights=None, *, device=None):
-    """Approximate Wasserstein barycenter ``ψ(Σ αᵢ φ(xᵢ))`` ``(k,)`` of ``X`` under ``model``."""
+    """Approximate Wasserstein barycenter ``ψ(Σ αᵢ φ(xᵢ))`` of ``X`` under ``model``: ``(H, W)`` or ``(k,)``."""
     Z, like, dev = model._embed_input(X, "X", device, None)
     a = _barycenter_weights(weights, Z.shape[0])
     zbar = (torch.from_numpy(a).to(dev, torch.float32)[:, None] * Z).sum(0, keepdim=True)
@@ -54,7 +56,7 @@ def barycenter(model, X, weights=None, *, device=None):
 
 
 def interpolate(model, a, b, steps: int = 5, *, device=None):
-    """Decoded path ``ψ((1 − t) φ(a) + t φ(b))`` for ``t = 0 … 1``: ``(steps, k)``."""
+    """Decoded path ``ψ((1 − t) φ(a) + t φ(b))`` for ``t = 0 … 1``: ``(steps, H, W)`` or ``(steps, k)``."""
     steps = check_pos_int("steps", steps)
     (wa, like), (wb, _) = (single(x, name, grid=model.grid, k=model.k) for x, name in ((a, "a"), (b, "b")))
     dev = model._device(device)
@@ -80,5 +82,5 @@ def principal_directions(model, X, n_components: int = 3, scales=DEFAULT_SCALES,
     comps, std = vt[:n_components], np.sqrt(var[:n_components])
     pts = mean + np.asarray(scales)[None, :, None] * (std[:, None, None] * comps[:, None, :])
     H = model.decode(pts.reshape(-1, Z.shape[1]).astype(np.float32), device=dev)
-    H = torch.from_numpy(H).reshape(n_components, len(scales), -1)
+    H = torch.from_numpy(H).reshape(n_components, len(scales), *H.shape[1:])
     return PrincipalDirections(rewrap(H, like), mean, comps, std, var[:n_components] / var.sum(), scales)

@@ -3,6 +3,12 @@
 Every query validates its inputs here: histograms or images become float64 weights summing to 1 (as stored
 in a cache, :func:`wassembed.data.as_weights`), embeddings are checked before decoding, and batch sizes get
 their per-device defaults.
+
+An input is a stack of images ``(n, H, W)`` or histograms ``(n, k)``, or a single one: an image ``(H, W)``
+of the model's grid or a histogram ``(k,)``, read as a batch of one (the same as ``X[None]``). The two
+forms never collide: a 2-D array is one image only when its shape is the model's grid ``(H, W)``, and a
+stack of histograms only when its rows have ``k = H·W`` bins (for ``H = 1`` both readings agree). A shape
+that fits neither is refused with both forms spelled out (:func:`as_batch`).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from .._validation import check_pos_int
 from ..data import as_weights
 from ..errors import InputError, explain
 
-__all__ = ["batch_size", "embeddings", "rewrap", "single", "unwrap", "weights"]
+__all__ = ["as_batch", "batch_size", "embeddings", "rewrap", "single", "unwrap", "weights"]
 
 
 def unwrap(X):
@@ -32,20 +38,60 @@ def rewrap(t: torch.Tensor, like):
     return t.to(like) if like is not None else t.cpu().numpy()
 
 
+def _forms(grid, k) -> str:
+    """The accepted shapes of an input, in words."""
+    if grid is not None:
+        H, W = grid
+        return (f"{k} bins per row: histograms (n, {k}) or one ({k},); or images of {H}×{W}: (n, {H}, {W}) or "
+                f"one ({H}, {W})")
+    if k is not None:
+        return f"{k} bins per row: histograms (n, {k}) or one ({k},)"
+    return "histograms (n, k) or one histogram (k,)"
+
+
+def as_batch(arr, what: str, *, grid, k):
+    """``arr`` as a stack: a single image ``(H, W)`` (of the model's ``grid``) or histogram ``(k,)`` becomes a
+    batch of one; a stack passes unchanged (:func:`~wassembed.data.as_weights` validates it). A 0-D, 1-D or
+    2-D array that fits neither form raises :class:`~wassembed.errors.InputError` naming both forms.
+
+    Examples
+    --------
+    >>> as_batch(np.ones((2, 3)), "X", grid=(2, 3), k=6).shape, as_batch(np.ones(6), "X", grid=(2, 3), k=6).shape
+    ((1, 2, 3), (1, 6))
+    >>> as_batch(np.ones((4, 6)), "X", grid=(2, 3), k=6).shape
+    (4, 6)
+    """
+    try:
+        a = np.asarray(arr)
+    except ValueError:  # ragged nested lists: as_weights explains them
+        return arr
+    if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or a.ndim > 3 or a.size == 0:
+        return a  # not numbers, too many axes, or empty: as_weights explains
+    if a.ndim == 1 and (k is None or a.shape[0] == k):
+        return a[None]
+    if a.ndim == 2 and grid is not None and a.shape == tuple(grid):
+        return a[None]
+    if a.ndim == 3 or (a.ndim == 2 and (k is None or a.shape[1] == k)):
+        return a
+    problem = f"{what} has the wrong rank" if a.ndim == 0 else f"{what} has the wrong number of bins"
+    if a.ndim == 2 and grid is not None:
+        problem += " or the wrong image size"
+    raise InputError(explain(problem, expected=_forms(grid, k), received=f"an array of shape {a.shape}",
+                             fix="pass data on the model's support; stack several inputs along axis 0"))
+
+
 def weights(X, what: str, *, grid, k):
-    """``(w, like)``: float64 histograms ``(n, k)`` summing to 1 of images or histograms ``X``, and
-    :func:`unwrap`'s device of ``X``. ``grid`` is the model's grid (or None, then ``k`` its number of bins)."""
+    """``(w, like)``: float64 histograms ``(n, k)`` summing to 1 of images or histograms ``X`` (a single one
+    is a batch of one, :func:`as_batch`), and :func:`unwrap`'s device of ``X``. ``grid`` is the model's grid
+    (or None, then ``k`` its number of bins)."""
     arr, like = unwrap(X)
+    arr = as_batch(arr, what, grid=grid, k=k)
     return as_weights(arr, what=what, grid=grid, k=None if grid else k)[0], like
 
 
 def single(X, what: str, *, grid, k):
     """``(w (1, k), like)`` of one image ``(H, W)`` or histogram ``(k,)`` (a batch of one is accepted)."""
-    arr, like = unwrap(X)
-    arr = np.asarray(arr)
-    if arr.ndim == 1 or (arr.ndim == 2 and grid is not None and arr.shape == grid):
-        arr = arr[None]
-    w = as_weights(arr, what=what, grid=grid, k=None if grid else k)[0]
+    w, like = weights(X, what, grid=grid, k=k)
     if w.shape[0] != 1:
         raise InputError(explain(f"{what} must be one input", expected="one image (H, W) or histogram (k,)",
                                  received=f"{w.shape[0]} inputs", fix=f"pass {what}[i]"))

@@ -4,7 +4,11 @@ Distances between embeddings use one matrix product per block,
 :math:`\\|a - b\\|^2 = \\|a\\|^2 + \\|b\\|^2 - 2 a \\cdot b` clamped at 0, after subtracting a common centre from
 both sides (distances are translation invariant, and centring keeps the float32 cancellation error small).
 Memory beyond the output is bounded by one ``block_size × block_size`` tile. Each tile of squared distances
-becomes estimates through the model's :class:`~wassembed.nn.LatentDistance` (the one used in training).
+becomes estimates through the model's :class:`~wassembed.nn.LatentDistance` (the one used in training), in
+the network's float32, and is stored in the output's dtype (float64 for the served model's outputs).
+
+:func:`kneighbors` is :meth:`WassersteinEmbedding.kneighbors <wassembed.serve.WassersteinEmbedding.kneighbors>`
+(the served model is its first argument).
 """
 
 
@@ -18,15 +22,19 @@ import torch
 from .._validation import check_pos_int
 from ..errors import InputError, explain
 from ..nn import LatentDistance
+from . import _inputs
+from ._conformal import check_level
+from ._warnings import warn_brute_force
 
-__all__ = ["KNNResult", "cdist_into", "check_k", "exact_rerank", "knn_embedded", "pdist_into", "rerank_blocks"]
+__all__ = ["KNNResult", "cdist_into", "check_k", "exact_rerank", "kneighbors", "knn_embedded", "pdist_into",
+           "rerank_blocks"]
 
 
 class KNNResult(tuple):
     """``(indices, values)`` of the k nearest references, plus how the answer was obtained.
 
-    Unpacks like a pair (``idx, val = emb.kneighbors(Q, R)``). Attributes: ``indices`` ``(nq, k)``,
-    ``values`` ``(nq, k)`` (ascending), ``n_exact`` (total exact solves spent), ``n_exact_per_query``
+    Unpacks like a pair (``idx, val = emb.kneighbors(Q, R)``). Attributes: ``indices`` ``(nq, k)`` int64,
+    ``values`` ``(nq, k)`` float64 (ascending), ``n_exact`` (total exact solves spent), ``n_exact_per_query``
     ``(nq,)``, ``exact`` (True when ``values`` are exact transport costs, False for embedding estimates).
     """
 
@@ -93,7 +101,7 @@ def pdist_into(out: torch.Tensor, Z: torch.Tensor, *, distance: LatentDistance, 
             ii = rows[:, None].expand_as(mask)[mask]
             jj = cols[None, :].expand_as(mask)[mask]
             pos = n * ii - ii * (ii + 1) // 2 + jj - ii - 1
-            out[pos.to(out.device)] = d[mask].to(out.device)
+            out[pos.to(out.device)] = d[mask].to(out.device, out.dtype)
     return out
 
 
@@ -225,3 +233,34 @@ def check_k(k, n_ref: int) -> int:
         raise InputError(explain("k is larger than the reference set", expected=f"k <= {n_ref} (references)",
                                  received=f"k = {k}", fix="lower k or add references"))
     return int(k)
+
+
+def kneighbors(model, Q, R, k: int, *, exact_rerank: bool, level: float, n_candidates: int | None,
+               block_size: int, batch_size: int | None, device):
+    """The ``k`` nearest references ``R`` of each query ``Q`` under ``model`` (see its ``kneighbors``).
+
+    Values are float64 (estimates or exact values). Warns (:class:`~wassembed.serve.RerankWarning`) when the
+    adaptive re-ranking solved most pairs, pointing at the caller of the method that calls this.
+    """
+    wq, wr = model.histograms(Q, "Q"), model.histograms(R, "R")
+    like = _inputs.unwrap(Q)[1]
+    k = check_k(k, wr.shape[0])
+    dev = model._device(device)
+    bs, blk = _inputs.batch_size(batch_size, dev), check_pos_int("block_size", block_size)
+    ZQ, ZR = model._encode(wq, dev, bs), model._encode(wr, dev, bs)
+    if not exact_rerank:
+        vals, idx = knn_embedded(ZQ, ZR, k, distance=model.distance_fn, block_size=blk)
+        return KNNResult(_inputs.rewrap(idx, like), _inputs.rewrap(vals.double(), like), np.zeros(wq.shape[0]),
+                         exact=False)
+    lower = None
+    if n_candidates is None:
+        cal, level = model._need_calibrator("adaptive exact re-ranking"), check_level(level, "re-ranking")
+        lower = lambda est: cal.lower_bound(est, level)
+    else:
+        n_candidates = max(check_pos_int("n_candidates", n_candidates), k)
+    idx, val, spent = rerank_blocks(ZQ, ZR, wq, wr, k, model._exact_solver(), distance=model.distance_fn,
+                                    lower=lower, n_candidates=n_candidates, block_size=blk)
+    if lower is not None:
+        warn_brute_force(int(spent.sum()), wq.shape[0], wr.shape[0], k, level, stacklevel=4)  # 4: the user
+    return KNNResult(_inputs.rewrap(torch.from_numpy(idx), like), _inputs.rewrap(torch.from_numpy(val), like),
+                     spent, exact=True)

@@ -14,11 +14,12 @@ import numpy as np
 
 from ..errors import InputError, explain
 from ._conformal import check_level
+from ._warnings import ServingWarning
 
 __all__ = ["OutOfDistributionWarning", "has_reference", "ood_threshold", "warn_if_ood"]
 
 
-class OutOfDistributionWarning(UserWarning):
+class OutOfDistributionWarning(ServingWarning):
     """Some inputs reconstruct worse than 99 % of the images held out at training: estimates may be unreliable."""
 
 
