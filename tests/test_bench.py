@@ -10,11 +10,30 @@ from wassembed.errors import InputError
 
 
 def test_exact_benchmark_runs_and_agrees(small_digits):
+    import ot
+
+    from wassembed.exact import random_pairs
+
     r = run_exact_benchmark(small_digits, 120, workers=2, repeats=1, chunk_size=40)
-    assert r["pairs"] == 120 and r["max_abs_diff"] <= 1e-9
-    assert r["naive_pairs_per_s"] > 0 and r["one_worker_pairs_per_s"] > 0 and r["all_workers_pairs_per_s"] > 0
+    assert r["pairs"] == 120 and r["workers"] == 2 and r["k"] == 64 and r["max_abs_diff"] <= 1e-9
+    # the mean value is that of ot.emd2 on the benchmark's pairs (its seeded plan)
+    i, j = random_pairs(np.arange(small_digits.n), 120, seed=0)
+    w, M = small_digits.weights, np.array(small_digits.ground_cost(2))
+    assert r["mean_value"] == pytest.approx(np.mean([ot.emd2(w[a], w[b], M) for a, b in zip(i, j)]), rel=1e-12)
+    assert 0.5 < r["mean_value"] < 3.0  # digits: mean W2² between random pairs ≈ 1.5 pixel²
+    # the derived figures are the ratios of the measured rates
+    assert r["speedup_one_worker"] == pytest.approx(r["one_worker_pairs_per_s"] / r["naive_pairs_per_s"])
+    assert r["parallel_efficiency"] == pytest.approx(r["all_workers_pairs_per_s"] / (2 * r["one_worker_pairs_per_s"]))
     table = format_exact_benchmark(r)
     assert "precompute, 2 workers" in table and "max |difference|" in table
+    rows = {m.group(1): (float(m.group(2)), float(m.group(3))) for m in re.finditer(
+        r"^\| (naive loop[^|]*|precompute, \d workers?) \| (\d+) \| ([0-9.]+)× \|", table, flags=re.M)}
+    assert len(rows) == 3, table
+    naive = r["naive_pairs_per_s"]
+    for label, key in (("precompute, 1 worker", "one_worker_pairs_per_s"),
+                       ("precompute, 2 workers", "all_workers_pairs_per_s")):
+        rate, ratio = rows[label]
+        assert rate == round(r[key]) and ratio == pytest.approx(r[key] / naive, abs=0.006), (label, table)
 
 
 def test_no_machine_specific_path_in_the_benchmarks():
@@ -52,12 +71,19 @@ def test_serve_baselines_agree_with_the_exact_solver(small_digits):
 
     w, M = small_digits.weights, make_ground_cost(grid=(8, 8), p=2)
     i, j = np.arange(0, 10), np.arange(10, 20)
+    import ot
+
     exact, t = exact_values(w, i, j, M, None)
     assert t > 0 and np.allclose(exact, ExactSolver(M, 2).solve_pairs(w, i, j), rtol=1e-12)
+    assert np.allclose(exact, [ot.emd2(w[a], w[b], M) for a, b in zip(i, j)], rtol=1e-12)  # the definition
     sk, _, _ = sinkhorn_values(w, i, j, M, 0.05, 2000)
     assert np.allclose(sk, exact, rtol=0.1)  # small reg: close to the exact cost
+    sk1, _, not_converged = sinkhorn_values(w, i, j, M, 1.0, 1000)
+    assert not_converged == 0 and np.all(sk1 >= exact)  # a converged plan is feasible: its cost >= the optimum
     sw, _ = sliced_values(w, i, j, grid_coords((8, 8)), 20, 0)
-    assert sw.shape == (10,) and np.all(sw >= 0) and grid_coords((2, 3))[4].tolist() == [1.0, 1.0]
+    # each 1-D projection is 1-Lipschitz, so SW2² <= W2² (and > 0 between distinct images)
+    assert sw.shape == (10,) and np.all(sw > 0) and np.all(sw <= exact * (1 + 1e-9))
+    assert grid_coords((2, 3))[4].tolist() == [1.0, 1.0]
 
 
 @pytest.mark.parametrize("command", ["exact", "serve", "dask"])

@@ -58,18 +58,96 @@ def test_demo_numbers_are_consistent(demo):
     assert r["tiny"] is True
     assert r["dataset"] == {"name": "digits", "n": 1797, "grid": [8, 8], "k": 64, "train_images": "0:1400",
                             "test_images": "1400:1797"}
+    pre = r["precompute"]
+    assert (pre["train"]["requested"], pre["test"]["requested"]) == (2500, 400)
+    assert pre["train"]["computed"] + pre["test"]["computed"] == pre["pairs_computed"] == 2900
+    assert pre["pairs_reused"] == 0
     assert r["test"]["n_pairs"] == 400
     assert r["test"]["pairs_touching_training_images"] == 0
     assert r["test"]["n_dropped_by_evaluate"] == 0
-    for key in ("mse", "relative_mse", "pearson"):
-        assert np.isfinite(r["test"][key])
-    assert r["speed"]["distance_speedup"] > 0 and r["speed"]["cdist_speedup"] > 0
-    assert r["speed"]["exact_check_max_abs_diff"] < 1e-9  # ot.emd2 agrees with the cache
-    assert r["knn"]["reranked_values_match_brute_force"] is True
-    assert len(r["conformal"]["coverage"]) == len(r["conformal"]["levels"])
-    assert all(0 <= c <= 1 for c in r["conformal"]["coverage"])
-    assert r["model_file_check_max_abs_diff"] == 0.0
+    assert r["test"]["distance_vs_evaluate_mse_diff"] < 1e-6  # model.distance and evaluate agree
     assert r["training"]["epochs_run"] == 2
+    assert r["training"]["train_pairs"] + r["training"]["val_pairs"] <= 2500  # pairs across the split dropped
+    assert r["model_file_check_max_abs_diff"] == 0.0
+    assert r["knn"]["reranked_values_match_brute_force"] is True
+    assert r["knn"]["exact_solves_brute_force"] == len(r["knn"]["queries"]) * 1400
+    assert 0 < r["knn"]["exact_solves_reranking"] <= r["knn"]["exact_solves_brute_force"]
+    assert r["ood"]["test_images"] == 397
+    assert r["ood"]["fraction"] == pytest.approx(r["ood"]["test_images_flagged"] / 397)
+
+
+def test_demo_speed_ups_are_the_ratios_of_the_rates_it_measured(demo):
+    out, proc = demo
+    sp = json.loads((out / "results.json").read_text())["speed"]
+    assert sp["exact_check_max_abs_diff"] < 1e-9  # ot.emd2 agrees with the cache
+    assert sp["distance_pairs"] == 400 and sp["cdist_shape"] == [397, 1400]
+    assert sp["distance_pairs_per_s"] == pytest.approx(sp["distance_pairs"] / sp["distance_seconds"], rel=1e-9)
+    assert sp["distance_speedup"] == pytest.approx(sp["distance_pairs_per_s"] / sp["exact_pot_pairs_per_s"],
+                                                   rel=1e-9)
+    assert sp["cdist_pairs_per_s"] == pytest.approx(397 * 1400 / sp["cdist_seconds"], rel=1e-9)
+    assert sp["cdist_speedup"] == pytest.approx(sp["cdist_pairs_per_s"] / sp["exact_pot_cdist_pairs_per_s"],
+                                                rel=1e-9)
+    assert sp["cdist_exact_estimated_seconds"] == pytest.approx(397 * 1400 / sp["exact_pot_cdist_pairs_per_s"],
+                                                                rel=1e-9)
+    # the table prints the same numbers
+    num = lambda text: float(text.replace(",", ""))
+    m = re.search(r"^distance speed-up\s+([0-9,]+)× \(([0-9,]+) pairs/s\)$", proc.stdout, flags=re.M)
+    assert m and num(m.group(1)) == round(sp["distance_speedup"]) and num(m.group(2)) == round(
+        sp["distance_pairs_per_s"]), proc.stdout
+    m = re.search(r"^cdist speed-up\s+([0-9,]+)× \(397×1400 in [0-9.]+ s; exact ≈ ([0-9,]+) s\)$", proc.stdout,
+                  flags=re.M)
+    assert m and num(m.group(1)) == round(sp["cdist_speedup"]) and num(m.group(2)) == round(
+        sp["cdist_exact_estimated_seconds"]), proc.stdout
+
+
+def test_demo_accuracy_figures_match_the_caches_and_the_saved_model(demo):
+    """The reported MSE, relative MSE, mean W2² and interval coverage are what the saved model gives on the
+    test cache; the digits' exact W2² between random pairs is about 1.5 pixel²."""
+    out, _ = demo
+    import wassembed
+
+    r = json.loads((out / "results.json").read_text())
+    table = wassembed.DistanceCache.open(out / "cache-test").read()
+    v = table.value
+    assert len(v) == 400 and r["test"]["target_mean"] == pytest.approx(v.mean(), rel=1e-12)
+    assert 1.0 < v.mean() < 2.0 and v.min() > 0  # known data: distinct digits, mean W2² ≈ 1.5 pixel²
+    assert r["test"]["relative_mse"] == pytest.approx(r["test"]["mse"] / np.mean(v ** 2), rel=1e-9)
+    model = wassembed.load(out / "model")
+    W = wassembed.load_dataset("digits").weights
+    pred = np.asarray(model.distance(W[table.i], W[table.j], warn_ood=False), dtype=np.float64)
+    assert r["test"]["mse"] == pytest.approx(np.mean((pred - v) ** 2), rel=1e-5)
+    conf = r["conformal"]
+    cov = conf["coverage"]
+    assert conf["levels"] == sorted(conf["levels"]) and cov == sorted(cov)  # wider intervals cover more
+    i90 = conf["levels"].index(0.9)
+    est = model.distance(W[table.i], W[table.j], interval=0.9, warn_ood=False)
+    inside = (v >= np.asarray(est.lower)) & (v <= np.asarray(est.upper))
+    assert cov[i90] == pytest.approx(inside.mean(), abs=1 / 400)
+    assert all(abs(c - lv) <= 0.3 for c, lv in zip(cov, conf["levels"]))  # 17 calibration pairs: loose
+    widths = [np.inf if w is None else w for w in conf["mean_width"]]
+    assert widths == sorted(widths) and widths[0] > 0
+
+
+def test_demo_barycenter_objectives_obey_the_bounds_of_w2(demo):
+    """For each class's members x_1..x_n and P = mean of W2²(x_i, x_j) over all (i, j): the pixel mean scores at
+    most P (W2² is jointly convex), and no histogram scores below P / 4 (triangle inequality of W2)."""
+    out, _ = demo
+    import wassembed
+
+    b = json.loads((out / "results.json").read_text())["barycenters"]
+    hs = wassembed.load_dataset("digits")
+    solver = wassembed.ExactSolver(np.array(hs.ground_cost(2)), 2)
+    per_class = b["per_class"]
+    pixel = next(k for k in per_class if k.startswith("pixel mean"))
+    for n, c in enumerate(b["classes"]):
+        members = np.flatnonzero(hs.labels[:1400] == c)[:b["images_per_class"]]
+        i, j = np.triu_indices(members.size, 1)
+        P = 2 * solver.solve_pairs(hs.weights, members[i], members[j]).sum() / members.size ** 2
+        assert per_class[pixel][n] <= P * (1 + 1e-9), (c, per_class[pixel][n], P)
+        for method, values in per_class.items():
+            assert values[n] >= P / 4 * (1 - 1e-9), (c, method, values[n], P)
+    for method, values in per_class.items():
+        assert b["mean_exact_w2_to_members"][method] == pytest.approx(np.mean(values), rel=1e-12)
 
 
 def test_demo_split_keeps_test_images_unseen(demo):

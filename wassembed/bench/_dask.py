@@ -70,7 +70,7 @@ def _cluster(client, workers: int, dask_config: dict | None):
         stack.enter_context(dask.config.set(dask_config or {}))
         if client is None:
             cluster = stack.enter_context(LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
-                                                       host="127.0.0.1", dashboard_address=None))
+                                                       host="127.0.0.1", dashboard_address=":0"))
             client = stack.enter_context(Client(cluster, set_as_default=False))
         client.wait_for_workers(workers, timeout=300)
         client.run(_warm_worker)

@@ -15,6 +15,9 @@ from ._common import echo_json, handle_errors, needs_learning_stack
 DATA_ENV = "WASSEMBED_BENCH_DATA"
 _data = click.option("--data", envvar=DATA_ENV, show_envvar=True, required=True,
                      help="Images: an MNIST IDX file (as in docs/benchmarks.md), .npy/.npz images or 'digits'.")
+#: the benchmark functions' parameter names for what these commands call otherwise (see handle_errors)
+_WORDS = {"n_pairs": "--pairs", "n_speed_pairs": "--speed-pairs", "scaling_sizes": "--scaling"}
+_count = click.IntRange(min=1)
 
 
 @click.group()
@@ -27,9 +30,9 @@ def bench() -> None:
 @click.option("--pairs", default=2000, show_default=True, type=int)
 @click.option("--workers", default=None, type=int, help="[default: all cores]")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--repeats", default=3, show_default=True, type=int, help="Alternating rounds; best kept.")
+@click.option("--repeats", default=3, show_default=True, type=_count, help="Alternating rounds; best kept.")
 @click.option("--json", "as_json", is_flag=True)
-@handle_errors
+@handle_errors(words=_WORDS)
 def bench_exact(data, pairs, workers, seed, repeats, as_json):
     """Naive ot.emd2 loop vs precompute with 1 and all workers, on the same pairs."""
     exact_stage_only()
@@ -46,16 +49,17 @@ def bench_exact(data, pairs, workers, seed, repeats, as_json):
 @click.option("--model", "models", multiple=True,
               help="Model path or preset name (repeatable) [default: untrained 'paper' and 'fast', speed only].")
 @click.option("--test-cache", default=None, help="Cache of unseen pairs: measures interval coverage.")
-@click.option("--pairs", "n_pairs", default=200, show_default=True, type=int, help="Pairs with exact values.")
-@click.option("--speed-pairs", default=10_000, show_default=True, type=int)
-@click.option("--matrix-size", default=2000, show_default=True, type=int)
-@click.option("--rerank-queries", default=20, show_default=True, type=int)
-@click.option("--rerank-refs", default=2000, show_default=True, type=int)
-@click.option("--threads", default=1, show_default=True, type=int, help="torch threads (CPU figures: 1).")
+@click.option("--pairs", "n_pairs", default=200, show_default=True, type=click.IntRange(min=2),
+              help="Pairs with exact values.")
+@click.option("--speed-pairs", default=10_000, show_default=True, type=_count)
+@click.option("--matrix-size", default=2000, show_default=True, type=_count)
+@click.option("--rerank-queries", default=20, show_default=True, type=_count)
+@click.option("--rerank-refs", default=2000, show_default=True, type=_count)
+@click.option("--threads", default=1, show_default=True, type=_count, help="torch threads (CPU figures: 1).")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--scaling", default="14,28,56", show_default=True, help="Grid sizes for the scaling table.")
 @click.option("--json", "as_json", is_flag=True)
-@handle_errors
+@handle_errors(words=_WORDS)
 def bench_serve(data, models, test_cache, n_pairs, speed_pairs, matrix_size, rerank_queries, rerank_refs, threads,
                 device, scaling, as_json):
     """Exact POT, Sinkhorn, sliced Wasserstein and wassembed side by side: pairs/s and error."""
@@ -76,7 +80,7 @@ def bench_serve(data, models, test_cache, n_pairs, speed_pairs, matrix_size, rer
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--repeats", default=1, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True)
-@handle_errors
+@handle_errors(words=_WORDS)
 def bench_dask(data, pairs, workers, repeats, as_json):
     """Precompute on a Dask LocalCluster vs the local process pool, same pairs; checks identical caches."""
     exact_stage_only()

@@ -36,7 +36,8 @@ from ._common import handle_errors
 @click.option("--threads", default=None, type=click.IntRange(min=1),
               help="CPU threads for torch (1 is often fastest on a busy machine).")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
-@handle_errors
+@handle_errors(words={"pairs=": "--pairs", "in precompute": "in `wassembed precompute`",  # and its options
+                      "`pairs` of precompute": "--pairs of `wassembed precompute`"})
 def train(cache, out, model, epochs, device, seed, resume, batch_images, lr, schedule, patience,
           val_fraction, recon_weight, relative_weight, augment, threads, quiet):
     """Train an embedding on the exact distances of CACHE and save it to OUT."""

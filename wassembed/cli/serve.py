@@ -60,6 +60,14 @@ _batch = click.option("--batch-size", default=None, type=click.IntRange(min=1),
                       help="Inputs per forward pass [default: 256 on CPU, 4096 on CUDA].")
 _model = click.argument("model", type=click.Path(exists=True))
 
+#: the serving API's words for what these commands call otherwise (see handle_errors): its input arrays are
+#: the files the user named, and its Python-only remedies are flags
+_SERVE_WORDS = {"wassembed.train": "`wassembed train`"}
+_EMBED_WORDS = {**_SERVE_WORDS, "X": "{data}"}
+_DISTANCE_WORDS = {**_SERVE_WORDS, "use cdist(X, Y)": "pass --matrix", "cdist(X, Y)": "--matrix",
+                   "X": "{a}", "Y": "{b}", "XA": "{a}", "XB": "{b}"}
+_KNN_WORDS = {**_SERVE_WORDS, "Q": "{query}", "R": "{reference}"}
+
 
 @click.command("embed")
 @_model
@@ -68,7 +76,7 @@ _model = click.argument("model", type=click.Path(exists=True))
 @click.option("--limit", default=None, type=int, help="Only the first N inputs.")
 @_device
 @_batch
-@_errors
+@_errors(words=_EMBED_WORDS)
 def embed_cmd(model, data, out, limit, device, batch_size):
     """Embed the images or histograms of DATA (a data file or 'digits') with MODEL: (n, d) float32."""
     emb = _load_model(model, device)
@@ -92,12 +100,12 @@ def embed_cmd(model, data, out, limit, device, batch_size):
 @click.option("--block-size", default=2048, show_default=True, type=click.IntRange(min=1))
 @_device
 @_batch
-@_errors
+@_errors(words=_DISTANCE_WORDS)
 def distance_cmd(model, a, b, out, matrix, root, interval, no_ood_warning, a_limit, b_limit, block_size,
                  device, batch_size):
-    """Estimated W_p^p between the rows of A and B (paired, or all pairs with --matrix)."""
-    import warnings
+    """Estimated W_p^p between the rows of A and B (paired, or all pairs with --matrix).
 
+    Warnings (inputs out of distribution, error bars on few pairs) go to stderr as ``warning: ...`` lines."""
     import numpy as np
 
     if matrix and interval is not None:
@@ -108,12 +116,7 @@ def distance_cmd(model, a, b, out, matrix, root, interval, no_ood_warning, a_lim
         D = emb.cdist(XA, XB, root=root, block_size=block_size, batch_size=batch_size)
         _write_array(D, out, "distance matrix")
         return
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        res = emb.distance(XA, XB, root=root, interval=interval, warn_ood=not no_ood_warning,
-                           batch_size=batch_size)
-    for w in caught:
-        _log(f"warning: {w.message}")
+    res = emb.distance(XA, XB, root=root, interval=interval, warn_ood=not no_ood_warning, batch_size=batch_size)
     if interval is not None:
         res = np.stack([res.estimate, res.lower, res.upper], axis=1)
     _write_array(res, out, "distances")
@@ -136,7 +139,7 @@ def distance_cmd(model, a, b, out, matrix, root, interval, no_ood_warning, a_lim
 @click.option("--out", "-o", default=None, help="Also save indices/values to this .npz.")
 @_device
 @_batch
-@_errors
+@_errors(words=_KNN_WORDS)
 def knn_cmd(model, query, reference, k, exact_rerank, level, n_candidates, query_limit, reference_limit,
             as_json, out, device, batch_size):
     """The k nearest REFERENCE inputs of each QUERY input (indices are 0-based rows of REFERENCE)."""

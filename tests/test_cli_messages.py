@@ -1,0 +1,148 @@
+"""Messages of the command line name its flags and files; the same mistakes made in Python keep the API's
+parameter names (one mechanism: ``wassembed.cli._common.handle_errors`` rewords with ``cli_words``)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from wassembed.cli import main
+from wassembed.cli._common import cli_words
+from wassembed.errors import InputError
+
+GRID = (6, 6)
+
+
+@pytest.fixture
+def serve_cli(monkeypatch, tmp_path):
+    """``wassembed`` serving commands on a tiny untrained model (loading stubbed) and three image files."""
+    torch = pytest.importorskip("torch")
+    from wassembed.serve import WassersteinEmbedding
+
+    def model():
+        torch.manual_seed(0)
+        return WassersteinEmbedding(torch.nn.Linear(36, 4), torch.nn.Linear(4, 36), config=None, p=2, grid=GRID)
+
+    monkeypatch.setattr(WassersteinEmbedding, "load", classmethod(lambda cls, path, device="cpu": model()))
+    (tmp_path / "model").mkdir()
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "seven.npy", rng.random((7, *GRID)))
+    np.save(tmp_path / "five.npy", rng.random((5, *GRID)))
+    np.save(tmp_path / "small.npy", rng.random((3, 5, 5)))
+
+    def run(*args):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return run, tmp_path, model
+
+
+def test_paired_distance_of_unequal_files_points_to_the_matrix_flag(serve_cli):
+    run, d, model = serve_cli
+    r = run("distance", d / "model", d / "seven.npy", d / "five.npy", "-o", d / "x.npy")
+    assert r.exit_code == 2
+    assert re.search(r"seven\.npy and \S*five\.npy hold different numbers of inputs.*fix: pass --matrix for all "
+                     r"pairs", r.stderr), r.stderr
+    assert "cdist" not in r.stderr and "X and Y" not in r.stderr
+    with pytest.raises(InputError, match=r"X and Y hold different numbers.*fix: use cdist\(X, Y\)"):  # Python
+        model().distance(np.load(d / "seven.npy"), np.load(d / "five.npy"))
+
+
+@pytest.mark.parametrize("args, culprit", [
+    (("embed", "{m}", "{d}/small.npy"), "small.npy"),
+    (("distance", "{m}", "{d}/seven.npy", "{d}/small.npy"), "small.npy"),
+    (("distance", "{m}", "{d}/small.npy", "{d}/seven.npy", "--matrix"), "small.npy"),
+    (("knn", "{m}", "{d}/small.npy", "{d}/seven.npy"), "small.npy"),
+    (("knn", "{m}", "{d}/seven.npy", "{d}/small.npy"), "small.npy"),
+])
+def test_wrong_image_size_names_the_file(serve_cli, args, culprit):
+    run, d, model = serve_cli
+    r = run(*(a.format(m=d / "model", d=d) for a in args), "-o", d / "out.npy") if args[0] != "knn" else \
+        run(*(a.format(m=d / "model", d=d) for a in args))
+    assert r.exit_code == 2
+    assert re.search(rf"Error: \S*{re.escape(culprit)} has the wrong image size: expected images of 6×6, "
+                     r"received 5×5", r.stderr), r.stderr
+    assert not re.search(r"\b(X|Y|XA|XB|Q|R) has\b", r.stderr)
+    with pytest.raises(InputError, match=r"^X has the wrong image size"):  # Python keeps the parameter's name
+        model().embed(np.load(d / "small.npy"))
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory):
+    """A cache too small to train on (12 random pairs: no validation pair survives the split by image) and a
+    small one (400 pairs among 40 images: training works, with warnings about its few held-out pairs)."""
+    from wassembed.exact import precompute
+
+    d = tmp_path_factory.mktemp("msg")
+    precompute("digits", d / "tiny", pairs=12, workers=1, progress=False)
+    precompute("digits", d / "small", pairs=400, images="0:40", workers=1, progress=False)
+    return d / "tiny", d / "small"
+
+
+def test_train_on_too_small_a_cache_names_the_flag(caches, tmp_path):
+    pytest.importorskip("torch")
+    r = CliRunner().invoke(main, ["train", str(caches[0]), "--out", str(tmp_path / "m"), "--device", "cpu",
+                                  "--quiet"])
+    assert r.exit_code == 2, r.output
+    assert re.search(r"too small to train on.*fix: .*--val-fraction", r.stderr), r.stderr
+    assert not re.search(r"val_fraction|\bpairs=", r.stderr), r.stderr
+    import wassembed
+
+    with pytest.raises(InputError, match=r"too small to train on.*val_fraction"):  # Python keeps the parameter
+        wassembed.train(caches[0], device="cpu", progress=False)
+
+
+def test_training_warnings_name_the_flags(caches, tmp_path):
+    """The small-data warnings of training (Python: ``pairs=`` of precompute, ``val_fraction``, ``patience=0``)
+    are printed as one line each, in the command's words."""
+    pytest.importorskip("torch")
+    r = CliRunner().invoke(main, ["train", str(caches[1]), "--out", str(tmp_path / "m"), "--device", "cpu",
+                                  "--epochs", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    lines = [line for line in r.stderr.splitlines() if line.startswith("warning: ")]
+    assert lines, r.stderr
+    text = "\n".join(lines)
+    assert re.search(r"--pairs \d+ in `wassembed precompute`", text) and "--val-fraction" in text, text
+    assert not re.search(r"\bpairs=|val_fraction|patience=", text), text
+    assert "SmallDataWarning" not in r.stderr  # not Python's warning format
+
+
+def test_bench_counts_name_the_flags():
+    pytest.importorskip("distributed")
+    r = CliRunner().invoke(main, ["bench", "dask", "--data", "digits", "--pairs", "0"])
+    assert r.exit_code == 2
+    assert re.search(r"bad --pairs: .*received 0; fix: pass e\.g\. --pairs 2\b", r.stderr), r.stderr
+    assert "n_pairs" not in r.stderr and "pairs=" not in r.stderr
+    from wassembed.bench import run_dask_benchmark
+    from wassembed.data import load_dataset
+
+    with pytest.raises(InputError, match=r"bad n_pairs.*n_pairs=2"):  # Python keeps the parameter's name
+        run_dask_benchmark(load_dataset("digits", limit=20), n_pairs=0)
+
+
+def test_options_of_the_running_command_are_reworded_without_a_word_list(tmp_path):
+    """``precompute`` passes no words: its own options (``--chunk-size``) are found on the Click command."""
+    r = CliRunner().invoke(main, ["precompute", "digits", "--out", str(tmp_path / "c"), "--pairs", "10",
+                                  "--chunk-size", "0", "--quiet"])
+    assert r.exit_code == 2
+    assert re.search(r"bad --chunk-size: .*fix: pass e\.g\. --chunk-size \d+", r.stderr), r.stderr
+    assert "chunk_size" not in r.stderr
+
+
+@pytest.mark.parametrize("message, words, flags, expected", [
+    ("fix: use cdist(X, Y) for all pairs", {"use cdist(X, Y)": "pass --matrix", "X": "a.npy"}, {},
+     "fix: pass --matrix for all pairs"),
+    ("X and Y differ; pass embed(X)'s output", {"X": "a.npy", "Y": "b.npy"}, {},
+     "a.npy and b.npy differ; pass embed(a.npy)'s output"),
+    ("received 10 pairs; fix: more pairs (pairs=10000)", {"pairs=": "--pairs"}, {},
+     "received 10 pairs; fix: more pairs (--pairs 10000)"),
+    ("bad workers: 2 workers; fix: workers=2", {}, {"workers": "--workers"},
+     "bad --workers: 2 workers; fix: --workers 2"),
+    ("pass n_candidates= for kNN", {}, {"n_candidates": "--n-candidates"}, "pass --n-candidates for kNN"),
+    ("in /data/X/X.npy, X.", {"X": "Q.npy"}, {}, "in /data/X/X.npy, Q.npy."),
+    ("a replacement is not replaced again: X", {"X": "Y", "Y": "Z"}, {}, "a replacement is not replaced again: Y"),
+])
+def test_cli_words(message, words, flags, expected):
+    assert cli_words(message, words, flags) == expected
