@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch  # installed wherever the suite runs: a missing torch must fail the suite, not skip its tests
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -374,7 +375,6 @@ def test_load_dataset_non_path(bad):
 # -- train ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def train_cache(tmp_path_factory, digits):
-    pytest.importorskip("torch")
     out = tmp_path_factory.mktemp("tc") / "cache"
     precompute(digits.subset(np.arange(300)), out, pairs=3000, sampling="blocks", block_size=24, workers=1,
                progress=False)
@@ -457,7 +457,6 @@ def test_train_bad_cache(tmp_path_factory, small_digits, kind):
 # -- the served model -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_model():
-    torch = pytest.importorskip("torch")
     from wassembed.serve import WassersteinEmbedding
 
     torch.manual_seed(0)

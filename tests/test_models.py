@@ -1,5 +1,6 @@
 """Model configs (validation, presets, digest) and encoder/decoder shapes."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -83,7 +84,7 @@ def test_config_roundtrip_and_digest():
     assert ModelConfig.from_dict(d) == cfg
     assert ModelConfig.from_dict(d).digest() == cfg.digest()
     assert cfg.replace(embed_dim=21).digest() != cfg.digest()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'embed_dim'"):
         cfg.embed_dim = 3  # frozen
 
 

@@ -1,6 +1,7 @@
 """Training from a cache: learning on synthetic blobs, split by image, batching, resume, bad input, CLI."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -12,7 +13,7 @@ import wassembed
 from wassembed.data import HistogramSet
 from wassembed.errors import CacheError, CacheMismatchError, InputError, TrainingError
 from wassembed.exact import DistanceCache, precompute
-from wassembed.learn import TrainSettings, pack_batches, plan_units, split_by_image
+from wassembed.learn import SmallDataWarning, TrainSettings, pack_batches, plan_units, split_by_image
 from wassembed.learn._batching import augment_images, bounding_boxes
 
 from .conftest import run_cli
@@ -68,14 +69,18 @@ def test_info_and_calibration(trained, caches):
     tr = info["training"]
     assert info["dataset_fingerprint"] == DistanceCache.open(caches / "train").fingerprint
     assert len(info["cache_fingerprint"]) == 64 and "torch" in info["versions"]
-    assert tr["train_pairs"] + tr["val_pairs"] + tr["calibration_pairs"] + tr["dropped_pairs"] == 5400
+    # every pair is used: no pair is dropped by the split, and info says where each went
+    assert tr["dropped_pairs"] == 0 and tr["split"]["dropped"] == 0
+    assert tr["train_pairs"] + tr["val_pairs"] + tr["calibration_pairs"] == 5400
+    assert (tr["split"]["train"], tr["split"]["validation"], tr["split"]["calibration"]) == (
+        tr["train_pairs"], tr["val_pairs"], tr["calibration_pairs"])
     # conformal calibration uses held-out pairs that did not select the model (early stopping)
-    # (this small cache has too few held-out images to split: it says so and falls back to validation pairs)
-    assert tr["calibration_pairs"] == 0 and tr["calibration_source"].startswith("validation pairs")
-    assert cal["val_pred"].shape == cal["val_target"].shape == (tr["val_pairs"],)
+    assert tr["calibration_pairs"] >= 200 and tr["calibration_source"].startswith("held-out calibration pairs")
+    assert cal["val_pred"].shape == cal["val_target"].shape == (tr["calibration_pairs"],)
     assert cal["train_images"].shape == (tr["train_images"],)
     assert cal["train_recon"].shape == (tr["val_images"],)  # reconstruction errors of unseen images
     assert cal["train_images"].dtype == np.int64 and cal["train_images"].max() < 150
+    assert tr["warnings"] == []  # enough held-out pairs for both uses
     # units recover the blocks: ~25 images and ~300 pairs each, far fewer than pairs
     assert tr["units"] < tr["train_pairs"] / 50
 
@@ -86,31 +91,67 @@ def test_evaluate_drops_training_images(trained, caches):
     t = DistanceCache.open(caches / "train").read()
     seen = np.isin(t.i, trained.calibration["train_images"]) | np.isin(t.j, trained.calibration["train_images"])
     assert m["n_dropped"] == int(seen.sum()) and m["n_pairs"] == int((~seen).sum())
-    assert m["n_pairs"] >= tr["val_pairs"] + tr["calibration_pairs"]
+    # what is left are the held-out pairs whose two images are both held out (the others are mixed)
+    sp = tr["split"]
+    assert m["n_pairs"] == sp["validation"] + sp["calibration"] - sp["validation_mixed"] - sp["calibration_mixed"]
 
 
-def test_calibration_pairs_are_image_disjoint_from_selection_pairs():
-    from wassembed.learn import split_by_image
+def _check_split(i, j, n, tr, sel, cal, held):
+    """The split's promises: each pair in exactly one set; held-out images in no training pair; every
+    held-out pair has a held-out image; the held-out images of calibration pairs meet selection pairs only
+    across the two halves (a pair of two held-out images, one of each half)."""
+    assert np.array_equal(tr.astype(int) + sel + cal, np.ones(i.size, int))  # no pair dropped or reused
+    h = np.zeros(n, bool)
+    h[held] = True
+    assert not (h[i[tr]] | h[j[tr]]).any()
+    assert (h[i[sel | cal]] | h[j[sel | cal]]).all()
+    c = np.zeros(n, bool)
+    c[np.r_[i[cal], j[cal]]] = True
+    c &= h  # the calibration half (those of its images that have pairs)
+    touch = sel & (c[i] | c[j])
+    assert (h[i[touch]] & h[j[touch]] & (c[i[touch]] != c[j[touch]])).all()
+    assert touch.sum() < 0.2 * sel.sum()
+
+
+def test_split_uses_every_pair_and_keeps_held_out_images_unseen():
     from wassembed.learn._batching import split_calibration
 
-    i, j = np.triu_indices(300, 1)
-    tr, va, held = split_by_image(i, j, 300, 0.2, seed=1)
-    sel, cal = split_calibration(i, j, va, held, 300, seed=1)
-    assert sel.sum() >= 100 and cal.sum() >= 100 and not (sel & cal).any() and not ((sel | cal) & tr).any()
-    sel_images = set(np.r_[i[sel], j[sel]].tolist())
-    cal_images = set(np.r_[i[cal], j[cal]].tolist())
-    assert not sel_images & cal_images
-
-
-def test_split_by_image_is_disjoint():
+    # all pairs of 300 images, and random pairs (2f(1-f) = 32 % of them are mixed at f = 0.2)
     rng = np.random.default_rng(0)
-    i, j = rng.integers(0, 50, (2, 400))
-    i, j = np.minimum(i, j), np.maximum(i, j)
-    tr, va, held = split_by_image(i, j, 50, 0.2, seed=3)
-    train_imgs = set(np.r_[i[tr], j[tr]])
-    val_imgs = set(np.r_[i[va], j[va]])
-    assert not train_imgs & val_imgs and val_imgs <= set(held)
-    assert np.array_equal(split_by_image(i, j, 50, 0.2, seed=3)[2], held)
+    a, b = rng.integers(0, 300, (2, 6000))
+    keep = a != b
+    ri, rj = np.unique(np.c_[np.minimum(a, b)[keep], np.maximum(a, b)[keep]], axis=0).T
+    for i, j in [np.triu_indices(300, 1), (ri, rj)]:
+        tr, va, held = split_by_image(i, j, 300, 0.2, seed=1)
+        sel, cal = split_calibration(i, j, va, held, 300, seed=1)
+        assert sel.sum() >= 100 and cal.sum() >= 100
+        _check_split(i, j, 300, tr, sel, cal, held)
+        assert np.array_equal(split_by_image(i, j, 300, 0.2, seed=1)[2], held)  # seeded
+        mixed = (np.isin(i, held) != np.isin(j, held)) & (sel | cal)
+        assert mixed.sum() > 0.25 * i.size  # the pairs the old split dropped are used
+
+
+def test_random_pair_cache_wastes_no_pair(tmp_path):
+    """4,000 random pairs: the split by image used to drop ~18 % of them and keep ~40 validation pairs."""
+    hs = blobs(300, grid=(8, 8), seed=2)
+    precompute(hs, tmp_path / "r", pairs=4000, workers=1, progress=False)
+    m = wassembed.train(tmp_path / "r", **FAST)
+    tr = m.info["training"]
+    assert tr["split"]["dropped"] == 0 and tr["train_pairs"] + tr["val_pairs"] + tr["calibration_pairs"] == 4000
+    assert tr["val_pairs"] >= 200 and tr["calibration_pairs"] >= 200  # were 0 and ~40 (validation stood in)
+    assert tr["calibration_source"].startswith("held-out calibration pairs") and tr["warnings"] == []
+    # every calibration pair has an image that no training pair used
+    seen = np.zeros(hs.n, bool)
+    seen[m.calibration["train_images"]] = True
+    cal_pairs = split_pairs_of(tmp_path / "r", seed=0).calibration
+    assert not (seen[cal_pairs.i] & seen[cal_pairs.j]).any()
+    assert np.allclose(np.sort(cal_pairs.value), np.sort(m.calibration["val_target"]))
+
+
+def split_pairs_of(cache, seed):
+    from wassembed.learn._split import split_pairs
+
+    return split_pairs(DistanceCache.open(cache), TrainSettings(), seed)
 
 
 def test_units_and_batches():
@@ -150,11 +191,14 @@ def test_augmentation_preserves_exact_w2():
     w0 = ot.emd2(hs.weights[0], hs.weights[1], M)
     x = torch.as_tensor(hs.weights)
     rng = np.random.default_rng(0)
+    boxes = bounding_boxes(hs.weights, (10, 10))
+    moved = 0
     for _ in range(6):
-        boxes = bounding_boxes(hs.weights, (10, 10))
         y = augment_images(x, (10, 10), boxes, ["shift", "flip", "rot"], 3, rng).numpy()
-        assert np.allclose(y.sum(1), 1) and not np.array_equal(y, hs.weights) or True
-        assert ot.emd2(y[0] / y[0].sum(), y[1] / y[1].sum(), M) == pytest.approx(w0, rel=1e-9)
+        assert np.allclose(y.sum(1), 1)  # in bounds: no mass wrapped around or lost
+        assert ot.emd2(y[0], y[1], M) == pytest.approx(w0, rel=1e-9)
+        moved += not np.array_equal(y, hs.weights)  # a draw may be the identity; most move the images
+    assert moved >= 4
 
 
 def test_resume_after_a_crash_continues_exactly(caches, tmp_path, monkeypatch):
@@ -212,15 +256,53 @@ def test_nan_loss_stops_and_keeps_checkpoint(caches, tmp_path, monkeypatch):
 def test_bad_caches(caches, tmp_path):
     hs = blobs(30, grid=(8, 8))
     DistanceCache.create(tmp_path / "empty", hs, p=2)
-    with pytest.raises(InputError, match="holds no pairs.*fix: run"):
+    with pytest.raises(InputError, match="holds no pairs.*fix: precompute exact distances"):
         wassembed.train(tmp_path / "empty", **FAST)
     precompute(hs, tmp_path / "tiny", pairs=8, workers=1, progress=False)
-    with pytest.raises(InputError, match="too small to train on.*fix:"):
+    with pytest.raises(InputError, match=r"too small to train on.*fix: precompute more pairs \(`pairs` of "
+                                         r"precompute, e\.g\. pairs=\d+: its \d+ images allow up to "
+                                         r"n\(n-1\)/2 = \d+\).*val_fraction") as ei:
         wassembed.train(tmp_path / "tiny", **FAST)
+    assert "--pairs" not in str(ei.value)  # parameters, not flags (the CLI translates them)
+    # every pair of 5 images (10): more pairs cannot help, more images can
+    precompute(blobs(5, grid=(8, 8)), tmp_path / "all5", pairs="all", workers=1, progress=False)
+    with pytest.raises(InputError, match=r"10 pairs.*its 5 images allow no more than n\(n-1\)/2 = 10 pairs "
+                                         r"and the cache holds them all.*`images` of precompute"):
+        wassembed.train(tmp_path / "all5", **FAST)
     shutil.copytree(caches / "test", tmp_path / "nodata")
     (tmp_path / "nodata" / "data.npz").unlink()
     with pytest.raises(CacheError, match="no stored data"):
         wassembed.train(tmp_path / "nodata", **FAST)
+
+
+def test_small_data_warns_at_the_end(tmp_path):
+    """400 random pairs of 150 images: training works, but its error bars and early stopping rest on a
+    few dozen held-out pairs; it says so, with the numbers and the parameters to change."""
+    precompute(blobs(150, grid=(8, 8), seed=3), tmp_path / "s", pairs=400, workers=1, progress=False)
+    with pytest.warns(SmallDataWarning) as rec:
+        m = wassembed.train(tmp_path / "s", **FAST)
+    msgs = [str(w.message) for w in rec if w.category is SmallDataWarning]
+    tr = m.info["training"]
+    n_cal = m.calibration["val_pred"].size
+    assert len(msgs) == 2 and msgs == tr["warnings"]
+    assert f"calibrated on {n_cal} of the cache's 400 pairs (the validation pairs" in msgs[0]
+    assert "(n + 1)(1 − level) >= 5" in msgs[0]
+    assert re.search(r"fix: precompute more pairs \(pairs=\d+ in precompute; its \d+ images allow up to "
+                     r"[\d,]+\) or raise val_fraction \(now 0\.1\)", msgs[0]), msgs[0]
+    assert f"early stopping compared epochs on {tr['val_pairs']} validation pairs" in msgs[1]
+    assert "val_fraction" in msgs[1] and "--" not in msgs[0] + msgs[1]
+    assert rec[0].filename == __file__  # points at the caller of train
+
+
+def test_progress_in_a_log_is_plain_lines(caches, capfd):
+    """stderr is not a terminal (a file, a CI log): no carriage-return frames, one line per epoch."""
+    wassembed.train(caches / "train", **(FAST | dict(epochs=3, progress=True)))
+    err = capfd.readouterr().err
+    assert "\r" not in err and "\x1b" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("epoch ")]
+    assert len(lines) == 3, err
+    assert re.fullmatch(r"epoch 1/3: loss [\d.e+-]+, val mse [\d.e+-]+, r [\d.-]+, [\d,]+ pairs/s, ETA .+", lines[0])
+    assert lines[2].endswith("last epoch")
 
 
 def test_model_cache_mismatch(trained, tmp_path):
@@ -236,7 +318,8 @@ def test_model_cache_mismatch(trained, tmp_path):
 def test_p1_trains(tmp_path):
     hs = blobs(60)
     precompute(hs, tmp_path / "c", pairs=1500, sampling="blocks", block_size=20, p=1, workers=1, progress=False)
-    m = wassembed.train(tmp_path / "c", epochs=8, progress=False, batch_images=64, threads=1)
+    with pytest.warns(SmallDataWarning, match=r"calibrated on \d+ of the cache's 1500 pairs"):
+        m = wassembed.train(tmp_path / "c", epochs=8, progress=False, batch_images=64, threads=1)
     assert m.p == 1 and m.info["training"]["validation"]["pearson"] > 0.7
 
 

@@ -2,7 +2,8 @@
 
 :func:`train` sets a run up and loops over epochs; each step is a module of its own:
 
-- ``_split``: a cache's pairs merged, split by image (training / model selection / calibration), units;
+- ``_split``: a cache's pairs merged, split by image (training / model selection / calibration; no pair
+  dropped), units;
 - ``_batching``: splits by image, batches of pairs that share images, exact-symmetry augmentation;
 - ``_losses``: the DWE loss on :class:`wassembed.nn.LatentDistance` and :func:`wassembed.nn.reconstruction_kl`;
 - ``_state``: the trainer state (networks, optimizer, schedule, best weights, history, epoch, RNG);
@@ -10,6 +11,7 @@
 - ``_epoch``: one training epoch; ``_predict``: validation predictions;
 - ``_checkpoints``: checkpoint files, saving and resuming a run;
 - ``_calibration``: conformal calibration pairs and the out-of-distribution reference;
+- ``_smalldata``: :class:`SmallDataWarning`, when the held-out pairs are too few for error bars or early stopping;
 - ``_estimator``: :class:`WassersteinEmbedder` (scikit-learn, imported on first access: training
   does not need scikit-learn's import time).
 """
@@ -20,11 +22,13 @@ from ._batching import pack_batches, plan_units, split_by_image
 from ._checkpoints import load_checkpoint, save_checkpoint
 from ._losses import DistanceLoss, DWELoss, ReconstructionLoss, pair_distance
 from ._settings import TrainSettings
+from ._smalldata import SmallDataWarning
 from ._trainer import train
 
 __all__ = [
     "TrainSettings",
     "train",
+    "SmallDataWarning",
     "DistanceLoss",
     "DWELoss",
     "ReconstructionLoss",

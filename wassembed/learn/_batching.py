@@ -9,49 +9,59 @@ __all__ = ["augment_images", "bounding_boxes", "pack_batches", "plan_units", "sp
 
 
 def split_by_image(i, j, n: int, val_fraction: float, seed: int):
-    """Hold out a seeded fraction of the images used by pairs ``(i, j)``.
+    """Hold out a seeded fraction of the images used by pairs ``(i, j)``; every pair goes to one side.
 
-    Returns ``(train_mask, val_mask, val_images)``: ``train_mask`` marks pairs with no held-out image,
-    ``val_mask`` pairs with both images held out; the rest (mixed) are dropped.
+    Returns ``(train_mask, held_mask, held_images)``: ``train_mask`` marks pairs with no held-out image (the
+    only pairs trained on), ``held_mask`` every other pair: pairs with at least one held-out image, whether
+    the other is held out too or a training image (a "mixed" pair). No pair is dropped, and no held-out
+    image appears in a training pair, so a held-out pair always involves an image the networks never saw.
 
     Examples
     --------
-    >>> tr, va, vi = split_by_image(np.array([0, 0, 2]), np.array([1, 2, 3]), 4, 0.5, seed=0)
-    >>> bool((tr & va).any())
-    False
+    >>> tr, held, imgs = split_by_image(np.array([0, 0, 2]), np.array([1, 2, 3]), 4, 0.5, seed=0)
+    >>> bool((tr & held).any()), bool((tr | held).all())
+    (False, True)
     """
     used = np.unique(np.concatenate([i, j]))
     rng = np.random.default_rng([int(seed), 0x5eed])
     n_val = int(round(val_fraction * used.size))
     held = np.zeros(n, dtype=bool)
     held[rng.choice(used, size=n_val, replace=False)] = True
-    hi, hj = held[i], held[j]
-    return ~hi & ~hj, hi & hj, np.flatnonzero(held)
+    touched = held[i] | held[j]
+    return ~touched, touched, np.flatnonzero(held)
 
 
-def split_calibration(i, j, val_mask, val_images, n: int, seed: int, *, min_pairs: int = 100):
-    """Split the held-out images in two: pairs among one half select the model (early stopping), pairs
-    among the other half calibrate the conformal intervals, so that calibration errors are exchangeable
-    with errors on new images. Pairs across the halves are dropped.
+def split_calibration(i, j, held_mask, held_images, n: int, seed: int, *, min_pairs: int = 100):
+    """Split the held-out pairs into pairs that select the model (early stopping) and pairs that calibrate
+    the conformal intervals, by splitting the held-out images in two halves ``S`` and ``C``.
+
+    Calibration pairs touch ``C`` and not ``S`` (a pair within ``C``, or a ``C`` image with a training
+    image); every other held-out pair selects the model (within ``S``, ``S`` with a training image, and the
+    few pairs across the halves). So no pair is dropped, no calibration pair selected the model, and every
+    calibration pair involves an image that no training pair used (its errors are those of a new image).
 
     Returns ``(select_mask, calibration_mask)``; when either side would keep fewer than ``min_pairs`` pairs,
-    all validation pairs select the model and the calibration mask is empty (the caller then calibrates on
+    all held-out pairs select the model and the calibration mask is empty (the caller then calibrates on
     the validation pairs and says so).
 
     Examples
     --------
     >>> i, j = np.triu_indices(40, 1)
-    >>> sel, cal = split_calibration(i, j, np.ones(i.size, bool), np.arange(40), 40, seed=0, min_pairs=10)
-    >>> int(sel.sum()), int(cal.sum()), bool((sel & cal).any())
-    (190, 190, False)
+    >>> held = np.zeros(i.size, bool); held[(i < 8)] = True  # images 0..7 held out
+    >>> sel, cal = split_calibration(i, j, held, np.arange(8), 40, seed=0, min_pairs=10)
+    >>> int(sel.sum()) + int(cal.sum()) == int(held.sum()), bool((sel & cal).any())
+    (True, False)
     """
     rng = np.random.default_rng([int(seed), 0xCA1])
     cal_images = np.zeros(n, dtype=bool)
-    cal_images[rng.choice(val_images, size=val_images.size // 2, replace=False)] = True
-    ci, cj = cal_images[i], cal_images[j]
-    select, calib = val_mask & ~ci & ~cj, val_mask & ci & cj
+    cal_images[rng.choice(held_images, size=held_images.size // 2, replace=False)] = True
+    sel_images = np.zeros(n, dtype=bool)
+    sel_images[held_images] = True
+    sel_images &= ~cal_images
+    calib = held_mask & (cal_images[i] | cal_images[j]) & ~(sel_images[i] | sel_images[j])
+    select = held_mask & ~calib
     if select.sum() < min_pairs or calib.sum() < min_pairs:
-        return val_mask, np.zeros_like(val_mask)
+        return held_mask, np.zeros_like(held_mask)
     return select, calib
 
 

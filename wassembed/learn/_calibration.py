@@ -1,9 +1,11 @@
 """What a trained model keeps for serving's error bars and out-of-distribution warnings.
 
 * **Conformal pairs** (``val_pred``, ``val_target``): latent estimates (:class:`~wassembed.nn.LatentDistance`,
-  as served) and exact values of held-out pairs that played no part in training or model selection, so that
-  their errors are exchangeable with errors on new images; when too few held-out images could be split off,
-  the validation pairs (which selected the model) stand in, and the model says so.
+  as served) and exact values of held-out pairs that played no part in training or model selection. Each
+  has an image of the calibration half of the held-out images, which no training pair used; the other image
+  is held out too or (most of them, with random pairs) a training image, so their errors are those of a new
+  image against another. When too few held-out pairs could be split off, the validation pairs (which
+  selected the model) stand in, and the model says so (and training warns: :mod:`._smalldata`).
 * **OOD reference** (``train_recon``): reconstruction errors :func:`~wassembed.nn.reconstruction_kl` of the
   held-out images, the same score the served model computes for its inputs; its threshold is a quantile of
   these (the errors of unseen inputs of the training distribution).

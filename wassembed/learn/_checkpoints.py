@@ -99,7 +99,8 @@ def refuse_overwrite(directory) -> None:
     """An :class:`InputError` when ``directory`` already holds a checkpoint (a new run must not replace it)."""
     if directory is not None and (Path(directory) / "state.json").exists():
         raise InputError(explain(f"{directory} already holds a training checkpoint", expected="an empty directory",
-                                 received="state.json", fix="pass --resume to continue it, or another --out"))
+                                 received="state.json",
+                                 fix="pass resume=True to continue it, or another checkpoint_dir"))
 
 
 def restore_training_checkpoint(directory, state: TrainerState, ident: dict, settings: TrainSettings) -> None:
@@ -117,14 +118,15 @@ def restore_training_checkpoint(directory, state: TrainerState, ident: dict, set
     found = load_checkpoint(directory) if directory is not None else None
     if found is None:
         raise InputError(explain("nothing to resume", expected=f"a checkpoint in {directory}",
-                                 received="no state.json", fix="train without --resume first"))
+                                 received="no state.json", fix="train without resume=True first"))
     meta, tensors = found
     for key, value in ident.items():
         made = meta.get("ident", {}).get(key)
         if json.dumps(made, sort_keys=True) != json.dumps(value, sort_keys=True):
             raise InputError(explain(f"checkpoint in {directory} was made with another {key.replace('_', ' ')}",
                                      expected=str(value)[:120], received=str(made)[:120],
-                                     fix="resume with the same cache, model and settings, or use a new --out"))
+                                     fix="resume with the same cache, model and settings, or train into "
+                                         "another checkpoint_dir"))
     dev = next(state.encoder.parameters()).device
     tensors = {k: v.to(dev) for k, v in tensors.items()}
     state.encoder.load_state_dict({k[14:]: v for k, v in tensors.items() if k.startswith("model.encoder.")})

@@ -6,7 +6,6 @@ generator ``default_rng([seed, e])``, so an epoch replays identically after a re
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._progress import progress
 from ..errors import TrainingError, explain
 from ..exact import PairTable
 from ._batching import augment_images, pack_batches
@@ -46,7 +46,7 @@ class EpochPlan:
     amp : bool
         bf16 autocast (CUDA).
     progress : bool
-        Progress bar on stderr.
+        Progress on stderr (:func:`wassembed._progress.progress`: a bar on a terminal, plain lines in a log).
     checkpoint_dir : Path or None
         Named in the error when training diverges.
     """
@@ -103,32 +103,31 @@ def run_epoch(state: TrainerState, plan: EpochPlan, epoch: int) -> dict:
     TrainingError
         A loss is not finite (the networks are left as they were before that batch's step).
     """
-    from tqdm.auto import tqdm
-
     settings, scale = plan.settings, plan.loss.distance.scale
     rng = state.begin_epoch(epoch)
     batches = pack_batches(plan.units, plan.train.i, plan.train.j, settings.batch_images, rng)
     state.schedule.begin_epoch(len(batches))
     t0, tot, tot_d, seen, lr = time.time(), 0.0, 0.0, 0, state.schedule.lr
-    bar = tqdm(total=len(batches), desc=f"epoch {epoch}/{settings.epochs}", file=sys.stderr,
-               disable=not plan.progress, leave=False, unit="batch")
-    for b, idx in enumerate(batches):
-        lr = state.schedule.lr
-        loss, parts = _batch_loss(state, plan, idx)
-        if not torch.isfinite(loss):
-            bar.close()
-            raise _diverged(state, plan, epoch, b, loss, lr)
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        state.optimizer.step()
-        state.schedule.after_batch()
-        tot += float(loss.detach()) * idx.size
-        tot_d += parts["distance"] * scale ** 2 * idx.size
-        seen += idx.size
-        bar.update(1)
-        if b % 10 == 0:
-            bar.set_postfix(loss=f"{tot / seen:.4g}", mse=f"{parts['distance'] * scale ** 2:.4g}")
-    bar.close()
+    # on a terminal a bar, cleared at the end of the epoch; in a log a plain line every 10 s of a long epoch
+    # (the trainer prints one line per epoch after it); closed before any message, an error included
+    with progress(len(batches), desc=f"epoch {epoch}/{settings.epochs}", unit="batch", enabled=plan.progress,
+                  leave=False, unit_scale=False) as bar:
+        for b, idx in enumerate(batches):
+            lr = state.schedule.lr
+            loss, parts = _batch_loss(state, plan, idx)
+            if not torch.isfinite(loss):
+                bar.close()
+                raise _diverged(state, plan, epoch, b, loss, lr)
+            state.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            state.optimizer.step()
+            state.schedule.after_batch()
+            tot += float(loss.detach()) * idx.size
+            tot_d += parts["distance"] * scale ** 2 * idx.size
+            seen += idx.size
+            bar.update(1)
+            if b % 10 == 0:
+                bar.set_postfix(loss=f"{tot / seen:.4g}", mse=f"{parts['distance'] * scale ** 2:.4g}")
     seconds = time.time() - t0
     return {"epoch": epoch, "train_loss": tot / max(seen, 1), "train_mse": tot_d / max(seen, 1), "lr": lr,
             "batches": len(batches), "train_pairs": seen, "seconds": seconds, "pairs_per_s": seen / seconds}

@@ -17,6 +17,8 @@ Examples
 
 from __future__ import annotations
 
+import numpy as np
+from scipy import sparse
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -115,6 +117,7 @@ class WassersteinEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         else:
             emb = train(self.cache, **self._train_kwargs())
         if X is not None:
+            _screen(X, "X")
             emb.histograms(X, "X")  # same support as the model, valid weights
         self.embedding_ = emb
         self.p_ = int(emb.p)
@@ -128,6 +131,7 @@ class WassersteinEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
     def transform(self, X):
         """Embeddings ``(n, d)`` of images ``(n, H, W)`` or histograms ``(n, k)``."""
         check_is_fitted(self, "embedding_")
+        _screen(X, "X")
         return self.embedding_.embed(X, batch_size=self.batch_size)
 
     def inverse_transform(self, Z):
@@ -140,12 +144,46 @@ class WassersteinEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         tags.requires_fit = True
         tags.input_tags.two_d_array = True
         tags.input_tags.three_d_array = True
+        tags.input_tags.positive_only = True  # histogram weights
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
         return tags
 
 
-def _probe(emb):
-    import numpy as np
+def _screen(X, name: str) -> None:
+    """Refuse what no histogram can be, in the words scikit-learn's conventions look for: sparse matrices,
+    complex numbers, no features, negative values (the model then checks the shape against its support).
 
+    Examples
+    --------
+    >>> _screen(np.ones((2, 3)), "X")  # fine: the model checks the rest
+    >>> _screen(-np.ones((2, 3)), "X")
+    Traceback (most recent call last):
+    ...
+    wassembed.errors.InputError: Negative values in data passed to X: ...
+    """
+    if sparse.issparse(X):
+        raise InputError(explain(f"{name} is a sparse matrix: sparse input is not supported",
+                                 expected="a dense array of images (n, H, W) or histograms (n, k)",
+                                 received=f"{type(X).__name__} of shape {X.shape}", fix=f"pass {name}.toarray()"))
+    try:
+        arr = np.asarray(X)
+    except (TypeError, ValueError):
+        return  # ragged or odd objects: the model's own validation explains them
+    if np.iscomplexobj(arr):
+        raise InputError(explain(f"Complex data not supported in {name}", expected="real, nonnegative weights",
+                                 received=f"dtype {arr.dtype}", fix="pass the magnitudes (np.abs) or the real part"))
+    if arr.ndim == 2 and arr.shape[1] == 0:
+        raise InputError(explain(f"{name} has 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required",
+                                 expected="histograms (n, k) or images (n, H, W)", received=f"shape {arr.shape}",
+                                 fix="pass the bins of each histogram as the columns"))
+    if arr.dtype.kind in "biuf" and (arr < 0).any():
+        raise InputError(explain(f"Negative values in data passed to {name}", expected="nonnegative weights "
+                                 "(histograms or images)", received=f"{int((arr < 0).sum())} negative values",
+                                 fix="clip at 0 (np.clip(X, 0, None)) or shift each row by its minimum"))
+
+
+def _probe(emb):
     k = emb.k
     if k is None:
         raise InputError(explain("cannot tell the model's number of bins", expected="a grid, coords or cost",

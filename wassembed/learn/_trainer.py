@@ -3,8 +3,12 @@
 Given exact values ``y_ij = W_p^p(x_i, x_j)`` of a cache, the encoder φ and decoder ψ minimise
 :class:`~wassembed.learn.DWELoss` (``(‖φ(x_i) − φ(x_j)‖^p − y_ij)²`` plus ``2λ·KL(x ‖ softmax ψ(φ(x)))``).
 
-* **Split by image.** A seeded fraction of the images is held out; validation pairs have both images held
-  out, training pairs none (pairs between the two sets are dropped and counted).
+* **Split by image, no pair wasted.** A seeded fraction of the images is held out; training pairs have no
+  held-out image, every other pair is held out (both images held out, or one held-out image and one training
+  image: the held-out image is still unseen). Half the held-out images give the pairs that select the model
+  (early stopping), the other half those that calibrate the conformal intervals; ``info["training"]["split"]``
+  counts them (``dropped`` is 0). A :class:`~wassembed.learn.SmallDataWarning` at the end says when they
+  are too few.
 * **Batches share images.** The loss needs φ only once per distinct image. Pairs computed together (one
   shard) are grouped into connected components; a component whose images lie inside a larger one of
   another shard (pieces of one "blocks" group) joins it; whole groups are packed into batches of at most
@@ -14,7 +18,8 @@ Given exact values ``y_ij = W_p^p(x_i, x_j)`` of a cache, the encoder φ and dec
   every image of a batch leaves every ``W_2^2`` between them unchanged (grid supports).
 * Adam, cosine / plateau / constant learning rate, early stopping on the validation MSE, a checkpoint
   every epoch (safetensors + JSON, see :mod:`._checkpoints`), ``resume``, seeded and reproducible,
-  per-epoch metrics appended to a JSON-lines log, progress bar on stderr, bf16 autocast on CUDA.
+  per-epoch metrics appended to a JSON-lines log, progress on stderr (a bar on a terminal, one plain line per
+  epoch in a log: :mod:`wassembed._progress`), bf16 autocast on CUDA.
 
 The steps live in their own modules: :mod:`._split` (pairs and units), :mod:`._state` (the trainer state),
 :mod:`._schedule` (learning rates), :mod:`._epoch` (one epoch), :mod:`._predict` (validation),
@@ -33,19 +38,21 @@ from pathlib import Path
 
 import torch
 
+from .._progress import format_duration
 from .._validation import check_pos_int
 from .._version import __version__
 from ..errors import InputError, explain
 from ..exact import DistanceCache
 from ..nn import ModelConfig, resolve_device
 from ._batching import bounding_boxes
-from ._calibration import calibrate
+from ._calibration import FALLBACK, calibrate
 from ._checkpoints import refuse_overwrite, restore_training_checkpoint, save_training_checkpoint
 from ._epoch import EpochPlan, run_epoch
 from ._losses import DistanceLoss, DWELoss
 from ._predict import validate
 from ._settings import TrainSettings
-from ._split import TrainingPairs, split_pairs
+from ._smalldata import warn_small_data
+from ._split import SPLIT_RULE, TrainingPairs, split_pairs
 from ._state import TrainerState, new_state
 
 __all__ = ["train"]
@@ -85,7 +92,7 @@ def _versions() -> dict:
 def _ident(cache, pairs: TrainingPairs, cfg: ModelConfig, settings: TrainSettings, seed: int) -> dict:
     """What a checkpoint must have been made with to be resumed (``epochs`` and ``patience`` may change)."""
     return {"cache_fingerprint": pairs.digest, "dataset_fingerprint": cache.fingerprint,
-            "config_digest": cfg.digest(), "seed": int(seed),
+            "config_digest": cfg.digest(), "seed": int(seed), "split": SPLIT_RULE,
             "settings": {k: v for k, v in settings.to_dict().items() if k not in ("epochs", "patience")}}
 
 
@@ -114,18 +121,34 @@ def _append_log(log: Path | None, record: dict) -> None:
             fh.write(json.dumps(record) + "\n")
 
 
+def epoch_line(record: dict, epochs: int, eta_seconds: float) -> str:
+    """The plain line printed after each epoch (the same on a terminal and in a log file).
+
+    Examples
+    --------
+    >>> r = {"epoch": 3, "train_loss": 0.1234, "val_mse": 0.04567, "val_pearson": 0.98765, "pairs_per_s": 12345.6}
+    >>> epoch_line(r, 40, 42.2)
+    'epoch 3/40: loss 0.1234, val mse 0.04567, r 0.98765, 12,346 pairs/s, ETA 42 s'
+    """
+    eta = f"ETA {format_duration(eta_seconds)}" if record["epoch"] < epochs else "last epoch"
+    return (f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4g}, val mse {record['val_mse']:.4g}, "
+            f"r {record['val_pearson']:.5f}, {record['pairs_per_s']:,.0f} pairs/s, {eta}")
+
+
 def _fit(state: TrainerState, plan: EpochPlan, val_pairs, p: int, ident: dict, log: Path | None) -> str:
     """Run epochs ``state.epoch + 1 ..`` until ``settings.epochs`` or early stopping; how it stopped."""
     settings, ckpt = plan.settings, plan.checkpoint_dir
-    for epoch in range(state.epoch + 1, settings.epochs + 1):
+    t0, first = time.time(), state.epoch + 1
+    for epoch in range(first, settings.epochs + 1):
         trained = run_epoch(state, plan, epoch)
         _, metrics = validate(state.encoder, plan.X, val_pairs, p)
         record = _epoch_record(trained, metrics)
         state.end_epoch(record)
         _append_log(log, record)
-        if plan.progress:
-            print(f"epoch {epoch}: loss {record['train_loss']:.4g}, val mse {metrics['mse']:.4g}, "
-                  f"r {metrics['pearson']:.5f}, {record['pairs_per_s']:.0f} pairs/s", file=sys.stderr)
+        if plan.progress:  # the epoch's bar is closed: one plain line (no carriage return), flushed
+            per_epoch = (time.time() - t0) / (epoch - first + 1)
+            print(epoch_line(record, settings.epochs, per_epoch * (settings.epochs - epoch)), file=sys.stderr,
+                  flush=True)
         if ckpt is not None:
             save_training_checkpoint(ckpt, state, ident)
         if settings.patience and state.bad_epochs >= settings.patience:
@@ -143,7 +166,8 @@ def _info(cache, pairs: TrainingPairs, state: TrainerState, settings: TrainSetti
                          "epochs_run": state.epoch, "best_epoch": state.best_epoch, "stopped": stopped,
                          "train_pairs": len(pairs.train), "val_pairs": len(pairs.val),
                          "calibration_pairs": len(pairs.calibration), "calibration_source": source,
-                         "dropped_pairs": pairs.dropped, "train_images": int(pairs.train_images.size),
+                         "dropped_pairs": pairs.dropped, "split": pairs.counts(),
+                         "train_images": int(pairs.train_images.size),
                          "val_images": int(pairs.val_images.size), "units": len(pairs.units),
                          "target_scale": pairs.scale, "wall_seconds": time.time() - t_start,
                          "threads": torch.get_num_threads(), "validation": metrics, "history": state.history},
@@ -174,7 +198,8 @@ def train(cache, *, model="fast", settings: TrainSettings | None = None, checkpo
     seed : int
         Seeds the split, initialisation, batch order and augmentation.
     progress : bool
-        tqdm progress bar on stderr.
+        Progress on stderr: a bar during each epoch on a terminal (none in a log file), then one plain line
+        per epoch (loss, validation MSE, pairs/s, ETA).
     log : path, optional
         JSON-lines log (default ``checkpoint_dir / "train_log.jsonl"``).
     threads : int, optional
@@ -185,6 +210,12 @@ def train(cache, *, model="fast", settings: TrainSettings | None = None, checkpo
     -------
     WassersteinEmbedding
         The best model on validation, with ``info`` and ``calibration``.
+
+    Warns
+    -----
+    SmallDataWarning
+        At the end, when the held-out pairs are too few for the error bars (calibration) or for early
+        stopping (validation); the messages are also kept in ``info["training"]["warnings"]``.
     """
     old_threads = torch.get_num_threads()
     if threads is not None:
@@ -224,6 +255,10 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     cal = calibrate(state.encoder, state.decoder, plan.X, pairs, p, val_pred)
     info = _info(cache, pairs, state, settings, seed=seed, dev=dev, stopped=stopped, source=cal.source,
                  metrics=metrics, t_start=t_start)
+    # last, after every progress line: the held-out pairs may be too few for the error bars or early stopping
+    info["training"]["warnings"] = warn_small_data(
+        n_val=len(pairs.val), n_cal=int(cal.arrays["val_pred"].size), fallback=cal.source == FALLBACK,
+        total=len(pairs.all), images=int(pairs.all_images.size), val_fraction=settings.val_fraction, stacklevel=3)
     return WassersteinEmbedding(state.encoder.cpu(), state.decoder.cpu(), config=cfg, p=p, grid=data.grid,
                                 coords=data.coords, cost=data.cost, info=info, calibration=cal.arrays,
                                 device=str(dev))
