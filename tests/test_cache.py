@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,3 +204,274 @@ def test_ctrl_c_stops_cleanly_keeping_finished_shards(tmp_path):
     kept = len(DistanceCache.open(out).read())
     assert 0 < kept < 20000 and kept % 40 == 0  # whole chunks only
     assert not list((out / "locks").glob("*.lock"))  # claims released
+
+
+# -- damaged parts of a cache: every one named, with what to do (CLI and Python) --------------------
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, small_digits):
+    """A cache of 200 pairs in 4 shards, copied by each test that damages it."""
+    out = tmp_path_factory.mktemp("built") / "c"
+    precompute(small_digits, out, pairs=200, workers=1, progress=False, chunk_size=50)
+    return out
+
+
+def _copy(built, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(built, tmp_path / "c"))
+
+
+def _edit_manifest(cache, **changes):
+    m = json.loads((cache / "manifest.json").read_text())
+    for key, value in changes.items():
+        table = m["dataset"] if key in ("n", "k", "fingerprint") else m
+        table[key] = value
+    (cache / "manifest.json").write_text(json.dumps(m))
+
+
+def _corrupt_data(cache):
+    raw = bytearray((cache / "data.npz").read_bytes())
+    mid = len(raw) // 2
+    raw[mid:mid + 200] = bytes(200)  # inside weights.npy: the zip's CRC no longer matches
+    (cache / "data.npz").write_bytes(bytes(raw))
+
+
+def _cli_damage(cache, *names):
+    """`cache info` and `cache verify` (text and JSON) exit 1, name every damaged file, and never trace back."""
+    for args in (("info",), ("verify",)):
+        proc = run_cli("cache", *args, cache)
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr and "damaged" in proc.stderr and "fix:" in proc.stderr
+        for name in names:
+            assert name in proc.stderr, proc.stderr
+        rep = json.loads(run_cli("cache", *args, cache, "--json").stdout)
+        assert not rep["ok"] and all(any(name in d["file"] for d in rep["damaged"]) for name in names)
+    return rep
+
+
+def test_corrupt_data_npz_named_by_python_cli_and_train(built, tmp_path):
+    c = _copy(built, tmp_path)
+    _corrupt_data(c)
+    with pytest.raises(CacheError, match=r"stored data .*data\.npz is unreadable.*BadZipFile.*fix: restore data\.npz"):
+        _ = DistanceCache.open(c).data  # what training reads
+    info = DistanceCache.open(c).info()
+    assert not info["ok"] and [d["part"] for d in info["damaged"]] == ["data"] and info["pairs"] == 200
+    rep = verify(c)
+    assert not rep["ok"] and rep["damaged"][0]["file"] == str(c / "data.npz") and rep["corrupt"] == []
+    rep = _cli_damage(c, "data.npz")
+    assert rep["missing"] == 0  # the shards themselves are fine
+    before = sorted(p.name for p in (c / "shards").iterdir())
+    proc = run_cli("cache", "verify", c, "--repair", "--workers", "1")  # nothing to recompute from: untouched
+    assert proc.returncode == 1 and "data.npz" in proc.stderr
+    assert sorted(p.name for p in (c / "shards").iterdir()) == before
+
+
+def test_train_on_corrupt_data_npz_is_one_line(built, tmp_path):
+    pytest.importorskip("torch")
+    c = _copy(built, tmp_path)
+    _corrupt_data(c)
+    proc = run_cli("train", c, "--out", tmp_path / "m", "--quiet")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"stored data {c / 'data.npz'} is unreadable" in proc.stderr and "fix:" in proc.stderr
+
+
+def test_edited_p_is_blamed_on_the_manifest_not_the_data(built, tmp_path):
+    c = _copy(built, tmp_path)
+    _edit_manifest(c, p=1)
+    expected = r"manifest\.json: field p was edited: expected 2 .*received 1; fix: set \"p\": 2"
+    with pytest.raises(CacheError, match=expected):
+        DistanceCache.open(c)
+    rep = _cli_damage(c, "manifest.json")
+    assert [d["part"] for d in rep["damaged"]] == ["manifest"]
+    proc = run_cli("cache", "verify", c)
+    assert "field p was edited" in proc.stderr and "data.npz is unreadable" not in proc.stderr
+    assert "was altered" not in proc.stderr  # the data is intact: not blamed
+    # p, quantity and ground cost edited together: the manifest is consistent, the data still says p=2
+    c2 = tmp_path / "c2"
+    import shutil
+
+    shutil.copytree(built, c2)
+    _edit_manifest(c2, p=1, quantity="w1", ground_cost="euclidean")
+    with pytest.raises(CacheError, match=expected):
+        _ = DistanceCache.open(c2).data
+    assert "field p was edited" in verify(c2)["damaged"][0]["problem"]
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"fingerprint": "0" * 64}, r"field dataset\.fingerprint was edited.*sha256 matches"),
+    ({"n": 61}, r"field dataset\.n was edited: expected 60"),
+    ({"k": 63}, r"field dataset\.k was edited: expected 64"),
+    ({"ground_cost": "euclidean"}, r"field ground_cost was edited: expected \"sqeuclidean\""),
+    ({"p": "two"}, r"field p: expected an integer, received 'two'"),
+])
+def test_edited_manifest_fields_named(built, tmp_path, changes, match):
+    c = _copy(built, tmp_path)
+    _edit_manifest(c, **changes)
+    with pytest.raises(CacheError, match=match):
+        _ = DistanceCache.open(c).data
+    rep = verify(c)
+    assert not rep["ok"] and [d["part"] for d in rep["damaged"]] == ["manifest"]
+    assert "manifest.json" in rep["damaged"][0]["problem"]
+
+
+def test_replaced_data_is_blamed_on_the_data(built, digits, tmp_path):
+    c = _copy(built, tmp_path)
+    np.savez(c / "data.npz", **digits.subset(np.arange(1, 61)).to_arrays())  # readable, but other data
+    with pytest.raises(CacheError, match=r"stored data .*data\.npz was altered.*fix: restore data\.npz"):
+        _ = DistanceCache.open(c).data
+    assert [d["part"] for d in verify(c)["damaged"]] == ["data"]
+
+
+def test_unreadable_manifest_reported_not_aborted(built, tmp_path):
+    c = _copy(built, tmp_path)
+    (c / "manifest.json").write_text((c / "manifest.json").read_text()[:100])
+    with pytest.raises(CacheError, match=r"unreadable manifest .*manifest\.json.*fix: restore manifest\.json"):
+        DistanceCache.open(c)
+    rep = _cli_damage(c, "manifest.json")
+    assert rep["missing"] is None
+    info = json.loads(run_cli("cache", "info", c, "--json").stdout)
+    assert info["pairs"] == 200 and info["damaged"][0]["part"] == "manifest"  # the shards are still counted
+
+
+def test_damaged_plan_named_and_repaired(built, tmp_path):
+    c = _copy(built, tmp_path)
+    plan = next((c / "plans").glob("*.npz"))
+    plan.write_bytes(plan.read_bytes()[:300])
+    with pytest.raises(CacheError, match=rf"damaged plan .*{plan.name}.*fix: remove it"):
+        DistanceCache.open(c).planned()
+    _cli_damage(c, plan.name)
+    proc = run_cli("cache", "verify", c, "--repair", "--workers", "1")
+    assert proc.returncode == 0 and not plan.exists(), proc.stderr
+    assert verify(c)["ok"] and len(DistanceCache.open(c).read()) == 200
+
+
+def test_damaged_shard_listed_by_info(built, tmp_path):
+    c = _copy(built, tmp_path)
+    shard = sorted((c / "shards").glob("*.npz"))[1]
+    shard.write_bytes(shard.read_bytes()[:100])
+    info = DistanceCache.open(c).info()  # no longer aborts: the other shards are summarised
+    assert info["pairs"] == 150 and info["shards"] == 3 and info["damaged"][0]["file"] == str(shard)
+    _cli_damage(c, shard.name)
+
+
+def test_damaged_claims_named(built, small_digits, tmp_path):
+    import shutil
+
+    c = _copy(built, tmp_path)
+    shutil.rmtree(c / "locks")
+    (c / "locks").write_text("not a folder")
+    with pytest.raises(CacheError, match=r"damaged claims folder .*locks: expected a directory.*fix: remove it"):
+        precompute(small_digits, c, pairs=300, workers=1, progress=False, chunk_size=50)
+    _cli_damage(c, "locks")
+    proc = run_cli("cache", "verify", c, "--repair", "--workers", "1", "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["recomputed"] == 100  # the refused run's plan
+    (c / "locks" / "x.lock").mkdir()  # a claim that is not a file
+    _cli_damage(c, "x.lock")
+    assert verify(c, repair=True)["ok"] and not (c / "locks" / "x.lock").exists()
+    r = precompute(small_digits, c, pairs=400, workers=1, progress=False, chunk_size=50)
+    assert r.computed == 100 and r.total_in_cache == 400 and verify(c)["ok"]
+
+
+# -- stale temporary files ----------------------------------------------------------------------------
+def test_stale_temp_files_removed_on_next_open_unless_a_writer_holds_them(built, tmp_path):
+    import fcntl
+
+    c = _copy(built, tmp_path)
+    stray = [c / ".tmp-manifest-k1ll3d.part", c / "plans" / ".tmp-abc-x.part", c / "shards" / ".tmp-abc-abc-y.part"]
+    for f in stray:
+        f.write_bytes(b"half written")
+    assert verify(c)["temp_files"] == 3  # found (verify alone does not remove them)
+    fd = os.open(c / ".lock", os.O_RDWR)  # a live writer holding the cache lock (rewriting the manifest)
+    claim = os.open(c / "locks" / "abc.lock", os.O_CREAT | os.O_RDWR)  # and the claim of chunk abc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(claim, fcntl.LOCK_EX)
+        assert DistanceCache.open(c).removed_temp_files == [] and all(f.exists() for f in stray)
+    finally:
+        os.close(fd)
+        os.close(claim)
+    cache = DistanceCache.open(c)  # the writers are gone: their files are stale
+    assert sorted(cache.removed_temp_files) == sorted(f.name for f in stray)
+    assert not any(f.exists() for f in stray) and verify(c)["ok"] and verify(c)["temp_files"] == 0
+
+
+def test_temp_file_of_a_killed_manifest_rewrite_removed_by_the_resume(tmp_path, small_digits):
+    out = tmp_path / "c"
+    precompute(small_digits, out, pairs=100, workers=1, progress=False, chunk_size=50)
+    (out / ".tmp-manifest-abcd1234.part").write_text('{"format": "wassem')  # killed mid-rewrite
+    r = precompute(small_digits, out, pairs=150, workers=1, progress=False, chunk_size=50)
+    assert r.computed == 50 and not list(out.glob(".tmp-*"))
+    assert "temp files" not in run_cli("cache", "info", out, check=True).stdout
+
+
+# -- progress on stderr ---------------------------------------------------------------------------------
+def _progress_env(interval="0.5"):
+    return {**os.environ, "WASSEMBED_PROGRESS_INTERVAL": interval}
+
+
+def test_progress_redirected_to_a_file_is_plain_lines(tmp_path):
+    out, log = tmp_path / "c", tmp_path / "err.log"
+    cmd = [sys.executable, "-m", "wassembed", "precompute", "digits", "--out", str(out), "--pairs", "6000",
+           "--workers", "1", "--chunk-size", "100"]
+    t0 = time.time()
+    with open(log, "wb") as err:
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=err, check=True, timeout=300, env=_progress_env())
+    elapsed = time.time() - t0
+    raw = log.read_bytes()
+    assert b"\r" not in raw
+    lines = raw.decode().splitlines()
+    assert len(lines) <= 3 + elapsed / 0.5, lines  # the header, one line per interval at most, the last one
+    progress = [x for x in lines if x.startswith("precompute: ")]
+    assert progress and progress[-1].startswith("precompute: 6,000/6,000 pairs (100.0 %)")
+    assert "pairs/s" in progress[-1] and "done in" in progress[-1]
+    assert all("ETA" in x for x in progress[:-1])
+
+
+def test_ctrl_c_message_on_its_own_line_in_a_log(tmp_path):
+    out, log = tmp_path / "c", tmp_path / "err.log"
+    cmd = [sys.executable, "-m", "wassembed", "precompute", "digits", "--out", str(out), "--pairs", "20000",
+           "--workers", "2", "--chunk-size", "40", "--seed", "7"]
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=_progress_env("0.2"))
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list((out / "shards").glob("*.npz")) if (out / "shards").exists()
+                                               else []) < 5:
+            time.sleep(0.05)
+        time.sleep(0.5)  # a few progress lines
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    raw = log.read_bytes()
+    assert b"\r" not in raw
+    lines = raw.decode().splitlines()
+    assert "Interrupted: finished shards are kept; rerun the same command to resume." in lines
+    assert any(x.startswith("precompute: ") and "stopped in" in x for x in lines), lines
+
+
+def test_progress_on_a_terminal_is_a_bar_with_rate_and_eta():
+    import io
+
+    from wassembed._progress import progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    with progress(100, desc="precompute", unit="pair", file=tty) as bar:
+        for _ in range(4):
+            bar.update(25)
+            time.sleep(0.01)
+    text = tty.getvalue()
+    assert "pair/s" in text and "<" in text and text.endswith("\n")  # rate, [elapsed<remaining], line ended
+    log = io.StringIO()
+    with progress(100, desc="epoch 1/3", unit="batch", file=log, interval=0) as bar:
+        bar.set_postfix(loss="0.5")
+        bar.update(50)
+        bar.write("a message")
+    assert log.getvalue().splitlines()[0].startswith("epoch 1/3: 50/100 batches (50.0 %), ")
+    assert log.getvalue().splitlines()[0].endswith(", loss 0.5") and "ETA" in log.getvalue()
+    assert log.getvalue().splitlines()[1] == "a message" and "\r" not in log.getvalue()
+    silent = io.StringIO()
+    with progress(10, desc="x", enabled=False, file=silent) as bar:
+        bar.update(10)
+    assert silent.getvalue() == ""

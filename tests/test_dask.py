@@ -24,7 +24,7 @@ Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
 pytestmark = [pytest.mark.timeout(600)] if importlib.util.find_spec("pytest_timeout") else []
 
-CLUSTER = dict(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=None)
+CLUSTER = dict(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0")
 
 
 def content(path):
@@ -196,7 +196,7 @@ def test_worker_kills_many_trials(digits, tmp_path):
 
 
 def test_no_workers_is_a_clear_error():
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cl, \
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cl, \
             Client(cl, set_as_default=False) as c:
         with pytest.raises(ClusterError, match=r"has no workers.*fix: start workers"):
             DaskExecutor(c, worker_timeout=0.5)

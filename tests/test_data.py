@@ -1,5 +1,7 @@
 import gzip
+import importlib.util
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,3 +112,33 @@ def test_fingerprint_depends_on_weights_support_and_p(digits):
     assert a.fingerprint(2) != a.fingerprint(1)
     c = HistogramSet(a.weights, coords=a.support_coords())
     assert c.fingerprint(2) != a.fingerprint(2)  # same coordinates, other support kind
+
+
+def test_repr_is_short(digits):
+    r = repr(digits)
+    assert r == (f"HistogramSet(n=1797, k=64, support=grid 8×8, name='digits', labels=yes, "
+                 f"fingerprint={digits.fingerprint(2)[:12]}…)")
+    assert "array" not in r and len(r) < 120
+    pts = HistogramSet.from_histograms(np.ones((3, 4)), coords=np.arange(8.0).reshape(4, 2), name="pts")
+    assert repr(pts).startswith("HistogramSet(n=3, k=4, support=coords 4×2, name='pts', labels=no, fingerprint=")
+    M = np.abs(np.subtract.outer(np.arange(4.0), np.arange(4.0)))
+    assert "support=cost 4×4" in repr(HistogramSet.from_histograms(np.ones((2, 4)), cost=M))
+
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def test_shipped_point_histograms_load_and_are_reproducible():
+    hs = load_dataset(DATA / "point-histograms.npz")
+    assert (hs.n, hs.k, hs.support_kind) == (600, 48, "coords") and hs.coords.shape == (48, 2)
+    assert np.bincount(hs.labels).tolist() == [150] * 4
+    np.testing.assert_allclose(hs.weights.sum(1), 1.0, atol=1e-12)
+    assert (DATA / "point-histograms.npz").stat().st_size < 300_000
+    spec = importlib.util.spec_from_file_location("make_point_histograms", DATA / "make_point_histograms.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    made = script.make()  # the documented, seeded script gives the shipped arrays
+    with np.load(DATA / "point-histograms.npz") as z:
+        assert sorted(z.files) == sorted(made)
+        for key in made:
+            np.testing.assert_array_equal(z[key], made[key])

@@ -93,3 +93,63 @@ def test_custom_cost_support():
     M = np.array([[0, 1, 5], [1, 0, 1], [5, 1, 0.0]])
     hs = HistogramSet.from_histograms([[1, 0, 0], [0, 0, 1]], cost=M)
     assert ExactSolver(hs.ground_cost(1), p=1).solve(hs.weights[0], hs.weights[1]) == pytest.approx(5.0)
+
+
+def test_precompute_on_the_shipped_non_grid_set(tmp_path):
+    from pathlib import Path
+
+    from wassembed.data import load_dataset
+    from wassembed.exact import DistanceCache, precompute, verify
+
+    path = Path(__file__).resolve().parents[1] / "data" / "point-histograms.npz"
+    r = precompute(path, tmp_path / "c", pairs=400, images="0:500", workers=1, progress=False, chunk_size=100)
+    assert r.computed == 400 and r.total_in_cache == 400
+    cache = DistanceCache.open(tmp_path / "c")
+    assert cache.data.support_kind == "coords" and cache.manifest["dataset"]["support"] == "coords"
+    t = cache.read()
+    assert t.j.max() < 500 and (t.value > 0).all()
+    hs = load_dataset(path)
+    ref = ExactSolver(hs.ground_cost(2)).solve_pairs(hs.weights, t.i[:20], t.j[:20])
+    np.testing.assert_array_equal(t.value[:20], ref)
+    assert verify(tmp_path / "c")["ok"]
+
+
+def test_solves_in_threads_ignore_other_threads_warnings(digits):
+    """Solves run from several threads (exact re-ranking in the served model) while another thread warns:
+    no solve may take that warning for its own failure, and each value stays exact."""
+    import threading
+    import warnings
+
+    hs = digits.subset(np.arange(40))
+    solver = ExactSolver(hs.ground_cost(2))
+    i, j = np.triu_indices(40, 1)
+    want = solver.solve_pairs(hs.weights, i, j)
+    stop = threading.Event()
+    errors, results = [], {}
+
+    def spam():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            while not stop.is_set():
+                warnings.warn("another thread's warning", UserWarning, stacklevel=1)
+
+    def solve(t):
+        try:
+            results[t] = solver.solve_pairs(hs.weights, i, j)
+        except Exception as exc:  # any failure is reported below
+            errors.append(exc)
+
+    noise = threading.Thread(target=spam)
+    noise.start()
+    workers = [threading.Thread(target=solve, args=(t,)) for t in range(3)]
+    try:
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    finally:
+        stop.set()
+        noise.join()
+    assert not errors, errors[0]
+    for values in results.values():
+        np.testing.assert_array_equal(values, want)

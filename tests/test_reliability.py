@@ -118,12 +118,6 @@ def _kill_after(proc, ready, delay: float, timeout: float) -> bool:
     return finished
 
 
-def _kill_at(proc, out, delay: float) -> str:
-    """SIGKILL the run ``delay`` s after the cache's manifest appeared."""
-    finished = _kill_after(proc, lambda: (out / "manifest.json").exists(), delay, 120)
-    return "after the end" if finished else "mid-run"
-
-
 # -- SIGKILL at random moments ----------------------------------------------------------------------
 def _after_kill(out: Path) -> dict:
     """State a kill left: corrupt shards (never allowed) and stray temporary files (allowed: never under a
@@ -135,28 +129,59 @@ def _after_kill(out: Path) -> dict:
             "temp_files": rep["temp_files"]}
 
 
+def _timeline(cmd, out: Path) -> dict:
+    """Run ``cmd`` uninterrupted, noting when (seconds after launch) its first and last shards appeared."""
+    t0 = time.time()
+    proc = _start(cmd)
+    first = last = None
+    seen = 0
+    while proc.poll() is None:
+        n = _n_shards(out)
+        now = time.time() - t0
+        if n > seen:
+            first, last, seen = first if first is not None else now, now, n
+        time.sleep(0.005)
+    end = time.time() - t0
+    assert proc.returncode == 0, proc.stderr.read()
+    return {"first_shard_s": first if first is not None else end, "last_shard_s": last if last is not None else end,
+            "end_s": end, "shards": seen}
+
+
+def _n_shards(out: Path) -> int:
+    return len(list((out / "shards").glob("*.npz"))) if (out / "shards").is_dir() else 0
+
+
+def _kill_inside(proc, out: Path, have: int, delay: float) -> str:
+    """SIGKILL the run ``delay`` s after it wrote its first shard (the cache held ``have`` before it started)."""
+    finished = _kill_after(proc, lambda: _n_shards(out) > have, delay, 300)
+    return "after the end" if finished else "mid-run"
+
+
 @pytest.mark.slow
 def test_sigkill_at_many_random_moments_then_resume(tmp_path):
     """12 trials; in each a fresh run is killed, its resume is killed too, then a final resume completes.
 
     24 kills in all; each trial's final cache must equal an uninterrupted run's, shard for shard, byte for byte.
+    The kill moments are scaled by that uninterrupted reference run, timed here: it writes its shards over
+    ``last_shard_s - first_shard_s`` seconds. Each run is killed once it has written its first shard (its
+    start-up, imports and pool, varies by seconds with the machine's load and is not part of the window), at
+    a uniform moment of the time the reference took to write the shards still to write (a resume has fewer),
+    so kills fall inside the computation on an idle machine and on a loaded one alike.
     """
     ref = tmp_path / "ref"
-    proc = _start(_cmd(ref))
-    while not (ref / "manifest.json").exists() and proc.poll() is None:
-        time.sleep(0.005)
-    t0 = time.time()
-    assert proc.wait(timeout=600) == 0, proc.stderr.read()
-    span = time.time() - t0  # manifest written → run finished: the window the kills are drawn from
+    timing = _timeline(_cmd(ref), ref)
     want = shard_bytes(ref)
+    compute = timing["last_shard_s"] - timing["first_shard_s"]
     rng = np.random.default_rng(2024)
     trials, survived, kills, mid, partial, corrupt, temps = 12, 0, 0, 0, 0, 0, 0
     failures = []
     for t in range(trials):
         out = tmp_path / f"c{t}"
         ok = True
-        for _ in range(2):  # the first run, then its resume, each killed at a random moment
-            when = _kill_at(_start(_cmd(out)), out, float(rng.uniform(0, span)))
+        for _ in range(2):  # the first run, then its resume, each killed at a random moment of its computation
+            have = _n_shards(out)
+            todo = max(len(want) - have - 1, 0) / max(len(want) - 1, 1)  # after its first shard, what is left
+            when = _kill_inside(_start(_cmd(out)), out, have, float(rng.uniform(0, 1)) * todo * compute)
             kills += 1
             mid += when == "mid-run"
             state = _after_kill(out)
@@ -175,7 +200,8 @@ def test_sigkill_at_many_random_moments_then_resume(tmp_path):
         survived += ok
     record("precompute SIGKILL at random moments, then resume (slow)", trials, survived, kills=kills,
            kills_mid_run=mid, kills_leaving_partial_cache=partial, kills_leaving_temp_files=temps,
-           kills_leaving_corrupt_shard=corrupt, failures=failures)
+           kills_leaving_corrupt_shard=corrupt, reference_start_s=round(timing["first_shard_s"], 2),
+           reference_compute_s=round(compute, 2), failures=failures)
     assert survived == trials, failures
     assert partial >= kills // 2  # most kills really landed inside the computation
 

@@ -84,26 +84,48 @@ def cache() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def cache_info(cache_dir, as_json) -> None:
-    """Counts, fingerprint, settings and value statistics of CACHE_DIR."""
-    from ..exact import DistanceCache
+    """Counts, fingerprint, settings and value statistics of CACHE_DIR; exit 1 if any part is damaged.
 
-    info = DistanceCache.open(cache_dir).info()
+    Damaged parts (manifest, stored data, plans, shards, claims) are listed under "damaged" on stderr with
+    what to do, and left out of the counts.
+    """
+    from ..exact import describe_cache
+
+    info = describe_cache(cache_dir)
     if as_json:
         echo_json(info)
-        return
+    else:
+        click.echo("\n".join(_info_lines(info)))
+        _echo_damaged(info["damaged"])
+    if info["damaged"]:
+        sys.exit(1)
+
+
+def _info_lines(info: dict) -> list[str]:
     d, v = info["dataset"], info["values"]
-    lines = [f"cache        {info['path']}",
-             f"quantity     {info['quantity']} (p={info['p']}, ground cost {info['ground_cost']})",
-             f"dataset      {d['name']}: {d['n']} histograms × {d['k']} bins ({d['support']}"
-             + (f" {d['grid'][0]}×{d['grid'][1]}" if d.get("grid") else "") + ")",
-             f"fingerprint  {d['fingerprint']}",
-             f"pairs        {info['pairs']} in {info['shards']} shards, {info['images_used']} images used"
-             + (f" (indices {info['image_range'][0]}..{info['image_range'][1]})" if info["image_range"] else "")]
+    lines = [f"cache        {info['path']}"]
+    if d is not None:
+        lines += [f"quantity     {info['quantity']} (p={info['p']}, ground cost {info['ground_cost']})",
+                  f"dataset      {d['name']}: {d['n']} histograms × {d['k']} bins ({d['support']}"
+                  + (f" {d['grid'][0]}×{d['grid'][1]}" if d.get("grid") else "") + ")",
+                  f"fingerprint  {d['fingerprint']}"]
+    lines.append(f"pairs        {info['pairs']} in {info['shards']} shards, {info['images_used']} images used"
+                 + (f" (indices {info['image_range'][0]}..{info['image_range'][1]})" if info["image_range"] else ""))
     if v:
         lines.append(f"values       mean {v['mean']:.4g}, std {v['std']:.4g}, min {v['min']:.4g}, "
                      f"median {v['median']:.4g}, max {v['max']:.4g}")
-    lines.append(f"solver       {info['solver']['name']} (POT {info['versions']['pot']})")
-    click.echo("\n".join(lines))
+    if info.get("solver") and info.get("versions"):
+        lines.append(f"solver       {info['solver'].get('name')} (POT {info['versions'].get('pot')})")
+    if info["temp_files"]:
+        lines.append(f"temp files   {len(info['temp_files'])} left by killed writers (removed on the next open)")
+    return lines
+
+
+def _echo_damaged(damaged: list[dict], title: str = "damaged") -> None:
+    """The damaged parts, one line each (file, problem, fix), on stderr."""
+    if damaged:
+        click.echo(f"{title}      {len(damaged)} part{'s' * (len(damaged) > 1)} of the cache:"
+                   + "".join(f"\n  {d['problem']}" for d in damaged), err=True)
 
 
 @cache.command("export")
@@ -125,20 +147,23 @@ def cache_export(cache_dir, out) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def cache_verify(cache_dir, repair, workers, as_json) -> None:
-    """Check every shard's checksum; with --repair, recompute what was lost. Exit 1 if damage remains."""
+    """Check the manifest against the stored data (fingerprint, p, ground cost, n, k), the plans, every shard's
+    checksum and the claims; with --repair, recompute what was lost. Exit 1 if damage remains."""
     from ..exact import verify
 
-    report = verify(cache_dir, repair=repair, workers=workers)
+    report = verify(cache_dir, repair=repair, workers=workers, progress=not as_json)
     if as_json:
         echo_json(report)
     else:
+        missing = "unknown (no readable manifest)" if report["missing"] is None else report["missing"]
         click.echo(f"shards ok        {report['shards_ok']}\n"
                    f"corrupt shards   {len(report['corrupt'])}" + "".join(f"\n  {c}" for c in report["corrupt"])
-                   + f"\nstray temp files {report['temp_files']}\n"
-                   f"planned pairs missing {report['missing']}"
+                   + f"\ndamaged parts    {len(report['damaged'])}\n"
+                   f"stray temp files {report['temp_files']}\n"
+                   f"planned pairs missing {missing}"
                    + (f"\nrepaired: removed {report['removed']} files, recomputed {report['recomputed']} pairs"
                       if repair else ""))
+        _echo_damaged(report["damaged_left"] if repair else report["damaged"],
+                      "still damaged" if repair else "damaged")
     if not report["ok"]:
         sys.exit(1)
-
-

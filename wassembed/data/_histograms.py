@@ -145,6 +145,23 @@ class HistogramSet:
     def __len__(self) -> int:
         return self.n
 
+    def __repr__(self) -> str:
+        """One short line (never the arrays): sizes, support, name, labels and the fingerprint's prefix.
+
+        Examples
+        --------
+        >>> HistogramSet.from_images(np.eye(3)[None] + 0.0, name="eye")  # doctest: +ELLIPSIS
+        HistogramSet(n=1, k=9, support=grid 3×3, name='eye', labels=no, fingerprint=...…)
+        """
+        if self.grid is not None:
+            support = f"grid {self.grid[0]}×{self.grid[1]}"
+        elif self.cost is not None:
+            support = f"cost {self.k}×{self.k}"
+        else:
+            support = f"coords {self.coords.shape[0]}×{self.coords.shape[1]}"
+        return (f"HistogramSet(n={self.n}, k={self.k}, support={support}, name={self.name!r}, "
+                f"labels={'yes' if self.labels is not None else 'no'}, fingerprint={self.fingerprint(2)[:12]}…)")
+
     def images(self) -> np.ndarray:
         """The histograms reshaped to ``(n, H, W)`` (grid supports only)."""
         if self.grid is None:

@@ -4,7 +4,7 @@ Nothing here imports torch: a machine (or Dask worker) that only solves exact pr
 ``pip install wassembed`` without extras.
 """
 
-from ._cache import DistanceCache, quantity_name
+from ._cache import DistanceCache, describe_cache, quantity_name
 from ._dask import DaskExecutor, connect
 from ._executors import InProcessExecutor, LocalPoolExecutor, default_workers
 from ._pairs import (
@@ -17,9 +17,10 @@ from ._pairs import (
     random_pairs,
     read_pairs_file,
 )
-from ._precompute import PrecomputeResult, plan_pairs, precompute, verify
+from ._precompute import PrecomputeResult, plan_pairs, precompute
 from ._shards import PairTable, chunk_key
 from ._solver import DEFAULT_NUM_ITER_MAX, ExactSolver
+from ._verify import verify
 
 __all__ = [
     "DEFAULT_NUM_ITER_MAX",
@@ -33,6 +34,7 @@ __all__ = [
     "random_pairs",
     "read_pairs_file",
     "DistanceCache",
+    "describe_cache",
     "PairTable",
     "chunk_key",
     "quantity_name",

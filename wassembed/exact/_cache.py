@@ -21,14 +21,17 @@ Guarantees
   claim dies with its process (no stale locks after a crash).
 - A cache is bound to one dataset fingerprint and one ``p``; other data or settings are refused before
   anything is written.
+- A damaged part (manifest, stored data, plan, shard, claim) raises :class:`CacheError` (or
+  :class:`CorruptShardError`) naming the file and what to do; :meth:`DistanceCache.info` and
+  :func:`~wassembed.exact.verify` list every damaged part instead of stopping at the first.
+- Temporary files left by a killed writer are removed when the cache is next opened, once no live writer
+  holds them (see :mod:`wassembed.exact._inspect`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import errno
-import fcntl
 import json
 import os
 import platform
@@ -42,19 +45,11 @@ from .._io import atomic_write, file_sha256
 from .._version import __version__
 from ..data import HistogramSet, ground_cost_name, parse_p
 from ..errors import CacheError, CacheMismatchError, explain
+from ._inspect import inspect_cache, lock_file, read_plan, remove_stale_temps
+from ._integrity import FORMAT, FORMAT_VERSION, load_data, parse_manifest, quantity_name, read_manifest
 from ._shards import PairTable, chunk_key, encode_shard, read_shard_file
 
-__all__ = ["DistanceCache", "FORMAT_VERSION", "quantity_name"]
-
-FORMAT = "wassembed-cache"
-FORMAT_VERSION = 1
-
-
-def quantity_name(p: int, explicit_cost: bool = False) -> str:
-    """Name of the cached quantity: ``w2sq`` (W2², p = 2), ``w1`` (p = 1) or ``ot_cost`` (custom cost)."""
-    if explicit_cost:
-        return "ot_cost"
-    return "w2sq" if parse_p(p) == 2 else "w1"
+__all__ = ["DistanceCache", "FORMAT_VERSION", "describe_cache", "quantity_name"]
 
 
 def _versions() -> dict:
@@ -88,28 +83,28 @@ class DistanceCache:
         self.path = Path(path)
         self.manifest = manifest
         self._data: HistogramSet | None = None
+        #: names of the stale temporary files removed when the cache was opened
+        self.removed_temp_files: list[str] = []
 
     # -- opening ------------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | os.PathLike) -> DistanceCache:
-        """Open an existing cache (read side); checks the manifest's format and version."""
-        path = Path(path)
-        mpath = path / "manifest.json"
-        if not mpath.exists():
-            raise CacheError(explain(f"{path} is not a wassembed cache", expected="a directory with manifest.json",
-                                     received="no manifest" if path.exists() else "no such directory",
-                                     fix="create it with `wassembed precompute DATA --out CACHE`"))
-        try:
-            manifest = json.loads(mpath.read_text())
-        except (OSError, ValueError) as exc:
-            raise CacheError(explain(f"unreadable manifest {mpath}", expected="valid JSON",
-                                     received=str(exc), fix="restore the file or rebuild the cache")) from None
-        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-            raise CacheError(explain(f"unsupported cache format in {mpath}",
-                                     expected=f"{FORMAT} version {FORMAT_VERSION}",
-                                     received=f"{manifest.get('format')} version {manifest.get('format_version')}",
-                                     fix="rebuild the cache with this version of wassembed"))
-        return cls(path, manifest)
+        """Open an existing cache (read side).
+
+        Checks the manifest (format, version, fields) and removes temporary files left by killed writers.
+
+        Raises
+        ------
+        CacheError
+            If ``path`` is not a cache or its manifest is damaged (the message names the file and the field).
+        """
+        return cls._open(Path(path), have_lock=False)
+
+    @classmethod
+    def _open(cls, path: Path, *, have_lock: bool) -> DistanceCache:
+        cache = cls(path, read_manifest(path))
+        cache.removed_temp_files = remove_stale_temps(path, cache.claim, have_cache_lock=have_lock)
+        return cache
 
     @classmethod
     def create(cls, path: str | os.PathLike, data: HistogramSet, p: int = 2, *,
@@ -138,7 +133,7 @@ class DistanceCache:
         path.mkdir(parents=True, exist_ok=True)
         with cls._locked(path):
             if (path / "manifest.json").exists():
-                cache = cls.open(path)
+                cache = cls._open(path, have_lock=True)
                 cache._check_same(data, p, fingerprint)
                 return cache
             for sub in ("shards", "plans", "locks"):
@@ -168,12 +163,8 @@ class DistanceCache:
     @staticmethod
     @contextlib.contextmanager
     def _locked(path: Path):
-        fd = os.open(path / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with lock_file(path / ".lock"):
             yield
-        finally:
-            os.close(fd)
 
     def _check_same(self, data: HistogramSet, p: int, fingerprint: str) -> None:
         m = self.manifest
@@ -202,24 +193,16 @@ class DistanceCache:
 
     @property
     def data(self) -> HistogramSet:
-        """The histograms the cache was built on (loaded once, fingerprint-checked)."""
+        """The histograms the cache was built on (loaded once, checked against the manifest).
+
+        Raises
+        ------
+        CacheError
+            ``data.npz`` missing, unreadable or altered, or the manifest edited (``p``, fingerprint, ``n``,
+            ``k``, ground cost): the message names the file that is wrong and what to do.
+        """
         if self._data is None:
-            f = self.path / self.manifest["dataset"].get("file", "data.npz")
-            if not f.exists():
-                raise CacheError(explain(f"cache {self.path} has no stored data", expected=f"{f.name}",
-                                         received="missing file", fix="rebuild the cache with `wassembed precompute`"))
-            try:
-                with np.load(f, allow_pickle=False) as z:
-                    hs = HistogramSet.from_arrays({k: z[k] for k in z.files}, name=self.manifest["dataset"]["name"])
-            except (OSError, ValueError, KeyError, EOFError) as exc:
-                raise CacheError(explain(f"stored data {f} is unreadable", received=str(exc).split("\n")[0],
-                                         fix="rebuild the cache")) from None
-            if hs.fingerprint(self.p) != self.fingerprint:
-                raise CacheError(explain(f"stored data {f} does not match the manifest",
-                                         expected=f"fingerprint {self.fingerprint[:12]}…",
-                                         received=f"{hs.fingerprint(self.p)[:12]}…",
-                                         fix="the file was altered: rebuild the cache"))
-            self._data = hs
+            self._data = load_data(self.path, self.manifest)
         return self._data
 
     # -- shards -------------------------------------------------------------------------------------
@@ -263,23 +246,25 @@ class DistanceCache:
         key = chunk_key(i, j)
         f = self.path / "plans" / f"{key}.npz"
         if not f.exists():
-            atomic_write(f, lambda fh: np.savez(fh, i=np.asarray(i, np.int64), j=np.asarray(j, np.int64)))
+            with self._locked(self.path):  # plans' temporary files are covered by the cache lock
+                atomic_write(f, lambda fh: np.savez(fh, i=np.asarray(i, np.int64), j=np.asarray(j, np.int64)))
         return key
 
     def planned(self) -> tuple[np.ndarray, np.ndarray]:
         """Union of all recorded plans, in recording-file order with duplicates removed."""
         d = self.path / "plans"
         parts_i, parts_j = [], []
+        n = int(self.manifest["dataset"]["n"])
         for f in sorted(d.glob("*.npz")) if d.exists() else []:
-            with np.load(f, allow_pickle=False) as z:
-                parts_i.append(z["i"])
-                parts_j.append(z["j"])
+            i, j = read_plan(f, n)  # CacheError naming a damaged plan
+            parts_i.append(i)
+            parts_j.append(j)
         if not parts_i:
             e = np.empty(0, dtype=np.int64)
             return e, e.copy()
         i = np.concatenate(parts_i)
         j = np.concatenate(parts_j)
-        _, first = np.unique(i * int(self.manifest["dataset"]["n"]) + j, return_index=True)
+        _, first = np.unique(i * n + j, return_index=True)
         first.sort()
         return i[first], j[first]
 
@@ -291,32 +276,34 @@ class DistanceCache:
         Stale temporary files of that chunk are removed once the claim is held (their writer is gone).
         """
         lock = self.path / "locks" / f"{key}.lock"
-        lock.parent.mkdir(exist_ok=True)  # a cache copied without its (empty) locks/ folder
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB))
-            except OSError as exc:
-                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            lock.parent.mkdir(exist_ok=True)  # a cache copied without its (empty) locks/ folder
+        except FileExistsError:
+            raise CacheError(explain(f"damaged claims folder {lock.parent}", expected="a directory",
+                                     received="a file", fix="remove it (`wassembed cache verify CACHE --repair` "
+                                                            "does; claims are recreated when needed)")) from None
+        while True:
+            with lock_file(lock, block=block) as fd:
+                if fd is None:
                     yield False
                     return
-                raise
-            for tmp in (self.path / "shards").glob(f".tmp-{key}-*"):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-            try:
-                yield True
-            finally:
-                with contextlib.suppress(OSError):
-                    lock.unlink()
-        finally:
-            os.close(fd)
+                if not _is_file(fd, lock):  # its holder released and removed it meanwhile: claim the new one
+                    continue
+                for tmp in (self.path / "shards").glob(f".tmp-{key}-*"):
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+                try:
+                    yield True
+                finally:
+                    with contextlib.suppress(OSError):
+                        lock.unlink()
+                return
 
     # -- bookkeeping --------------------------------------------------------------------------------
     def update_counts(self) -> dict:
         """Recount pairs and shards into the manifest (atomic, under the cache lock)."""
         with self._locked(self.path):
-            manifest = json.loads((self.path / "manifest.json").read_text())
+            manifest = parse_manifest(self.path)
             t = self.read()
             manifest["counts"] = {"pairs": len(t), "shards": len(self.shard_names()),
                                   "updated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
@@ -325,24 +312,55 @@ class DistanceCache:
         return manifest["counts"]
 
     def info(self) -> dict:
-        """Summary: counts, fingerprint, settings and value statistics (verifies every shard)."""
-        t = self.read()
-        v = t.value
-        stats = {}
-        if len(v):
-            q = np.quantile(v, [0.0, 0.5, 1.0])
-            stats = {"mean": float(v.mean()), "std": float(v.std()), "min": float(q[0]), "median": float(q[1]),
-                     "max": float(q[2])}
-        images = np.unique(np.r_[t.i, t.j])
-        m = self.manifest
-        return {"path": str(self.path), "quantity": m["quantity"], "p": m["p"], "ground_cost": m["ground_cost"],
-                "dataset": m["dataset"], "pairs": len(t), "shards": len(self.shard_names()),
-                "images_used": int(images.size),
-                "image_range": [int(images.min()), int(images.max())] if images.size else None,
-                "values": stats, "solver": m["solver"], "versions": m["versions"]}
+        """Summary: counts, fingerprint, settings, value statistics, and every damaged part.
+
+        Every part is checked (manifest against the stored data, plans, every shard's checksum, claims); a
+        damaged part is listed under ``damaged`` (``part``, ``file``, ``problem``: one line naming the file
+        and the fix) and left out of the counts, instead of stopping the summary. ``ok`` is False when
+        anything is damaged.
+        """
+        return describe_cache(self.path)
 
     def export(self, out: str | os.PathLike) -> int:
         """Write ``i``, ``j`` (int64) and ``value`` (float64, W_p^p) to an ``.npz``; returns the pair count."""
         t = self.read()
         atomic_write(Path(out), lambda fh: np.savez(fh, i=t.i, j=t.j, value=t.value))
         return len(t)
+
+
+def _is_file(fd: int, path: Path) -> bool:
+    """Whether the open descriptor ``fd`` is still the file at ``path`` (not removed or replaced)."""
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
+
+
+def describe_cache(path: str | os.PathLike) -> dict:
+    """What :meth:`DistanceCache.info` returns, also for a cache whose manifest is damaged (then listed under
+    ``damaged``, with the settings left as None).
+
+    Raises
+    ------
+    CacheError
+        If ``path`` is not a cache at all.
+    """
+    report = inspect_cache(path)
+    m = report["manifest"] or {}
+    tables = list(report["shards"].values())
+    t = PairTable.merge(tables)
+    v = t.value
+    stats = {}
+    if len(v):
+        q = np.quantile(v, [0.0, 0.5, 1.0])
+        stats = {"mean": float(v.mean()), "std": float(v.std()), "min": float(q[0]), "median": float(q[1]),
+                 "max": float(q[2])}
+    images = np.unique(np.r_[t.i, t.j])
+    return {"path": str(Path(path)), "quantity": m.get("quantity"), "p": m.get("p"),
+            "ground_cost": m.get("ground_cost"), "dataset": m.get("dataset"), "pairs": len(t),
+            "shards": len(tables), "images_used": int(images.size),
+            "image_range": [int(images.min()), int(images.max())] if images.size else None,
+            "values": stats, "solver": m.get("solver"), "versions": m.get("versions"),
+            "temp_files": report["temp_files"], "damaged": [d.as_dict() for d in report["damaged"]],
+            "ok": not report["damaged"]}

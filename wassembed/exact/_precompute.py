@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import sys
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._progress import progress as show_progress
 from .._validation import check_pos_int
 from ..data import HistogramSet, load_dataset, parse_p
 from ..errors import CacheError, InputError, explain
@@ -40,7 +40,7 @@ from ._pairs import (
 from ._shards import chunk_key
 from ._solver import DEFAULT_NUM_ITER_MAX
 
-__all__ = ["PrecomputeResult", "plan_pairs", "precompute", "verify"]
+__all__ = ["PrecomputeResult", "plan_pairs", "precompute"]
 
 SAMPLINGS = ("random", "blocks")
 
@@ -157,7 +157,8 @@ def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, p
     chunk_size : int
         Pairs per shard (the unit of atomic writing and of work lost on a crash).
     progress : bool
-        Show a progress bar (pairs/s, ETA) on stderr.
+        Show progress on stderr (pairs done, pairs/s, ETA): a bar on a terminal, otherwise a plain line every
+        10 s (no carriage returns in log files).
     client : dask.distributed.Client, optional
         Run the chunks on a Dask cluster instead of local processes.
 
@@ -219,16 +220,14 @@ def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, p
 
 
 def _run(cache, ex, hs, p, todo, total, num_iter_max, progress) -> tuple[int, int]:
-    from tqdm.auto import tqdm
-
     window = max(2, 2 * int(getattr(ex, "workers", 1)))
     pending = deque((key, i, j, False) for key, i, j in todo)
     inflight: dict = {}
     computed = 0
     elsewhere = 0
     ex.start(hs.weights, hs.ground_cost(p), p, num_iter_max)  # before tqdm starts its monitor thread
-    bar = tqdm(total=total, unit="pair", unit_scale=True, file=sys.stderr, disable=not progress,
-               desc="exact W_p^p", smoothing=0.05, dynamic_ncols=True)
+    # a bar on a terminal, a plain line every 10 s in a log; closed (its line ended) before any message
+    bar = show_progress(total, desc="precompute", unit="pair", enabled=progress)
     clean = False
     try:
         deferred = []
@@ -264,10 +263,10 @@ def _run(cache, ex, hs, p, todo, total, num_iter_max, progress) -> tuple[int, in
                 bar.update(int(i.size))
         clean = True
     finally:
+        bar.close()  # first: an error or "Interrupted" printed next starts on a line of its own
         for _, _, _, claim in inflight.values():
             claim.__exit__(None, None, None)
         ex.close(cancel=not clean)
-        bar.close()
     return computed, elsewhere
 
 
@@ -298,64 +297,3 @@ def _write(cache, key, i, j, values):
         cache.write_shard(i, j, values, key=key)
     except OSError as exc:
         raise _io_error(f"cannot write a shard into {cache.path}", exc) from None
-
-
-def verify(path: str | os.PathLike, *, repair: bool = False, workers: int | None = None,
-           progress: bool = False) -> dict:
-    """Check a cache: every shard's checksum, the stored data, and which planned pairs are missing.
-
-    With ``repair=True``, corrupt shards and stray temporary files are removed and only the planned pairs
-    that are now missing are recomputed (every plan ever requested is recorded in the cache).
-
-    Returns
-    -------
-    dict
-        ``shards_ok``, ``corrupt`` (file names), ``temp_files``, ``missing`` (planned pairs not cached),
-        ``removed``, ``recomputed``, ``ok``.
-    """
-    from ..errors import CorruptShardError
-
-    cache = DistanceCache.open(path)
-    hs = cache.data  # raises if the stored data was altered: nothing to repair from
-    corrupt, ok = [], 0
-    for name in cache.shard_names():
-        try:
-            cache.read_shard(name)
-            ok += 1
-        except CorruptShardError:
-            corrupt.append(name)
-    temps = sorted((cache.path / "shards").glob(".tmp-*"))
-    removed = recomputed = 0
-    if repair:
-        for name in corrupt:
-            (cache.path / "shards" / name).unlink()
-            removed += 1
-        for tmp in temps:
-            key = tmp.name[len(".tmp-"):].split("-")[0]
-            with cache.claim(key) as mine:  # a live writer holds its claim: leave its file alone
-                if mine and tmp.exists():
-                    tmp.unlink()
-                    removed += 1
-        corrupt_left: list = []
-    else:
-        corrupt_left = corrupt
-    pi, pj = cache.planned()
-    present = cache.pair_keys() if not corrupt_left else _keys_skipping(cache, corrupt_left)
-    missing = ~np.isin(pi * hs.n + pj, present)
-    if repair and missing.any():
-        res = precompute(hs, cache.path, (pi[missing], pj[missing]), workers=workers, p=cache.p,
-                         progress=progress)
-        recomputed = res.computed
-        missing = ~np.isin(pi * hs.n + pj, cache.pair_keys())
-    temps_left = len(list((cache.path / "shards").glob(".tmp-*")))
-    return {"cache": str(cache.path), "shards_ok": ok, "corrupt": corrupt, "temp_files": len(temps),
-            "temp_files_left": temps_left, "missing": int(missing.sum()), "removed": removed,
-            "recomputed": recomputed, "ok": not corrupt_left and not missing.any()}
-
-
-def _keys_skipping(cache: DistanceCache, skip: list) -> np.ndarray:
-    n = int(cache.manifest["dataset"]["n"])
-    keys = [cache.read_shard(name) for name in cache.shard_names() if name not in skip]
-    if not keys:
-        return np.empty(0, dtype=np.int64)
-    return np.unique(np.concatenate([t.i * n + t.j for t in keys]))

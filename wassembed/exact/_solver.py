@@ -18,8 +18,6 @@ unbounded) raises :class:`~wassembed.errors.SolverError`; it is never returned a
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -94,18 +92,18 @@ class ExactSolver:
         ia = np.flatnonzero(a)
         ib = np.flatnonzero(b)
         sub = self.M[np.ix_(ia, ib)]
-        # POT reports a non-optimal result (iteration limit, infeasible, unbounded) only by a warning; we
-        # record it and raise. (log=True would also report it, but costs ~20 % more per solve.)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            value = ot.emd2(a[ia], b[ib], sub, numItermax=self.num_iter_max, center_dual=False)
-        problems = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-        if problems:
+        # A non-optimal result (iteration limit, infeasible, unbounded) is read from POT's log, not caught as a
+        # warning: warnings.catch_warnings is process-wide, so under threads (the served model re-ranks
+        # neighbours with exact solves from several threads) it records other threads' warnings as this
+        # solve's failure, misses this solve's own, and can leave the warning filters altered for good.
+        value, log = ot.emd2(a[ia], b[ib], sub, numItermax=self.num_iter_max, center_dual=False, log=True)
+        problem = log.get("warning")
+        if problem:
             who = f"pair {pair}" if pair is not None else "the pair"
-            status = "iteration limit reached" if any("numItermax" in m for m in problems) else "not optimal"
+            status = "iteration limit reached" if "numItermax" in str(problem) else "not optimal"
             raise SolverError(explain(f"exact solve of {who} did not reach optimality",
                                       expected="an optimal network-simplex solution",
-                                      received=f"{status} ({'; '.join(problems)})",
+                                      received=f"{status} ({problem})",
                                       fix="raise num_iter_max (ExactSolver(..., num_iter_max=...)) or check "
                                           "that both histograms are finite, nonnegative and sum to 1"))
         return float(value)
