@@ -135,7 +135,7 @@ class WassersteinEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         return self.embedding_.embed(X, batch_size=self.batch_size)
 
     def inverse_transform(self, Z):
-        """Decoded inputs of embeddings ``(n, d)``: images ``(n, H, W)`` for a grid model, histograms ``(n, k)`` otherwise."""
+        """Decoded inputs of embeddings ``(n, d)``: images ``(n, H, W)`` (grid model) or histograms ``(n, k)``."""
         check_is_fitted(self, "embedding_")
         return self.embedding_.decode(Z, batch_size=self.batch_size)
 
