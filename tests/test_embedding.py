@@ -259,6 +259,7 @@ def test_exact_rerank_equals_brute_force(quantile_model):
     idx, val = few  # unpacks like a pair
 
 
+@pytest.mark.filterwarnings("ignore::wassembed.serve.RerankWarning")  # an untrained model: brute force is expected
 def test_exact_rerank_with_a_poor_model_still_exact():
     """A random model: loose bounds make the rule solve (almost) everything, but the answer is exact."""
     X = _images(30, 30)

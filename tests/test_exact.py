@@ -83,6 +83,7 @@ def test_equals_pot_full_problem_on_mnist(mnist_path):
     assert 2 < vals.mean() < 40  # pixel² units, mean W2² between MNIST digits ≈ 11
 
 
+@pytest.mark.filterwarnings("ignore:numItermax reached:UserWarning")  # the non-optimal solve is the point
 def test_not_optimal_raises_naming_the_pair(digits):
     solver = ExactSolver(digits.ground_cost(2), num_iter_max=2)
     with pytest.raises(SolverError, match=r"exact solve of pair \(3, 7\) did not reach optimality.*iteration limit"):

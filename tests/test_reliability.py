@@ -624,6 +624,7 @@ def test_damaged_checkpoint_refused_on_resume(train_setup, tmp_path):
 
 
 # -- the served model under concurrency --------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::wassembed.serve.RerankWarning")  # an untrained model: brute force is expected
 def test_served_model_thread_safe_8_threads():
     """8 threads calling one WassersteinEmbedding give exactly the serial results (lazy caches included)."""
     torch = pytest.importorskip("torch")
