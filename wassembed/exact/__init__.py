@@ -7,6 +7,7 @@ Nothing here imports torch: a machine (or Dask worker) that only solves exact pr
 from ._cache import DistanceCache, describe_cache, quantity_name
 from ._dask import DaskExecutor, connect
 from ._executors import InProcessExecutor, LocalPoolExecutor, default_workers
+from ._lot import LinearOT
 from ._pairs import (
     all_pairs,
     block_pairs,
@@ -25,6 +26,7 @@ from ._verify import verify
 __all__ = [
     "DEFAULT_NUM_ITER_MAX",
     "ExactSolver",
+    "LinearOT",
     "all_pairs",
     "block_pairs",
     "canonical",
