@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import sys
 import time
@@ -44,6 +45,7 @@ from .._version import __version__
 from ..errors import InputError, explain
 from ..exact import DistanceCache
 from ..nn import ModelConfig, resolve_device
+from ..serve import WassersteinEmbedding
 from ._batching import bounding_boxes
 from ._calibration import FALLBACK, calibrate
 from ._checkpoints import refuse_overwrite, restore_training_checkpoint, save_training_checkpoint
@@ -176,9 +178,10 @@ def _info(cache, pairs: TrainingPairs, state: TrainerState, settings: TrainSetti
     return info
 
 
-def train(cache, *, model="fast", settings: TrainSettings | None = None, checkpoint_dir=None,
-          resume: bool = False, device: str = "auto", seed: int = 0, progress: bool = True, log=None,
-          threads: int | None = None, **overrides):
+def train(cache: DistanceCache | str | os.PathLike, *, model: str | ModelConfig = "fast",
+          settings: TrainSettings | None = None, checkpoint_dir: str | os.PathLike | None = None,
+          resume: bool = False, device: str = "auto", seed: int = 0, progress: bool = True,
+          log: str | os.PathLike | None = None, threads: int | None = None, **overrides) -> WassersteinEmbedding:
     """Train a :class:`~wassembed.serve.WassersteinEmbedding` on the pairs of a distance cache.
 
     Parameters
@@ -228,8 +231,6 @@ def train(cache, *, model="fast", settings: TrainSettings | None = None, checkpo
 
 def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progress, log, overrides):
     """Set up (settings, device, cache, split, networks, checkpoint), fit, then calibrate the best model."""
-    from ..serve import WassersteinEmbedding
-
     t_start = time.time()
     settings = _settings(settings, overrides)
     dev = resolve_device(device)

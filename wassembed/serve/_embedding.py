@@ -21,6 +21,7 @@ Calls share no mutable state: one model can serve many threads at once.
 from __future__ import annotations
 
 import copy
+import os
 import threading
 from typing import NamedTuple
 
@@ -34,6 +35,7 @@ from ..nn import LatentDistance, resolve_device
 from . import _forward, _geometry, _inputs, _neighbors, _ood
 from ._conformal import ConformalCalibrator, check_level
 from ._geometry import PrincipalDirections
+from ._inputs import Device, Inputs, Outputs
 from ._inputs import rewrap as _out
 from ._modelfile import read_model, save_model
 from ._neighbors import KNNResult, cdist_into, pdist_into
@@ -140,16 +142,16 @@ class WassersteinEmbedding:
                 f"calibrated={self._calibrator() is not None})")
 
     # -- persistence --------------------------------------------------------------------------------
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike) -> None:
         """Write the model to directory ``path`` (safetensors + JSON, sha256-checked; see :func:`save_model`)."""
         save_model(self, path)
 
     @classmethod
-    def load(cls, path, device="cpu") -> WassersteinEmbedding:
+    def load(cls, path: str | os.PathLike, device: Device = "cpu") -> WassersteinEmbedding:
         """Read a model written by :meth:`save` onto ``device`` (same as ``wassembed.load``)."""
         return cls(**read_model(path), device=device)
 
-    def to(self, device) -> WassersteinEmbedding:
+    def to(self, device: Device) -> WassersteinEmbedding:
         """Move the model (and the default device of every method) to ``device``; returns self."""
         dev = resolve_device(device)
         with self._lock:
@@ -174,7 +176,7 @@ class WassersteinEmbedding:
         """The ``(k, k)`` ground cost of the support for ``p``."""
         return make_ground_cost(grid=self.grid, coords=self.coords, cost=self.cost, p=self.p)
 
-    def histograms(self, X, what: str = "input") -> np.ndarray:
+    def histograms(self, X: Inputs, what: str = "input") -> np.ndarray:
         """Validate ``X`` and return float64 histograms ``(n, k)`` summing to 1 (as stored in a cache).
 
         ``X``: images ``(n, H, W)`` or histograms ``(n, k)``, or one image ``(H, W)`` or histogram ``(k,)``
@@ -217,13 +219,13 @@ class WassersteinEmbedding:
         dev = self._device(device)
         return self._encode(w, dev, _inputs.batch_size(batch_size, dev), recon=recon), like, dev
 
-    def embed(self, X, *, batch_size: int | None = None, device=None):
+    def embed(self, X: Inputs, *, batch_size: int | None = None, device: Device = None) -> Outputs:
         """Embeddings ``φ(x)`` ``(n, d)`` float32 of images ``(n, H, W)`` or histograms ``(n, k)`` (one image
         ``(H, W)`` or histogram ``(k,)``: ``(1, d)``)."""
         Z, like, _ = self._embed_input(X, "X", device, batch_size)
         return _out(Z, like)
 
-    def decode(self, Z, *, batch_size: int | None = None, device=None):
+    def decode(self, Z: Inputs, *, batch_size: int | None = None, device: Device = None) -> Outputs:
         """Histograms ``softmax(ψ(z))`` float32 of embeddings ``(n, d)`` (one ``(d,)``: ``n = 1``): images
         ``(n, H, W)`` for a grid model, ``(n, k)`` otherwise; each sums to 1."""
         arr, like = _inputs.embeddings(Z)
@@ -236,8 +238,9 @@ class WassersteinEmbedding:
         """:math:`W_p` from estimates of :math:`W_p^p` when ``root`` (``distance_fn.root``), else ``D``."""
         return self.distance_fn.root(D) if root else D
 
-    def distance(self, X, Y, *, root: bool = False, interval: float | None = None, warn_ood: bool = True,
-                 batch_size: int | None = None, device=None):
+    def distance(self, X: Inputs, Y: Inputs, *, root: bool = False, interval: float | None = None,
+                 warn_ood: bool = True, batch_size: int | None = None,
+                 device: Device = None) -> Outputs | DistanceEstimate:
         """Paired estimates ``(n,)`` float64 of :math:`W_p^p(x_i, y_i)` (``root=True``: :math:`W_p`).
 
         ``X`` and ``Y`` hold the same number ``n`` of inputs, or one of them a single input (one image
@@ -290,7 +293,8 @@ class WassersteinEmbedding:
                                      fix="use a model from wassembed.train, or pass n_candidates= for kNN"))
         return cal
 
-    def cdist(self, XA, XB, *, root: bool = False, block_size: int = 2048, batch_size: int | None = None, device=None):
+    def cdist(self, XA: Inputs, XB: Inputs, *, root: bool = False, block_size: int = 2048,
+              batch_size: int | None = None, device: Device = None) -> Outputs:
         """All-pairs estimates ``(nA, nB)`` float64 (scipy's ``cdist`` shape), block-wise on CPU or CUDA."""
         block_size = check_pos_int("block_size", block_size)
         ZA, like, dev = self._embed_input(XA, "XA", device, batch_size)
@@ -299,7 +303,8 @@ class WassersteinEmbedding:
         cdist_into(out, ZA, ZB, distance=self.distance_fn, block_size=block_size)
         return _out(self._finish(out, root), like)
 
-    def pdist(self, X, *, root: bool = False, block_size: int = 2048, batch_size: int | None = None, device=None):
+    def pdist(self, X: Inputs, *, root: bool = False, block_size: int = 2048, batch_size: int | None = None,
+              device: Device = None) -> Outputs:
         """Condensed estimates ``(n(n−1)/2,)`` float64 over pairs ``i < j`` (scipy's ``pdist`` order)."""
         block_size = check_pos_int("block_size", block_size)
         Z, like, _ = self._embed_input(X, "X", device, batch_size)
@@ -309,9 +314,9 @@ class WassersteinEmbedding:
         return _out(self._finish(out, root), like)
 
     # -- nearest neighbours -------------------------------------------------------------------------
-    def kneighbors(self, Q, R, k: int = 10, *, exact_rerank: bool = False, level: float = 0.99,
+    def kneighbors(self, Q: Inputs, R: Inputs, k: int = 10, *, exact_rerank: bool = False, level: float = 0.99,
                    n_candidates: int | None = None, block_size: int = 256, batch_size: int | None = None,
-                   device=None) -> KNNResult:
+                   device: Device = None) -> KNNResult:
         """The ``k`` nearest references ``R`` of each query ``Q``: ``(indices, values)``, ascending.
 
         ``indices`` ``(nq, k)`` int64 and ``values`` ``(nq, k)`` float64 (one query ``(H, W)`` or ``(k,)``:
@@ -341,24 +346,24 @@ class WassersteinEmbedding:
         return self._solver
 
     # -- geometry (decoded; see :mod:`._geometry`) -------------------------------------------------
-    def barycenter(self, X, weights=None, *, device=None):
+    def barycenter(self, X: Inputs, weights: Inputs | None = None, *, device: Device = None) -> Outputs:
         """Approximate Wasserstein barycenter ``ψ(Σ αᵢ φ(xᵢ))`` of the inputs ``X`` (``weights`` α ≥ 0,
         normalised): one image ``(H, W)`` for a grid model, one histogram ``(k,)`` otherwise; float32."""
         return _geometry.barycenter(self, X, weights, device=device)
 
-    def interpolate(self, a, b, steps: int = 5, *, device=None):
+    def interpolate(self, a: Inputs, b: Inputs, steps: int = 5, *, device: Device = None) -> Outputs:
         """Decoded path ``ψ((1 − t) φ(a) + t φ(b))`` for ``t = 0 … 1`` between two single inputs: ``(steps, H,
         W)`` for a grid model, ``(steps, k)`` otherwise; float32."""
         return _geometry.interpolate(self, a, b, steps, device=device)
 
-    def principal_directions(self, X, n_components: int = 3, scales=_geometry.DEFAULT_SCALES, *,
-                             device=None) -> PrincipalDirections:
+    def principal_directions(self, X: Inputs, n_components: int = 3, scales=_geometry.DEFAULT_SCALES, *,
+                             device: Device = None) -> PrincipalDirections:
         """PCA of the embeddings of ``X``, each direction decoded at ``mean + s σ v`` (paper's PGA);
         ``histograms`` ``(n_components, len(scales), H, W)`` for a grid model, ``(…, k)`` otherwise."""
         return _geometry.principal_directions(self, X, n_components, scales, device=device)
 
     # -- out of distribution ------------------------------------------------------------------------
-    def ood_score(self, X, *, batch_size: int | None = None, device=None) -> np.ndarray:
+    def ood_score(self, X: Inputs, *, batch_size: int | None = None, device: Device = None) -> np.ndarray:
         """Reconstruction error ``KL(x ‖ ψ(φ(x)))`` (nats, summed over bins) of each input ``(n,)`` float64
         (one image ``(H, W)`` or histogram ``(k,)``: ``(1,)``).
 
@@ -375,13 +380,14 @@ class WassersteinEmbedding:
         """The ``level`` quantile of the held-out images' reconstruction errors."""
         return _ood.ood_threshold(self.calibration, level)
 
-    def is_ood(self, X, *, level: float = 0.99, batch_size: int | None = None, device=None) -> np.ndarray:
+    def is_ood(self, X: Inputs, *, level: float = 0.99, batch_size: int | None = None,
+               device: Device = None) -> np.ndarray:
         """Boolean mask ``(n,)``: inputs reconstructing worse than the training set's ``level`` quantile."""
         thr = self.ood_threshold(level)
         return self.ood_score(X, batch_size=batch_size, device=device) > thr
 
 
-def load_model(path, *, device="cpu") -> WassersteinEmbedding:
+def load_model(path: str | os.PathLike, *, device: Device = "cpu") -> WassersteinEmbedding:
     """Load a model directory written by :meth:`WassersteinEmbedding.save` (``wassembed.load``).
 
     Every file is checked (sizes, sha256 of the weights and of the description) and nothing is unpickled:

@@ -10,13 +10,14 @@ from ..errors import CacheMismatchError, InputError, explain
 from ..exact import DistanceCache
 from ..metrics import regression_metrics
 from ..nn import LatentDistance
-from ._embedding import load_model
+from ._embedding import WassersteinEmbedding, load_model
 from ._warnings import warn_unchecked_overlap
 
 __all__ = ["evaluate"]
 
 
-def evaluate(model, cache, *, batch_size: int = 4096) -> dict:
+def evaluate(model: WassersteinEmbedding | str | os.PathLike, cache: DistanceCache | str | os.PathLike, *,
+             batch_size: int = 4096) -> dict:
     """Metrics of ``model`` on the pairs of ``cache`` whose images were not used in training.
 
     Parameters

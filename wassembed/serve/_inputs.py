@@ -20,7 +20,15 @@ from .._validation import check_pos_int
 from ..data import as_weights
 from ..errors import InputError, explain
 
-__all__ = ["as_batch", "batch_size", "embeddings", "rewrap", "single", "unwrap", "weights"]
+#: images ``(n, H, W)`` / ``(H, W)`` or histograms ``(n, k)`` / ``(k,)``: numpy (or array-like) or torch
+Inputs = np.ndarray | torch.Tensor | list
+#: numpy in, numpy out; torch in, torch out on the input's device
+Outputs = np.ndarray | torch.Tensor
+#: ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"``, a ``torch.device``, or None (the model's device)
+Device = str | torch.device | None
+
+__all__ = ["Device", "Inputs", "Outputs", "as_batch", "batch_size", "embeddings", "rewrap", "single", "unwrap",
+           "weights"]
 
 
 def unwrap(X):
