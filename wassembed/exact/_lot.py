@@ -37,8 +37,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..data import HistogramSet, as_weights, parse_p
-from ..errors import InputError, SolverError, explain
-from ._solver import DEFAULT_NUM_ITER_MAX
+from ..errors import InputError, explain
+from ._solver import DEFAULT_NUM_ITER_MAX, raise_unless_optimal
 
 __all__ = ["LinearOT"]
 
@@ -178,14 +178,9 @@ class LinearOT:
         # hence the same plan even when the optimum is not unique (common on integer grids).
         M = ((self._y[:, None, :] - (x - x[0])[None, :, :]) ** 2).sum(-1)
         G, log = ot.emd(self.reference_, b[ib], M, numItermax=self.num_iter_max, center_dual=False, log=True)
-        problem = log.get("warning")
-        if problem:
-            status = "iteration limit reached" if "numItermax" in str(problem) else "not optimal"
-            raise SolverError(explain(f"exact solve from the LOT reference to row {row} did not reach optimality",
-                                      expected="an optimal network-simplex solution",
-                                      received=f"{status} ({problem})",
-                                      fix="raise num_iter_max (LinearOT(..., num_iter_max=...)) or check that the "
-                                          "histograms are finite, nonnegative and sum to 1"))
+        raise_unless_optimal(log, f"exact solve from the LOT reference to row {row}",
+                             fix="raise num_iter_max (LinearOT(..., num_iter_max=...)) or check that the "
+                                 "histograms are finite, nonnegative and sum to 1")
         T = (G @ x) / self.reference_[:, None]
         split = float((G * ((x[None, :, :] - T[:, None, :]) ** 2).sum(-1)).sum())
         return (np.sqrt(self.reference_)[:, None] * T).ravel(), split

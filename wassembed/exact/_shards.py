@@ -53,7 +53,15 @@ class PairTable:
 
     @classmethod
     def merge(cls, tables: Sequence[PairTable]) -> PairTable:
-        """All pairs of ``tables``, unique (the first value of a repeated pair is kept), sorted by ``(i, j)``."""
+        """All pairs of ``tables``, unique (the first value of a repeated pair is kept), sorted by ``(i, j)``.
+
+        Examples
+        --------
+        >>> a = PairTable(np.array([2, 0]), np.array([3, 1]), np.array([5.0, 1.0]))
+        >>> t = PairTable.merge([a, PairTable(np.array([0]), np.array([1]), np.array([1.0]))])
+        >>> t.i.tolist(), t.j.tolist(), t.value.tolist()
+        ([0, 2], [1, 3], [1.0, 5.0])
+        """
         if not tables:
             return cls.empty()
         i, j, v = (np.concatenate([getattr(t, f) for t in tables]) for f in ("i", "j", "value"))

@@ -97,15 +97,10 @@ class ExactSolver:
         # neighbours with exact solves from several threads) it records other threads' warnings as this
         # solve's failure, misses this solve's own, and can leave the warning filters altered for good.
         value, log = ot.emd2(a[ia], b[ib], sub, numItermax=self.num_iter_max, center_dual=False, log=True)
-        problem = log.get("warning")
-        if problem:
-            who = f"pair {pair}" if pair is not None else "the pair"
-            status = "iteration limit reached" if "numItermax" in str(problem) else "not optimal"
-            raise SolverError(explain(f"exact solve of {who} did not reach optimality",
-                                      expected="an optimal network-simplex solution",
-                                      received=f"{status} ({problem})",
-                                      fix="raise num_iter_max (ExactSolver(..., num_iter_max=...)) or check "
-                                          "that both histograms are finite, nonnegative and sum to 1"))
+        who = f"pair {pair}" if pair is not None else "the pair"
+        raise_unless_optimal(log, f"exact solve of {who}",
+                             fix="raise num_iter_max (ExactSolver(..., num_iter_max=...)) or check that both "
+                                 "histograms are finite, nonnegative and sum to 1")
         return float(value)
 
     def solve_pairs(self, weights: np.ndarray, i: ArrayLike, j: ArrayLike, *, offset: int = 0) -> np.ndarray:
@@ -131,3 +126,15 @@ class ExactSolver:
             a, b = int(i[t]), int(j[t])
             out[t] = self.solve(weights[a], weights[b], pair=(a + offset, b + offset))
         return out
+
+
+def raise_unless_optimal(log: dict, what: str, *, fix: str) -> None:
+    """Raise :class:`~wassembed.errors.SolverError` when POT's ``log`` (``log=True``) reports no optimum.
+
+    ``what`` names the solve (``"exact solve of pair (3, 7)"``); ``fix`` says what to change.
+    """
+    problem = log.get("warning")
+    if problem:
+        status = "iteration limit reached" if "numItermax" in str(problem) else "not optimal"
+        raise SolverError(explain(f"{what} did not reach optimality", expected="an optimal network-simplex solution",
+                                  received=f"{status} ({problem})", fix=fix))

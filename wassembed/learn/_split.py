@@ -20,31 +20,11 @@ from ..exact import PairTable
 from ._batching import plan_units, split_by_image, split_calibration
 from ._settings import TrainSettings
 
-__all__ = ["SPLIT_RULE", "TrainingPairs", "merge_shards", "split_pairs"]
+__all__ = ["SPLIT_RULE", "TrainingPairs", "split_pairs"]
 
 #: How pairs are split (part of a checkpoint's identity: a run resumed under another rule would compare
 #: validation errors over other pairs).
 SPLIT_RULE = "by image; every pair with a held-out image selects or calibrates (none dropped)"
-
-
-def merge_shards(shards) -> PairTable:
-    """All pairs of the shards, unique and sorted by ``(i, j)`` (as ``DistanceCache.read``).
-
-    Examples
-    --------
-    >>> a = PairTable(np.array([2, 0]), np.array([3, 1]), np.array([5.0, 1.0]))
-    >>> t = merge_shards([a, PairTable(np.array([0]), np.array([1]), np.array([1.0]))])
-    >>> t.i.tolist(), t.j.tolist(), t.value.tolist()
-    ([0, 2], [1, 3], [1.0, 5.0])
-    """
-    if not shards:
-        e = np.empty(0, dtype=np.int64)
-        return PairTable(e, e.copy(), np.empty(0))
-    i, j, v = (np.concatenate([getattr(t, f) for t in shards]) for f in ("i", "j", "value"))
-    order = np.lexsort((j, i))
-    i, j, v = i[order], j[order], v[order]
-    keep = np.r_[True, (i[1:] != i[:-1]) | (j[1:] != j[:-1])]
-    return PairTable(i[keep], j[keep], v[keep])
 
 
 def _take(table: PairTable, mask: np.ndarray) -> PairTable:
@@ -148,7 +128,7 @@ def split_pairs(cache, settings: TrainSettings, seed: int) -> TrainingPairs:
     """
     n = cache.data.n
     shards = cache.read_shards()
-    table = merge_shards(shards)
+    table = PairTable.merge(shards)  # unique, sorted by (i, j), as DistanceCache.read
     if len(table) == 0:
         raise InputError(explain(f"cache {cache.path} holds no pairs", expected="exact distances to train on",
                                  received="0 pairs",
