@@ -5,6 +5,7 @@ Nothing here imports torch: a machine (or Dask worker) that only solves exact pr
 """
 
 from ._cache import DistanceCache, describe_cache, quantity_name
+from ._clouds import CloudSolver, cloud_ground_cost
 from ._dask import DaskExecutor, connect
 from ._executors import InProcessExecutor, LocalPoolExecutor, default_workers
 from ._lot import LinearOT
@@ -26,6 +27,8 @@ from ._verify import verify
 __all__ = [
     "DEFAULT_NUM_ITER_MAX",
     "ExactSolver",
+    "CloudSolver",
+    "cloud_ground_cost",
     "LinearOT",
     "all_pairs",
     "block_pairs",

@@ -1,0 +1,356 @@
+"""Weighted point clouds of varying sizes: validation, normalisation, ``.npz`` files, padding, fingerprints.
+
+A point cloud is a discrete measure :math:`\\mu_i = \\sum_{u=1}^{k_i} w_{iu} \\, \\delta_{x_{iu}}` with points
+:math:`x_{iu} \\in \\mathbb{R}^d` (an array ``(k_i, d)``) and nonnegative weights summing to 1 (uniform when not
+given). Clouds of one set share the dimension ``d`` and may differ in size ``k_i``. They are stored flat:
+all points stacked in one ``(N, d)`` array, ``N = Σ k_i``, and cloud ``i`` is rows ``offsets[i]:offsets[i+1]``.
+
+The interchange file is an ``.npz`` holding ``points`` (N, d) float, ``offsets`` (n + 1,) int, and optionally
+``weights`` (N,) float (uniform per cloud when absent) and ``labels`` (n,). Needs numpy only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .._io import atomic_write
+from ..errors import InputError, explain
+from ._loaders import DAMAGED_FILE_ERRORS, _np_load
+from ._support import FINGERPRINT_VERSION
+
+__all__ = ["PointCloudSet", "as_cloud"]
+
+#: a cloud whose weights sum to 1 within this tolerance is kept as given (so normalising is idempotent and a
+#: saved set loads back bit for bit); any other cloud is divided by its sum
+SUM_TOLERANCE = 1e-9
+
+_RESHAPE_FIX = ("pass points as a (k, d) array: for k points on a line use points.reshape(-1, 1), "
+                "for a single point in d dimensions use points.reshape(1, -1)")
+
+
+def _float_array(x, what: str) -> np.ndarray:
+    """``x`` as a float64 array, or InputError when it is not numeric (strings, ragged lists, complex)."""
+    try:
+        arr = np.asarray(x)
+    except ValueError as exc:  # ragged nested lists
+        raise InputError(explain(f"{what} is ragged", expected="rows of equal length",
+                                 received=str(exc).split("\n")[0], fix="give every point the same d")) from None
+    if arr.dtype == object or np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number)
+                                                           or arr.dtype == bool):
+        raise InputError(explain(f"{what} is not a real numeric array", expected="an int or float array",
+                                 received=f"dtype {arr.dtype}", fix="pass numbers"))
+    return arr.astype(np.float64)
+
+
+def _check_finite(arr: np.ndarray, what: str) -> None:
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise InputError(explain(f"{what} holds NaN or inf", expected="finite values",
+                                 received=f"{arr[tuple(bad)]} at index {tuple(int(b) for b in bad)}",
+                                 fix="drop or impute the non-finite entries"))
+
+
+def as_cloud(cloud, *, what: str = "cloud") -> tuple[np.ndarray, np.ndarray]:
+    """Validate one cloud and return ``(points (k, d), weights (k,))`` in float64, weights summing to 1.
+
+    Parameters
+    ----------
+    cloud : array-like, shape (k, d), or tuple (points (k, d), weights (k,))
+        Points alone (uniform weights) or a ``(points, weights)`` tuple; a tuple always means that pair.
+    what : str
+        Name of the cloud in error messages.
+
+    Examples
+    --------
+    >>> p, w = as_cloud(([[0.0, 0.0], [1.0, 1.0]], [1, 3]))
+    >>> p.shape, w.tolist()
+    ((2, 2), [0.25, 0.75])
+    """
+    points, weights = cloud if isinstance(cloud, tuple) and len(cloud) == 2 else (cloud, None)
+    p = _float_array(points, f"{what} points")
+    if p.ndim != 2:
+        raise InputError(explain(f"{what} points have the wrong rank", expected="a (k, d) array",
+                                 received=f"shape {p.shape}", fix=_RESHAPE_FIX))
+    if p.shape[0] == 0:
+        raise InputError(explain(f"{what} is empty", expected="at least one point", received="shape " + str(p.shape),
+                                 fix="drop empty clouds; they are not distributions"))
+    _check_finite(p, f"{what} points")
+    if weights is None:
+        return p, np.full(p.shape[0], 1.0 / p.shape[0])
+    w = _float_array(weights, f"{what} weights")
+    if w.shape != (p.shape[0],):
+        raise InputError(explain(f"{what} weights do not match its points", expected=f"shape ({p.shape[0]},)",
+                                 received=f"shape {w.shape}", fix="one weight per point (row of points)"))
+    return p, _normalised(w, np.array([0, w.shape[0]]), what=f"{what} weights", name_cloud=False)
+
+
+def _normalised(w: np.ndarray, offsets: np.ndarray, *, what: str, name_cloud: bool = True) -> np.ndarray:
+    """Check finite nonnegative weights with a positive sum per cloud; divide each cloud by its sum.
+
+    ``what`` names the weights in messages; ``name_cloud`` adds which cloud of a set has no weight.
+    """
+    _check_finite(w, what)
+    if (w < 0).any():
+        row = int(np.flatnonzero(w < 0)[0])
+        raise InputError(explain(f"{what} are negative", expected="nonnegative weights",
+                                 received=f"{w[row]} at row {row}", fix="clip negative weights to 0"))
+    sizes = np.diff(offsets)
+    sums = np.add.reduceat(w, offsets[:-1]) if w.size else np.zeros(0)
+    if (sums <= 0).any():
+        i = int(np.flatnonzero(sums <= 0)[0])
+        whose = f"{what} of cloud {i}" if name_cloud else what
+        raise InputError(explain(f"{whose} are all zero", expected="a positive total weight",
+                                 received=f"{sizes[i]} zero weights", fix="drop the cloud or give it weights"))
+    if np.all(np.abs(sums - 1.0) <= SUM_TOLERANCE):
+        return w
+    scale = np.where(np.abs(sums - 1.0) <= SUM_TOLERANCE, 1.0, sums)
+    return w / np.repeat(scale, sizes)
+
+
+@dataclass(frozen=True, eq=False)
+class PointCloudSet:
+    """A set of ``n`` weighted point clouds in :math:`\\mathbb{R}^d`, stored flat.
+
+    Parameters
+    ----------
+    points : array-like, shape (N, d)
+        All points, cloud after cloud (``N = Σ k_i``); stored as float64.
+    weights : array-like, shape (N,), optional
+        Nonnegative weights; each cloud's are divided by their sum. Uniform per cloud when omitted.
+    offsets : array-like of int, shape (n + 1,)
+        Cloud ``i`` is rows ``offsets[i]:offsets[i+1]``: starts at 0, increases strictly, ends at ``N``.
+    labels : array-like, shape (n,), optional
+        Class labels, carried along but not part of the fingerprint.
+
+    Examples
+    --------
+    >>> cs = PointCloudSet.from_clouds([np.zeros((2, 3)), (np.ones((1, 3)), [5.0])])
+    >>> len(cs), cs.d, cs.sizes.tolist(), cs.weights.tolist()
+    (2, 3, [2, 1], [0.5, 0.5, 1.0])
+    """
+
+    points: np.ndarray
+    weights: np.ndarray | None = None
+    offsets: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        p = _float_array(self.points, "points")
+        if p.ndim != 2:
+            raise InputError(explain("points have the wrong rank", expected="an (N, d) array of all points",
+                                     received=f"shape {p.shape}", fix=_RESHAPE_FIX))
+        _check_finite(p, "points")
+        offsets = self._checked_offsets(p.shape[0])
+        if self.weights is None:
+            sizes = np.diff(offsets)
+            w = np.repeat(1.0 / sizes, sizes)
+        else:
+            w = _float_array(self.weights, "weights")
+            if w.shape != (p.shape[0],):
+                raise InputError(explain("weights do not match the points", expected=f"shape ({p.shape[0]},)",
+                                         received=f"shape {w.shape}", fix="one weight per point (row of points)"))
+            w = _normalised(w, offsets, what="weights")
+        object.__setattr__(self, "points", np.ascontiguousarray(p))
+        object.__setattr__(self, "weights", np.ascontiguousarray(w))
+        object.__setattr__(self, "offsets", offsets)
+        if self.labels is not None:
+            lab = np.asarray(self.labels)
+            if lab.shape != (self.n,):
+                raise InputError(explain("labels do not match the clouds", expected=f"shape ({self.n},)",
+                                         received=f"shape {lab.shape}", fix="one label per cloud"))
+            object.__setattr__(self, "labels", lab)
+
+    def _checked_offsets(self, N: int) -> np.ndarray:
+        if self.offsets is None:
+            raise InputError(explain("a PointCloudSet needs offsets", expected="offsets (n + 1,): 0, k_0, ..., N",
+                                     received="none", fix="pass offsets= or build it with from_clouds"))
+        o = np.asarray(self.offsets)
+        if o.ndim != 1 or o.size == 0 or not (np.issubdtype(o.dtype, np.integer) or o.size == 1 and o[0] == 0):
+            raise InputError(explain("bad offsets", expected="a 1-D integer array (n + 1,) starting at 0",
+                                     received=f"dtype {o.dtype}, shape {o.shape}", fix="pass np.cumsum([0, *sizes])"))
+        o = o.astype(np.int64)
+        if o[0] != 0 or o[-1] != N:
+            raise InputError(explain("offsets do not span the points", expected=f"offsets[0] = 0 and offsets[-1] = {N}",
+                                     received=f"{int(o[0])} and {int(o[-1])}", fix="pass np.cumsum([0, *sizes])"))
+        steps = np.diff(o)
+        if (steps < 0).any():
+            i = int(np.flatnonzero(steps < 0)[0])
+            raise InputError(explain("offsets are not nondecreasing", expected="offsets[i] <= offsets[i + 1]",
+                                     received=f"{int(o[i])} then {int(o[i + 1])} at cloud {i}",
+                                     fix="sort the clouds' rows and pass np.cumsum([0, *sizes])"))
+        if (steps == 0).any():
+            i = int(np.flatnonzero(steps == 0)[0])
+            raise InputError(explain(f"cloud {i} is empty", expected="at least one point per cloud",
+                                     received=f"offsets[{i}] = offsets[{i + 1}] = {int(o[i])}",
+                                     fix="drop empty clouds; they are not distributions"))
+        return np.ascontiguousarray(o)
+
+    # -- constructors -------------------------------------------------------------------------------
+    @classmethod
+    def from_clouds(cls, clouds, labels: ArrayLike | None = None) -> PointCloudSet:
+        """Validate a list of clouds, each ``(k_i, d)`` points or a ``(points, weights)`` tuple.
+
+        Weights are normalised per cloud (uniform when a cloud is given as points alone); every cloud must have
+        the same dimension ``d``.
+        """
+        if isinstance(clouds, np.ndarray) and clouds.ndim == 3:
+            clouds = list(clouds)
+        if not isinstance(clouds, (list, tuple)) or len(clouds) == 0:
+            raise InputError(explain("bad clouds", expected="a non-empty list of (k, d) arrays or (points, weights)",
+                                     received=type(clouds).__name__ if not isinstance(clouds, (list, tuple))
+                                     else "an empty list", fix="pass [points_0, points_1, ...]"))
+        parsed = [as_cloud(c, what=f"cloud {i}") for i, c in enumerate(clouds)]
+        dims = [p.shape[1] for p, _ in parsed]
+        if len(set(dims)) > 1:
+            i = next(t for t, dim in enumerate(dims) if dim != dims[0])
+            raise InputError(explain("clouds have different dimensions", expected=f"d = {dims[0]} (as cloud 0)",
+                                     received=f"d = {dims[i]} for cloud {i}", fix="embed every cloud in one space"))
+        offsets = np.concatenate([[0], np.cumsum([p.shape[0] for p, _ in parsed])]).astype(np.int64)
+        return cls(np.concatenate([p for p, _ in parsed]), np.concatenate([w for _, w in parsed]), offsets,
+                   labels=labels)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PointCloudSet:
+        """Read an ``.npz`` with ``points`` (N, d), ``offsets`` (n + 1,), optional ``weights`` (N,), ``labels``."""
+        path = Path(path)
+        z = _np_load(path)
+        try:
+            missing = {"points", "offsets"} - set(z.files)
+            if missing:
+                raise InputError(explain(f"{path} holds no point clouds",
+                                         expected="arrays 'points' (N, d) and 'offsets' (n + 1,)",
+                                         received=f"arrays {sorted(z.files)}", fix="save it with PointCloudSet.save"))
+            return cls(z["points"], z["weights"] if "weights" in z.files else None, z["offsets"],
+                       labels=z["labels"] if "labels" in z.files else None)
+        except InputError:
+            raise
+        except DAMAGED_FILE_ERRORS as exc:  # members are read lazily: damage shows up here
+            raise InputError(explain(f"cannot read {path}", expected="a valid .npz archive without pickled objects",
+                                     received=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                                     fix="re-save it with PointCloudSet.save")) from None
+        finally:
+            z.close()
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the set to ``path`` (an ``.npz``, written atomically) in the format :meth:`load` reads."""
+        arrays = {"points": self.points, "weights": self.weights, "offsets": self.offsets}
+        if self.labels is not None:
+            arrays["labels"] = self.labels
+        atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+    # -- properties ---------------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Number of clouds."""
+        return int(self.offsets.shape[0] - 1)
+
+    @property
+    def d(self) -> int:
+        """Dimension of the points."""
+        return int(self.points.shape[1])
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Number of points ``k_i`` of each cloud, int64 ``(n,)``."""
+        return np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        sizes = self.sizes
+        span = f"{int(sizes.min())}–{int(sizes.max())}" if self.n else "-"
+        return (f"PointCloudSet(n={self.n}, d={self.d}, points={self.points.shape[0]}, sizes={span}, "
+                f"labels={'yes' if self.labels is not None else 'no'}, fingerprint={self.fingerprint[:12]}…)")
+
+    def cloud(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cloud ``i`` as ``(points (k_i, d), weights (k_i,))`` (views, not copies)."""
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -self.n <= i < self.n:
+            raise InputError(explain("bad cloud index", expected=f"an integer in [0, {self.n})", received=repr(i),
+                                     fix="pass a position in the set"))
+        i = int(i) % self.n
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        return self.points[lo:hi], self.weights[lo:hi]
+
+    def _rows(self, idx: np.ndarray) -> np.ndarray:
+        """Flat row indices of the clouds ``idx``, cloud after cloud."""
+        starts, sizes = self.offsets[idx], self.sizes[idx]
+        shift = np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes)
+        return np.arange(int(sizes.sum()), dtype=np.int64) + shift
+
+    def _indices(self, indices: ArrayLike) -> np.ndarray:
+        idx = np.asarray(indices)
+        if idx.ndim != 1 or not (np.issubdtype(idx.dtype, np.integer) or idx.size == 0):
+            raise InputError(explain("bad cloud indices", expected="a 1-D array of integers",
+                                     received=f"dtype {idx.dtype}, shape {idx.shape}", fix="pass e.g. [0, 3, 7]"))
+        idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < -self.n or idx.max() >= self.n):
+            raise InputError(explain("cloud indices out of range", expected=f"integers in [0, {self.n})",
+                                     received=f"min {int(idx.min())}, max {int(idx.max())}",
+                                     fix="index within the set"))
+        return idx % max(self.n, 1)
+
+    def subset(self, indices: ArrayLike) -> PointCloudSet:
+        """A new set holding the clouds ``indices`` (in that order; repeats allowed)."""
+        idx = self._indices(indices)
+        rows = self._rows(idx)
+        offsets = np.concatenate([[0], np.cumsum(self.sizes[idx])]).astype(np.int64)
+        return PointCloudSet(self.points[rows], self.weights[rows], offsets,
+                             labels=None if self.labels is None else self.labels[idx])
+
+    def padded(self, indices: ArrayLike, max_points: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Clouds ``indices`` padded to a common size, for set encoders.
+
+        Parameters
+        ----------
+        indices : array-like of int, shape (m,)
+            Clouds to take.
+        max_points : int, optional
+            Pad to this many points (default: the largest of the chosen clouds); a larger cloud is an error.
+
+        Returns
+        -------
+        P : ndarray, shape (m, kmax, d), float64
+            Points, zero in the padding.
+        W : ndarray, shape (m, kmax), float64
+            Weights (each row sums to 1), zero in the padding.
+        mask : ndarray, shape (m, kmax), bool
+            True on real points.
+        """
+        idx = self._indices(indices)
+        sizes = self.sizes[idx]
+        kmax = int(sizes.max()) if sizes.size else 0
+        if max_points is not None:
+            if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < kmax:
+                raise InputError(explain("bad max_points", expected=f"an integer >= {kmax} (the largest cloud chosen)",
+                                         received=repr(max_points), fix="raise max_points or subsample the clouds"))
+            kmax = int(max_points)
+        mask = np.arange(kmax)[None, :] < sizes[:, None]
+        rows = self._rows(idx)
+        P = np.zeros((idx.size, kmax, self.d))
+        W = np.zeros((idx.size, kmax))
+        P[mask] = self.points[rows]
+        W[mask] = self.weights[rows]
+        return P, W, mask
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the clouds (dimension, offsets, points, normalised weights); labels are ignored.
+
+        Two sets with equal fingerprints give identical exact distances.
+        """
+        if "fp" not in self._cache:
+            h = hashlib.sha256(FINGERPRINT_VERSION.encode())
+            h.update(b"point-clouds")
+            h.update(np.asarray([self.d], dtype=np.int64).tobytes())
+            for arr, dtype in ((self.offsets, "<i8"), (self.points, "<f8"), (self.weights, "<f8")):
+                h.update(np.ascontiguousarray(arr, dtype=dtype).tobytes())
+            self._cache["fp"] = h.hexdigest()
+        return self._cache["fp"]
