@@ -22,6 +22,7 @@ from ._pairs import (
 from ._precompute import PrecomputeResult, plan_pairs, precompute
 from ._shards import PairTable, chunk_key
 from ._solver import DEFAULT_NUM_ITER_MAX, ExactSolver
+from ._teacher import LOTTargets, compute_lot_targets, has_lot_support, read_lot_targets
 from ._verify import verify
 
 __all__ = [
@@ -30,6 +31,10 @@ __all__ = [
     "CloudSolver",
     "cloud_ground_cost",
     "LinearOT",
+    "LOTTargets",
+    "compute_lot_targets",
+    "has_lot_support",
+    "read_lot_targets",
     "all_pairs",
     "block_pairs",
     "canonical",

@@ -39,6 +39,7 @@ from ._pairs import (
 )
 from ._shards import chunk_key
 from ._solver import DEFAULT_NUM_ITER_MAX
+from ._teacher import compute_lot_targets, has_lot_support
 
 __all__ = ["PrecomputeResult", "plan_pairs", "precompute"]
 
@@ -64,6 +65,10 @@ class PrecomputeResult:
     workers: int
     executor: str
     total_in_cache: int
+    #: per-image LOT targets: images of the plan, solved now (exact solves spent), seconds (0 when off)
+    lot_images: int = 0
+    lot_computed: int = 0
+    lot_seconds: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -139,7 +144,7 @@ def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, p
                against: IndexSpec = None, sampling: str = "random", block_size: int = 64,
                pairs_file: str | os.PathLike | None = None, chunk_size: int = 256, progress: bool = True,
                client: Any = None, executor: Executor | None = None,
-               num_iter_max: int = DEFAULT_NUM_ITER_MAX) -> PrecomputeResult:
+               num_iter_max: int = DEFAULT_NUM_ITER_MAX, lot: bool = True) -> PrecomputeResult:
     """Compute exact :math:`W_p^p` for a plan of pairs into the cache ``out`` (resumable).
 
     Parameters
@@ -161,6 +166,11 @@ def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, p
         10 s (no carriage returns in log files).
     client : dask.distributed.Client, optional
         Run the chunks on a Dask cluster instead of local processes.
+    lot : bool
+        Also solve, once per image of the plan, the LOT problem from a reference (the mean of those images)
+        and cache the embeddings (:mod:`wassembed.exact._teacher`): the targets of the trainer's
+        distillation phase. Only where defined (``p = 2``, a grid or coordinates); computed by local processes
+        (``workers``) even with a Dask ``client``; resumable like the pairs.
 
     Returns
     -------
@@ -212,11 +222,18 @@ def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, p
     seconds = time.perf_counter() - t0
     with _cache_io(out):
         counts = cache.update_counts()
+    done = {"requested": 0, "computed": 0, "seconds": 0.0}
+    if lot and has_lot_support(hs, p):
+        with _cache_io(out):
+            lot_workers = default_workers() if workers is None or workers == 0 else check_pos_int("workers", workers)
+            done = compute_lot_targets(cache, np.union1d(i_all, j_all), workers=lot_workers, progress=progress,
+                                       num_iter_max=num_iter_max)
     return PrecomputeResult(cache=str(cache.path), requested=int(i_all.size), already_cached=already,
                             computed=computed, done_elsewhere=elsewhere, seconds=seconds,
                             pairs_per_s=computed / seconds if seconds > 0 and computed else 0.0,
                             workers=int(getattr(ex, "workers", 1)), executor=ex.name,
-                            total_in_cache=counts["pairs"])
+                            total_in_cache=counts["pairs"], lot_images=done["requested"],
+                            lot_computed=done["computed"], lot_seconds=done["seconds"])
 
 
 def _run(cache, ex, hs, p, todo, total, num_iter_max, progress) -> tuple[int, int]:

@@ -1,0 +1,262 @@
+"""Per-image LOT targets in a cache: one exact solve per image, resumable and checksummed.
+
+A pair solve gives one number; a solve from a fixed reference measure to an image gives its whole linear
+optimal transport embedding (:class:`~wassembed.exact.LinearOT`: the barycentric map, ``K × d`` numbers),
+the target the trainer first regresses (:mod:`wassembed.learn`: distillation, then exact pairs). They live
+next to the pairs::
+
+    CACHE/lot/reference.npz     the reference histogram (k,), the images it is the mean of, a sha256
+    CACHE/lot/<key>.npz         a chunk of images: int64 index (m,), float32 embedding (m, K·d),
+                                float64 split (m,) (see LinearOT.transform), a sha256 of the three
+
+Guarantees are those of the pair shards: atomic writes, a checksum verified on every read (a mismatch
+raises :class:`~wassembed.errors.CorruptShardError` naming the file), chunks named by their content so a
+rerun computes only missing images, claims (``flock``) so two processes never compute one chunk twice.
+The reference is fixed by the first run (the mean of the images planned then); images added later are
+solved against the same reference. Only ``p = 2`` on supports with coordinates has LOT targets.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .._io import atomic_write
+from .._progress import progress as show_progress
+from ..errors import CorruptShardError, InputError, explain
+from ._lot import LinearOT
+from ._solver import DEFAULT_NUM_ITER_MAX
+
+__all__ = ["LOTTargets", "compute_lot_targets", "has_lot_support", "read_lot_targets"]
+
+_KEY_PREFIX = "lot-"
+
+
+@dataclass(frozen=True)
+class LOTTargets:
+    """The per-image LOT targets of a cache.
+
+    Attributes
+    ----------
+    index : ndarray, shape (m,), int64
+        Images (rows of the cache's data) with a target, sorted.
+    embedding : ndarray, shape (m, K * d), float32
+        Their LOT embeddings :math:`e_i = (\\sqrt{r_k} T_i(y_k))_k`.
+    split : ndarray, shape (m,), float64
+        Split terms (:math:`\\|e_i - e_\\sigma\\|^2 + \\text{split}_i = W_2^2(\\sigma, \\mu_i)`).
+    reference : ndarray, shape (k,), float64
+        The reference histogram on the cache's support.
+    """
+
+    index: np.ndarray
+    embedding: np.ndarray
+    split: np.ndarray
+    reference: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.index.size)
+
+    def rows(self, images: np.ndarray) -> np.ndarray:
+        """Rows of ``embedding`` for ``images`` (each must have a target)."""
+        pos = np.searchsorted(self.index, images)
+        if np.any(pos >= self.index.size) or np.any(self.index[np.minimum(pos, self.index.size - 1)] != images):
+            raise InputError(explain("images without LOT targets", expected="images the cache has targets for",
+                                     received=f"{int(np.sum(~np.isin(images, self.index)))} without",
+                                     fix="rerun `wassembed precompute` on the cache (it adds missing targets)"))
+        return pos
+
+
+def has_lot_support(data, p: int) -> bool:
+    """Whether LOT targets are defined: ``p = 2`` and a support with coordinates (a grid or ``coords``)."""
+    return int(p) == 2 and (data.grid is not None or data.coords is not None)
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _lot_dir(cache) -> Path:
+    return Path(cache.path) / "lot"
+
+
+def _read_npz(f: Path, names: tuple[str, ...]) -> dict:
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            out = {n: z[n] for n in names + ("sha256",)}
+    except Exception as exc:  # unreadable, truncated, missing arrays: one clear error naming the file
+        raise CorruptShardError(explain(f"damaged LOT file {f}", expected="a complete .npz written by precompute",
+                                        received=f"{type(exc).__name__}: {exc}",
+                                        fix="delete it and rerun the same `wassembed precompute` command "
+                                            "(only its images are solved again)")) from None
+    if str(out.pop("sha256")) != _digest(*(out[n] for n in names)):
+        raise CorruptShardError(explain(f"damaged LOT file {f}", expected="content matching its sha256",
+                                        received="a checksum mismatch",
+                                        fix="delete it and rerun the same `wassembed precompute` command"))
+    return out
+
+
+def _reference(cache, images: np.ndarray) -> np.ndarray:
+    """The cache's reference (created from the mean of ``images`` on the first run)."""
+    f = _lot_dir(cache) / "reference.npz"
+    if f.exists():
+        return _read_npz(f, ("reference", "images"))["reference"]
+    r = cache.data.weights[images].mean(axis=0)
+    r = r / r.sum()
+    imgs = np.asarray(images, dtype=np.int64)
+    f.parent.mkdir(exist_ok=True)
+    atomic_write(f, lambda fh: np.savez(fh, reference=r, images=imgs, sha256=_digest(r, imgs)),
+                 prefix=".tmp-reference-")
+    return r
+
+
+def _chunk_key(index: np.ndarray) -> str:
+    return _KEY_PREFIX + hashlib.sha256(np.ascontiguousarray(index, dtype=np.int64).tobytes()).hexdigest()[:24]
+
+
+def _chunk_files(cache) -> list[Path]:
+    d = _lot_dir(cache)
+    return sorted(d.glob(f"{_KEY_PREFIX}*.npz")) if d.exists() else []
+
+
+_STATE: dict = {}
+
+
+def _init(coords, reference, num_iter_max):
+    from .._deps import exact_stage_only
+
+    exact_stage_only()
+    _STATE["lot"] = LinearOT(coords, reference=reference, num_iter_max=num_iter_max)
+
+
+def _solve(weights):
+    return _STATE["lot"].transform(weights, return_split=True)
+
+
+def _done(cache) -> np.ndarray:
+    """Images that already have a target (read from the files: a chunk's name alone does not say)."""
+    parts = [_read_npz(f, ("index", "embedding", "split"))["index"] for f in _chunk_files(cache)]
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+
+
+def compute_lot_targets(cache, images, *, workers: int = 1, chunk_size: int = 32, progress: bool = True,
+                        num_iter_max: int = DEFAULT_NUM_ITER_MAX) -> dict:
+    """Solve the LOT problem of every image of ``images`` that has no target yet, into ``cache`` (resumable).
+
+    Parameters
+    ----------
+    cache : DistanceCache
+        A cache with stored data on a support with coordinates, ``p = 2``.
+    images : array-like of int, shape (m,)
+        Rows of the cache's data (duplicates ignored). The first call fixes the reference: their mean.
+    workers : int
+        Local processes (1 solves in this process).
+    chunk_size : int
+        Images per file (the unit of atomic writing and of work lost on a crash).
+    progress : bool
+        Progress on stderr (``lot targets``: images done, images/s, ETA).
+    num_iter_max : int
+        Network-simplex iteration limit; reaching it raises :class:`~wassembed.errors.SolverError`.
+
+    Returns
+    -------
+    dict
+        ``requested``, ``already_cached``, ``computed`` (exact solves spent now), ``seconds``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from wassembed.data import load_dataset
+    >>> from wassembed.exact import DistanceCache
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     c = DistanceCache.create(d + "/c", load_dataset("digits", limit=10))
+    ...     r = compute_lot_targets(c, range(10), progress=False)
+    ...     (r["computed"], read_lot_targets(c).embedding.shape)
+    (10, (10, 94))
+    """
+    if not has_lot_support(cache.data, cache.p):
+        raise InputError(explain("LOT targets need p=2 and bin coordinates", expected="a grid or coords support, p=2",
+                                 received=f"p={cache.p}, support {cache.data.support_kind}",
+                                 fix="precompute with --no-lot (pairs only)"))
+    images = np.unique(np.asarray(list(images) if not isinstance(images, np.ndarray) else images, dtype=np.int64))
+    reference = _reference(cache, images)
+    todo = np.setdiff1d(images, _done(cache))
+    t0 = time.perf_counter()
+    computed = 0
+    if todo.size:
+        computed = _run(cache, todo, reference, workers, chunk_size, progress, num_iter_max)
+    return {"requested": int(images.size), "already_cached": int(images.size - todo.size), "computed": computed,
+            "seconds": time.perf_counter() - t0}
+
+
+def _run(cache, todo, reference, workers, chunk_size, progress, num_iter_max) -> int:
+    W = cache.data.weights
+    coords = np.asarray(cache.data.support_coords(), dtype=np.float64)
+    chunks = [todo[s:s + chunk_size] for s in range(0, todo.size, chunk_size)]
+    bar = show_progress(int(todo.size), desc="lot targets", unit="image", enabled=progress)
+    computed = 0
+    try:
+        if workers <= 1 or len(chunks) < 2:
+            _init(coords, reference, num_iter_max)
+            for idx in chunks:
+                computed += _store(cache, idx, *_solve(W[idx]))
+                bar.update(int(idx.size))
+            return computed
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
+                                    initargs=(coords, reference, num_iter_max)) as pool:
+            futures = {pool.submit(_solve, W[idx]): idx for idx in chunks}
+            for fut in cf.as_completed(futures):
+                idx = futures[fut]
+                computed += _store(cache, idx, *fut.result())
+                bar.update(int(idx.size))
+        return computed
+    finally:
+        bar.close()
+
+
+def _store(cache, idx: np.ndarray, emb: np.ndarray, split: np.ndarray) -> int:
+    """Write one chunk atomically under its claim (skipped when another process stored it meanwhile)."""
+    key = _chunk_key(idx)
+    f = _lot_dir(cache) / f"{key}.npz"
+    with cache.claim(key, block=True):
+        if f.exists():
+            return 0
+        for tmp in f.parent.glob(f".tmp-{key}-*"):  # left by a killed writer of this chunk (the claim is ours)
+            tmp.unlink(missing_ok=True)
+        arrays = {"index": np.asarray(idx, np.int64), "embedding": np.asarray(emb, np.float32),
+                  "split": np.asarray(split, np.float64)}
+        arrays["sha256"] = np.array(_digest(arrays["index"], arrays["embedding"], arrays["split"]))
+        atomic_write(f, lambda fh: np.savez(fh, **arrays), prefix=f".tmp-{key}-")
+    return int(idx.size)
+
+
+def read_lot_targets(cache) -> LOTTargets | None:
+    """The cache's LOT targets, every file verified; None when it has none.
+
+    Raises
+    ------
+    CorruptShardError
+        A damaged or altered file (the message names it and the fix).
+    """
+    f = _lot_dir(cache) / "reference.npz"
+    if not f.exists():
+        return None
+    reference = _read_npz(f, ("reference", "images"))["reference"]
+    parts = [_read_npz(g, ("index", "embedding", "split")) for g in _chunk_files(cache)]
+    if not parts:
+        return None
+    index = np.concatenate([p["index"] for p in parts])
+    order, first = np.unique(index, return_index=True)
+    emb = np.concatenate([p["embedding"] for p in parts])[first]
+    split = np.concatenate([p["split"] for p in parts])[first]
+    return LOTTargets(index=order, embedding=emb, split=split, reference=reference)
