@@ -50,6 +50,12 @@ class TrainSettings:
     batching : {"groups", "pairs"}
         ``"groups"``: pack groups of pairs that share images (each distinct image embedded once per
         batch); ``"pairs"``: ordinary shuffled pair batches of ``batch_images / 2`` pairs (for comparison).
+    distill_epochs : int
+        Epochs of the distillation phase before the pair epochs, when the cache holds per-image LOT targets
+        (``wassembed precompute`` computes them by default; see :mod:`wassembed.learn._distill`); 0 skips it.
+    finetune_lr : float
+        Peak learning rate of the pair epochs after a distillation phase (replaces ``lr`` there: a fresh
+        ``lr`` undoes much of what the distillation taught; measured in docs/benchmarks.md).
     """
 
     epochs: int = 40
@@ -66,6 +72,8 @@ class TrainSettings:
     max_shift: int = 3
     weight_decay: float = 0.0
     batching: str = "groups"
+    distill_epochs: int = 40
+    finetune_lr: float = 3e-4
 
     def __post_init__(self):
         def bad(name, expected):
@@ -73,9 +81,11 @@ class TrainSettings:
                                      received=repr(getattr(self, name)), fix=f"pass a valid {name}"))
         object.__setattr__(self, "epochs", check_pos_int("epochs", self.epochs))
         check_int("batch_images", self.batch_images, minimum=4, example=64)
-        for name in ("patience", "lr_patience", "max_shift"):
+        for name in ("patience", "lr_patience", "max_shift", "distill_epochs"):
             check_int(name, getattr(self, name), minimum=0, example=getattr(TrainSettings, name))
-        check_number("lr", self.lr, low=0, high=1, low_open=True, high_open=True, example=1e-3)
+        for name in ("lr", "finetune_lr"):
+            check_number(name, getattr(self, name), low=0, high=1, low_open=True, high_open=True,
+                         example=getattr(TrainSettings, name))
         if self.batching not in ("groups", "pairs"):
             bad("batching", "'groups' or 'pairs'")
         if self.schedule not in ("cosine", "plateau", "constant"):

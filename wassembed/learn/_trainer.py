@@ -43,12 +43,13 @@ from .._progress import format_duration
 from .._validation import check_pos_int
 from .._version import __version__
 from ..errors import InputError, explain
-from ..exact import DistanceCache
+from ..exact import DistanceCache, read_lot_targets
 from ..nn import ModelConfig, resolve_device
 from ..serve import WassersteinEmbedding
 from ._batching import bounding_boxes
 from ._calibration import FALLBACK, calibrate
 from ._checkpoints import refuse_overwrite, restore_training_checkpoint, save_training_checkpoint
+from ._distill import distill, distill_targets
 from ._epoch import EpochPlan, run_epoch
 from ._losses import DistanceLoss, DWELoss
 from ._predict import validate
@@ -229,6 +230,33 @@ def train(cache: DistanceCache | str | os.PathLike, *, model: str | ModelConfig 
         torch.set_num_threads(old_threads)
 
 
+def _teacher(cache, pairs: TrainingPairs, cfg: ModelConfig, settings: TrainSettings):
+    """The distillation targets of this run, or None and the reason (decided the same way on resume)."""
+    if settings.distill_epochs == 0:
+        return None, "distill_epochs=0"
+    lot = read_lot_targets(cache)
+    if lot is None:
+        return None, "the cache has no per-image LOT targets"
+    targets = distill_targets(lot, pairs.train_images, pairs.train, cfg.embed_dim)
+    if targets is None:
+        return None, f"fewer than {cfg.embed_dim + 1} training images have LOT targets"
+    return targets, None
+
+
+def _distill_phase(targets, why: str | None, state: TrainerState, plan: EpochPlan, seed: int,
+                   distill_lr: float) -> dict:
+    """Regress the per-image LOT targets before the pair epochs (see :mod:`._distill`); what was done."""
+    if targets is None:
+        return {"used": False, "reason": why}
+    settings = plan.settings
+    if plan.progress:
+        print(f"distillation: {targets.images.size} images, {settings.distill_epochs} epochs", file=sys.stderr,
+              flush=True)
+    done = distill(state.encoder, plan.X, targets, epochs=settings.distill_epochs, batch=settings.batch_images,
+                   lr=distill_lr, seed=seed)
+    return {"used": True} | targets.summary() | done
+
+
 def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progress, log, overrides):
     """Set up (settings, device, cache, split, networks, checkpoint), fit, then calibrate the best model."""
     t_start = time.time()
@@ -240,13 +268,18 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     pairs = split_pairs(cache, settings, seed)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     log = Path(log) if log is not None else (ckpt / "train_log.jsonl" if ckpt else None)
-    plan = _plan(data, pairs, settings, p, dev, progress, ckpt)
-    state = new_state(cfg, settings, seed, dev)
+    targets, why = _teacher(cache, pairs, cfg, settings)
+    # after a distillation phase the pair epochs fine-tune: their schedule peaks at finetune_lr
+    run = settings if targets is None else dataclasses.replace(settings, lr=settings.finetune_lr)
+    plan = _plan(data, pairs, run, p, dev, progress, ckpt)
+    state = new_state(cfg, run, seed, dev)
     ident = _ident(cache, pairs, cfg, settings, seed)
     if resume:
-        restore_training_checkpoint(ckpt, state, ident, settings)
+        restore_training_checkpoint(ckpt, state, ident, run)
+        distilled = {"used": targets is not None, "reason": "resumed: the phase ran before the first checkpoint"}
     else:
         refuse_overwrite(ckpt)
+        distilled = _distill_phase(targets, why, state, plan, seed, settings.lr)
     stopped = _fit(state, plan, pairs.val, p, ident, log)
     # the final model: the best weights on validation, calibrated on pairs it has not seen
     state.load_best()
@@ -256,6 +289,7 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     cal = calibrate(state.encoder, state.decoder, plan.X, pairs, p, val_pred)
     info = _info(cache, pairs, state, settings, seed=seed, dev=dev, stopped=stopped, source=cal.source,
                  metrics=metrics, t_start=t_start)
+    info["training"]["distillation"] = distilled
     # last, after every progress line: the held-out pairs may be too few for the error bars or early stopping
     info["training"]["warnings"] = warn_small_data(
         n_val=len(pairs.val), n_cal=int(cal.arrays["val_pred"].size), fallback=cal.source == FALLBACK,

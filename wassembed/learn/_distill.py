@@ -1,0 +1,135 @@
+"""Distillation from per-image LOT targets: the first phase of training when the cache has them.
+
+A pair solve gives the encoder one number to match; a per-image LOT solve (:mod:`wassembed.exact._teacher`)
+gives it a whole embedding :math:`e_i` with :math:`\\|e_i - e_j\\|^2 \\approx W_2^2(\\mu_i, \\mu_j)`. Before the
+pair epochs, the encoder φ regresses
+
+.. math:: t_i = \\sqrt{a}\\, V_d^\\top (e_i - \\bar e), \\qquad
+          \\min_\\phi \\frac{1}{|B|} \\sum_{i \\in B} \\|\\phi(x_i) - t_i\\|^2 ,
+
+with :math:`V_d` the first ``d`` principal axes of the training images' embeddings (``d`` the model's
+latent size) and :math:`a` the least-squares scale of :math:`\\|V_d^\\top (e_i - e_j)\\|^2` against the exact
+values of the training pairs (no intercept: a latent distance has none). Only training images are used
+(held-out images keep their role: their pairs select and calibrate the model). The pair epochs then
+fine-tune φ on the exact values (:mod:`._epoch`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..exact import LOTTargets, PairTable
+
+__all__ = ["DistillTargets", "distill", "distill_targets"]
+
+
+@dataclass(frozen=True)
+class DistillTargets:
+    """What the encoder regresses in the distillation phase.
+
+    Attributes
+    ----------
+    images : ndarray, shape (m,), int64
+        Training images with a target.
+    targets : ndarray, shape (m, d), float32
+        :math:`t_i` for those images.
+    scale : float
+        :math:`a` (latent distance per unit of squared LOT distance).
+    explained : float
+        Fraction of the embeddings' variance kept by the ``d`` principal axes.
+    pairs_used : int
+        Training pairs the scale was fitted on.
+    """
+
+    images: np.ndarray
+    targets: np.ndarray
+    scale: float
+    explained: float
+    pairs_used: int
+
+    def summary(self) -> dict:
+        """JSON-able facts for the model's ``info``."""
+        return {"images": int(self.images.size), "dim": int(self.targets.shape[1]), "scale": self.scale,
+                "explained_variance": self.explained, "pairs_for_scale": self.pairs_used}
+
+
+def distill_targets(lot: LOTTargets, train_images: np.ndarray, train: PairTable, dim: int) -> DistillTargets | None:
+    """Principal-axis targets of the training images (None when fewer than ``dim + 1`` images have one).
+
+    Parameters
+    ----------
+    lot : LOTTargets
+        The cache's per-image targets.
+    train_images : ndarray, shape (n_train,), int64
+        The run's training images.
+    train : PairTable
+        The run's training pairs (for the scale).
+    dim : int
+        The model's latent size ``d``.
+    """
+    images = np.intersect1d(train_images, lot.index)
+    if images.size <= dim:
+        return None
+    E = lot.embedding[lot.rows(images)].astype(np.float64)
+    E -= E.mean(axis=0)
+    _, s, vt = np.linalg.svd(E, full_matrices=False)
+    d = min(dim, vt.shape[0])
+    Z = np.zeros((images.size, dim))
+    Z[:, :d] = E @ vt[:d].T
+    explained = float((s[:d] ** 2).sum() / (s ** 2).sum())
+    both = np.isin(train.i, images) & np.isin(train.j, images)
+    pi, pj = np.searchsorted(images, train.i[both]), np.searchsorted(images, train.j[both])
+    dz = ((Z[pi] - Z[pj]) ** 2).sum(1)
+    scale = float(dz @ train.value[both] / (dz @ dz)) if both.sum() >= 2 and dz @ dz > 0 else 1.0
+    return DistillTargets(images=images, targets=(np.sqrt(max(scale, 0.0)) * Z).astype(np.float32), scale=scale,
+                          explained=explained, pairs_used=int(both.sum()))
+
+
+def distill(encoder: torch.nn.Module, X: torch.Tensor, targets: DistillTargets, *, epochs: int, batch: int,
+            lr: float, seed: int) -> dict:
+    """Regress ``targets`` with ``encoder`` (Adam, cosine decay to ``lr / 100``, seeded batch order).
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        Trained in place (its own optimizer: the pair phase starts afresh).
+    X : Tensor, shape (n, k), float32
+        Every image of the cache, on the training device.
+    targets : DistillTargets
+    epochs, batch : int
+        Passes over the images and images per step.
+    lr : float
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``epochs``, ``final_loss`` (mean squared target error of the last epoch), ``seconds``.
+    """
+    t0 = time.time()
+    dev = X.device
+    idx = torch.as_tensor(targets.images, device=dev)
+    T = torch.as_tensor(targets.targets, device=dev)
+    opt = torch.optim.Adam(encoder.parameters(), lr=lr)
+    steps = epochs * -(-idx.numel() // batch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr / 100)
+    rng = np.random.default_rng([int(seed), 7919])  # its own stream: the pair epochs' draws are unchanged
+    encoder.train()
+    loss_sum, count = 0.0, 0
+    for _ in range(epochs):
+        perm = torch.as_tensor(rng.permutation(idx.numel()), device=dev)
+        loss_sum, count = 0.0, 0
+        for s in range(0, idx.numel(), batch):
+            b = perm[s:s + batch]
+            loss = ((encoder(X[idx[b]]) - T[b]) ** 2).sum(1).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach()) * b.numel()
+            count += b.numel()
+    return {"epochs": int(epochs), "final_loss": loss_sum / max(count, 1), "seconds": time.time() - t0}
