@@ -94,6 +94,21 @@ def test_cdist_matches_paired_distances():
     np.testing.assert_allclose(D, lot.distance(e[a.ravel()], e[b.ravel()]).reshape(3, 4), atol=1e-10)
 
 
+def test_kneighbors_in_blocks_equals_a_full_sort_of_cdist():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(8, 2))
+    w = _random_hist(rng, 30, 8)
+    lot = LinearOT(x).fit(w)
+    e = lot.transform(w)
+    lot.fit_correction(e, np.arange(10), np.arange(10, 20), rng.uniform(1, 2, 10))
+    d, idx = lot.kneighbors(e[:7], e[7:], k=4, block=3)
+    full = lot.cdist(e[:7], e[7:])
+    np.testing.assert_array_equal(idx, np.argsort(full, axis=1, kind="stable")[:, :4])
+    np.testing.assert_allclose(d, np.sort(full, axis=1)[:, :4])
+    with pytest.raises(InputError, match="bad k"):
+        lot.kneighbors(e[:2], e[7:], k=24)
+
+
 @pytest.mark.filterwarnings("ignore:numItermax reached:UserWarning")  # the non-optimal solve is the point
 def test_a_non_optimal_solve_raises_solver_error():
     rng = np.random.default_rng(5)

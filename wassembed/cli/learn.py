@@ -33,13 +33,17 @@ from ._common import handle_errors
               help="λ of the KL reconstruction term [1; the paper used 10].")
 @click.option("--relative-weight", default=None, type=float, help="μ of the relative-error term [0].")
 @click.option("--augment", default=None, help="Exact symmetries: comma-separated shift,flip,rot or ''.")
+@click.option("--distill-epochs", default=None, type=click.IntRange(min=0),
+              help="Epochs regressing the cache's per-image LOT targets before the pair epochs; 0 skips [40].")
+@click.option("--finetune-lr", default=None, type=float, help="Peak learning rate of the pair epochs after "
+                                                              "distillation [3e-4].")
 @click.option("--threads", default=None, type=click.IntRange(min=1),
               help="CPU threads for torch (1 is often fastest on a busy machine).")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 @handle_errors(words={"pairs=": "--pairs", "in precompute": "in `wassembed precompute`",  # and its options
                       "`pairs` of precompute": "--pairs of `wassembed precompute`"})
 def train(cache, out, model, epochs, device, seed, resume, batch_images, lr, schedule, patience,
-          val_fraction, recon_weight, relative_weight, augment, threads, quiet):
+          val_fraction, recon_weight, relative_weight, augment, distill_epochs, finetune_lr, threads, quiet):
     """Train an embedding on the exact distances of CACHE and save it to OUT."""
     from ..errors import InputError, explain
     from ..learn import train as _train
@@ -50,7 +54,7 @@ def train(cache, out, model, epochs, device, seed, resume, batch_images, lr, sch
                                  received=str(out), fix="pass --resume to continue it, or another --out"))
     opts = dict(epochs=epochs, batch_images=batch_images, lr=lr, schedule=schedule, patience=patience,
                 val_fraction=val_fraction, recon_weight=recon_weight, relative_weight=relative_weight,
-                augment=augment)
+                augment=augment, distill_epochs=distill_epochs, finetune_lr=finetune_lr)
     opts = {k: v for k, v in opts.items() if v is not None}
     try:
         emb = _train(cache, model=model, checkpoint_dir=out / "checkpoints", log=out / "train_log.jsonl",
@@ -62,6 +66,10 @@ def train(cache, out, model, epochs, device, seed, resume, batch_images, lr, sch
         sys.exit(130)
     emb.save(out)
     v = emb.info["training"]["validation"]
+    d = emb.info["training"]["distillation"]
+    if d.get("used") and "images" in d:
+        click.echo(f"distillation: {d['images']} images, {d['epochs']} epochs in {d['seconds']:.0f} s "
+                   f"(target error {d['final_loss']:.4g})", err=True)
     click.echo(f"validation ({v['n_pairs']} pairs on held-out images): mse {v['mse']:.4g}, "
                f"pearson {v['pearson']:.5f}, best epoch {emb.info['training']['best_epoch']}", err=True)
     click.echo(str(out))

@@ -287,3 +287,48 @@ class LinearOT:
         (a, b), *_ = np.linalg.lstsq(A, y, rcond=None)
         self.correction_ = (float(a), float(b))
         return self
+
+    def kneighbors(self, EQ: ArrayLike, ER: ArrayLike, k: int = 10, *,
+                   block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest rows of ``ER`` to each row of ``EQ`` in LOT distance (blocks of queries, GEMM each).
+
+        Parameters
+        ----------
+        EQ : ndarray, shape (m, K * d)
+            Query embeddings (from :meth:`transform`).
+        ER : ndarray, shape (l, K * d)
+            Reference embeddings.
+        k : int
+            Neighbours per query (at most ``l``).
+        block : int
+            Queries per block: memory is ``block × l`` distances, never ``m × l``.
+
+        Returns
+        -------
+        distances : ndarray, shape (m, k)
+            Estimated :math:`W_2^2` (corrected once :meth:`fit_correction` ran), ascending.
+        indices : ndarray, shape (m, k), int64
+            Rows of ``ER``.
+
+        Examples
+        --------
+        >>> lot = LinearOT(np.array([[0.0], [1.0], [2.0]])).fit(np.eye(3))
+        >>> E = lot.transform(np.eye(3))
+        >>> lot.kneighbors(E[:1], E, k=2)[1].tolist()
+        [[0, 1]]
+        """
+        EQ = np.asarray(EQ, dtype=np.float64)
+        ER = np.asarray(ER, dtype=np.float64)
+        if not 1 <= int(k) <= ER.shape[0]:
+            raise InputError(explain("bad k", expected=f"1 ≤ k ≤ {ER.shape[0]} (the references)", received=str(k),
+                                     fix="ask for fewer neighbours"))
+        k = int(k)
+        dist = np.empty((EQ.shape[0], k))
+        idx = np.empty((EQ.shape[0], k), dtype=np.int64)
+        for s in range(0, EQ.shape[0], block):
+            d = self.cdist(EQ[s:s + block], ER)
+            part = np.argpartition(d, k - 1, axis=1)[:, :k]
+            order = np.take_along_axis(d, part, 1).argsort(1, kind="stable")
+            idx[s:s + block] = np.take_along_axis(part, order, 1)
+            dist[s:s + block] = np.take_along_axis(d, idx[s:s + block], 1)
+        return dist, idx
