@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from types import ModuleType
 
 from .errors import MissingDependencyError, explain
 
-__all__ = ["LEARN_HINT", "POT_EXACT_ONLY_ENV", "check_learning_stack", "exact_stage_only", "import_learning_stack",
-           "require"]
+__all__ = ["GEOMLOSS_HINT", "LEARN_HINT", "POT_EXACT_ONLY_ENV", "check_learning_stack", "exact_stage_only",
+           "import_learning_stack", "require"]
 
 #: what to install for training and serving (torch + safetensors)
 LEARN_HINT = 'pip install "wassembed[learn]"'
 _LEARNING = ("torch", "safetensors")
+#: what to install for the point-cloud reconstruction loss (GeomLoss's Sinkhorn divergence, in the learn extra)
+GEOMLOSS_HINT = 'pip install "wassembed[learn]" (or pip install "geomloss>=0.3")'
 
 #: environment that makes ``import ot`` skip its GPU/autodiff backends (names read in POT's ot/backend.py)
 POT_EXACT_ONLY_ENV = {
@@ -66,8 +69,13 @@ def import_learning_stack(module: str) -> ModuleType:
 def exact_stage_only() -> None:
     """Make a later ``import ot`` in this process (and its children) skip torch, jax, cupy and tensorflow.
 
-    For processes that only run the exact stage. Variables the user set are kept; once POT is imported
-    this changes nothing in this process.
+    For processes that only run the exact stage (the exact-stage commands and their pool workers). Variables
+    the user set are kept; once POT is imported this changes nothing in this process. GeomLoss (which POT
+    imports when installed, and which imports torch) is made unimportable in this process.
     """
     for key, value in POT_EXACT_ONLY_ENV.items():
         os.environ.setdefault(key, value)
+    # POT also imports GeomLoss when it is installed (ot.bregman), and GeomLoss imports torch: in a process
+    # that has imported neither, a `None` entry makes POT's `import geomloss` fail as if it were absent.
+    if "ot" not in sys.modules and "geomloss" not in sys.modules:
+        sys.modules["geomloss"] = None

@@ -129,10 +129,11 @@ def _chunk_files(cache) -> list[Path]:
 _STATE: dict = {}
 
 
-def _init(coords, reference, num_iter_max):
-    from .._deps import exact_stage_only
+def _init(coords, reference, num_iter_max, worker=False):
+    if worker:  # a pool worker only solves: POT without torch (as the pair executors' workers)
+        from .._deps import exact_stage_only
 
-    exact_stage_only()
+        exact_stage_only()
     _STATE["lot"] = LinearOT(coords, reference=reference, num_iter_max=num_iter_max)
 
 
@@ -213,7 +214,7 @@ def _run(cache, todo, reference, workers, chunk_size, progress, num_iter_max) ->
 
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
-                                    initargs=(coords, reference, num_iter_max)) as pool:
+                                    initargs=(coords, reference, num_iter_max, True)) as pool:
             futures = {pool.submit(_solve, W[idx]): idx for idx in chunks}
             for fut in cf.as_completed(futures):
                 idx = futures[fut]
