@@ -95,3 +95,89 @@ def test_bench_commands_need_data_and_name_the_way_to_give_it(command, monkeypat
     monkeypatch.delenv("WASSEMBED_BENCH_DATA", raising=False)
     r = CliRunner().invoke(main, ["bench", command])
     assert r.exit_code == 2 and "--data" in r.stderr and "WASSEMBED_BENCH_DATA" in r.output + r.stderr
+
+
+def _digit_pairs(digits, n, lo, hi, seed):
+    rng = np.random.default_rng(seed)
+    i = rng.integers(lo, hi, n)
+    return i, (i + rng.integers(1, hi - lo, n) - lo) % (hi - lo) + lo
+
+
+def test_sliced_features_bound_the_exact_value(digits):
+    from wassembed.bench._baselines import grid_coords
+    from wassembed.bench._lot_sliced import directions, sliced_features
+    from wassembed.data import make_ground_cost
+    from wassembed.exact import ExactSolver
+
+    w, coords = digits.weights, grid_coords((8, 8))
+    i, j = _digit_pairs(digits, 12, 0, digits.n, seed=1)
+    exact = ExactSolver(make_ground_cost(grid=(8, 8), p=2), 2).solve_pairs(w, i, j)
+    F = sliced_features(w, i, j, coords, directions(50, 2, seed=0))
+    sw, max_sw, lsw, min_swgg = F.T
+    tol = 1e-9 * exact
+    # projections are 1-Lipschitz (lower bounds); every lifted 1-D plan is a coupling (upper bounds)
+    assert np.all(sw > 0) and np.all(sw <= max_sw + tol) and np.all(max_sw <= exact + tol)
+    assert np.all(exact <= min_swgg + tol) and np.all(min_swgg <= lsw + tol)
+    # two Diracs two pixels apart: every lifted plan is the only coupling (cost 4), the 1-D costs average 4/2
+    a = np.zeros((2, 64))
+    a[0, 0], a[1, 2] = 1.0, 1.0
+    sw, max_sw, lsw, min_swgg = sliced_features(a, [0], [1], coords, directions(2000, 2, seed=0))[0]
+    assert lsw == pytest.approx(4.0) and min_swgg == pytest.approx(4.0) and sw == pytest.approx(2.0, rel=0.05)
+    assert max_sw == pytest.approx(4.0, rel=1e-3)
+
+
+def test_sliced_regression_recovers_exact_values_better_than_the_lower_bound(digits):
+    from wassembed.bench._baselines import grid_coords
+    from wassembed.bench._lot_sliced import directions, fit_regression, predict_regression, sliced_features
+    from wassembed.data import make_ground_cost
+    from wassembed.exact import ExactSolver
+
+    w, coords, thetas = digits.weights, grid_coords((8, 8)), directions(50, 2, seed=0)
+    solver = ExactSolver(make_ground_cost(grid=(8, 8), p=2), 2)
+    fi, fj = _digit_pairs(digits, 200, 0, 600, seed=2)  # fitted on these images' pairs only
+    ti, tj = _digit_pairs(digits, 80, 1000, digits.n, seed=3)
+    coef = fit_regression(sliced_features(w, fi, fj, coords, thetas), solver.solve_pairs(w, fi, fj))
+    F, exact = sliced_features(w, ti, tj, coords, thetas), solver.solve_pairs(w, ti, tj)
+    mse = np.mean((predict_regression(F, coef) - exact) ** 2)
+    assert coef.shape == (5,) and mse < 0.05 * np.mean((F[:, 0] - exact) ** 2)
+    assert mse < np.mean((F[:, 1] - exact) ** 2) and mse < np.mean((F[:, 3] - exact) ** 2)
+
+
+def test_lot_and_sliced_regression_rows_on_unseen_digits(digits):
+    from wassembed.bench._baselines import grid_coords
+    from wassembed.bench._lot_sliced import lot_sliced_rows, training_pairs
+    from wassembed.data import make_ground_cost
+    from wassembed.exact import ExactSolver
+
+    images, a, b = training_pairs(np.arange(100, 200), 50, 30, np.random.default_rng(0))
+    assert images.size == 30 and set(images) <= set(range(100, 200)) and np.all(a != b)
+    w, M = digits.weights, make_ground_cost(grid=(8, 8), p=2)
+    i, j = _digit_pairs(digits, 60, 1000, digits.n, seed=4)
+    exact = ExactSolver(M, 2).solve_pairs(w, i, j)
+    lot, reg = lot_sliced_rows(w, grid_coords((8, 8)), M, np.arange(1000), i, j, exact, fit_pairs=300,
+                               fit_images=60, n_projections=50)
+    assert lot["method"].startswith("LOT") and lot["pearson"] > 0.9 and lot["mean_relative_error"] < 0.15
+    assert lot["exact_solves"] == 60 + 300 and reg["exact_solves"] == 300  # images' LOT solves + pairs
+    assert reg["method"].startswith("sliced regression") and reg["pearson"] > 0.9
+    assert all(r["pairs"] == 60 and r["pairs_per_s"] > 0 and r["fit_seconds"] > 0 for r in (lot, reg))
+    assert len(lot["correction"]) == 2 and set(reg["coefficients"]) == {"intercept", "SW2^2", "MaxSW2^2",
+                                                                        "LSW2^2", "minSWGG2^2"}
+
+
+def test_serve_benchmark_shows_the_fitted_baselines(digits):
+    pytest.importorskip("torch")
+    import json
+
+    from wassembed.bench import format_serve_benchmark, run_serve_benchmark
+
+    res = run_serve_benchmark(digits, [], n_pairs=20, n_speed_pairs=2, matrix_size=100, sinkhorn_iter=50,
+                              scaling_sizes=(), exclude=np.arange(1000), baseline_fit_pairs=100,
+                              baseline_fit_images=30, threads=None)
+    rows = {r["method"].split(",")[0].split(" (")[0]: r for r in res["rows"]}
+    assert rows["LOT"]["exact_solves"] == 130 and rows["sliced regression"]["exact_solves"] == 100
+    assert rows["exact POT emd2"]["exact_solves"] == 20 and rows["POT sliced"]["exact_solves"] == 0
+    table = format_serve_benchmark(res)
+    assert "| exact solves |" in table
+    for name in ("LOT, reference = mean of 1000 training images", "sliced regression (50 dir.)"):
+        assert re.search(rf"^\| {re.escape(name)} \| independent \| [0-9,]+ \| [0-9,]+ \| ", table, flags=re.M), table
+    assert "sliced regression" in json.dumps(res) and res["settings"]["baseline_fit_pairs"] == 100

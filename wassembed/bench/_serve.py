@@ -7,13 +7,17 @@
   reported; the value is the transport cost of the entropic plan, biased upward);
 * **sliced** ``ot.sliced_wasserstein_distance`` on the weighted point clouds of nonzero pixels, squared
   to compare with W2² (no rescaling: it estimates a different quantity, expect a large relative error);
+* **LOT** and **sliced regression** (:mod:`wassembed.bench._lot_sliced`): fitted on ``baseline_fit_pairs``
+  exact pairs among training-side images (the trained models' training images, else images outside the
+  accuracy block), then served on the accuracy pairs;
 * **wassembed distance** (independent pairs: both inputs of every pair are validated, normalised and
   encoded) and **wassembed cdist** (``m × m`` matrix from raw images: embed once, then matrix products);
 
-each with pairs/s and MSE, Pearson r and mean relative error against the exact values (errors only for
-trained models: untrained models are for speed). A scaling table compares exact and approximate pairs/s
-at several grid sizes (MNIST resampled with ``scipy.ndimage.zoom``, negatives clipped), with untrained
-models of the right input size. CPU figures use ``torch.set_num_threads(threads)`` (default 1).
+each with pairs/s, the exact solves it spent (a trained model: its training, validation and calibration pairs
+and distilled images, from its training record), and MSE, Pearson r and mean relative error against the exact
+values (errors only for trained models: untrained models are for speed). A scaling table compares exact and
+approximate pairs/s at several grid sizes (MNIST resampled with ``scipy.ndimage.zoom``, negatives clipped),
+with untrained models of the right input size. CPU figures use ``torch.set_num_threads(threads)`` (default 1).
 """
 
 
@@ -29,7 +33,9 @@ import numpy as np
 from ..data import HistogramSet, as_weights, make_ground_cost
 from ..errors import InputError, explain
 from ._baselines import exact_values, grid_coords, sinkhorn_values, sliced_values, timed
-from ._serve_sections import coverage_section, errors, rerank_section, scaling_section
+from ._lot_sliced import lot_sliced_rows
+from ._serve_sections import coverage_section, rerank_section, scaling_section
+from ._serve_sections import row as _row
 
 __all__ = ["format_serve_benchmark", "run_serve_benchmark"]
 
@@ -63,15 +69,6 @@ def _models(model, grid, device):
             emb = WassersteinEmbedding.load(m, device=device)
             out.append((f"{getattr(emb.config, 'name', 'model')} ({os.path.basename(str(m).rstrip('/'))})", emb, True))
     return out
-
-
-def _row(method, mode, n, seconds, pred=None, exact=None, note=""):
-    row = {"method": method, "mode": mode, "pairs": int(n), "seconds": float(seconds),
-           "pairs_per_s": float(n / seconds) if seconds > 0 else float("inf"),
-           "mse": None, "pearson": None, "mean_relative_error": None, "note": note}
-    if pred is not None and exact is not None:
-        row.update(errors(pred, exact))
-    return row
 
 
 class _Draw(NamedTuple):
@@ -119,16 +116,34 @@ def _baseline_rows(w, d: _Draw, M, grid, *, sinkhorn_reg, sinkhorn_iter, n_proje
     n = d.i.size
     say(f"exact: {n} pairs")
     exact, t = exact_values(w, d.i, d.j, M, None)
-    rows = [_row("exact POT emd2", "per pair", n, t, note="reference")]
+    rows = [_row("exact POT emd2", "per pair", n, t, note="reference", exact_solves=n)]
     say("sinkhorn")
     sk, t, bad = sinkhorn_values(w, d.i, d.j, M, sinkhorn_reg, sinkhorn_iter)
     rows.append(_row(f"POT sinkhorn2 reg={sinkhorn_reg:g}", "per pair", n, t, sk, exact,
-                     note=f"{bad} of {n} not converged in {sinkhorn_iter} iterations"))
+                     note=f"{bad} of {n} not converged in {sinkhorn_iter} iterations", exact_solves=0))
     say("sliced")
     sw, t = sliced_values(w, d.i, d.j, grid_coords(grid), n_projections, seed)
     rows.append(_row(f"POT sliced ({n_projections} proj.)²", "per pair", n, t, sw, exact,
-                     note="SW2² (not rescaled)"))
+                     note="SW2² (not rescaled)", exact_solves=0))
     return rows, exact
+
+
+def _training_side(banned: np.ndarray, d: _Draw) -> np.ndarray:
+    """Images the fitted baselines may use: the excluded (training) images, else those outside the accuracy
+    block ``Ap ∪ Bp``."""
+    return np.flatnonzero(banned) if banned.sum() >= 2 else d.pool[2 * d.mp:]
+
+
+def _model_solves(emb) -> int | None:
+    """Exact solves behind a trained model, from its training record: the pairs of its train, validation and
+    calibration splits, plus one LOT solve per distilled image (None when not recorded)."""
+    tr = (getattr(emb, "info", None) or {}).get("training") or {}
+    split = tr.get("split") or {}
+    if not all(k in split for k in ("train", "validation", "calibration")):
+        return None
+    distill = tr.get("distillation") or {}
+    return int(split["train"] + split["validation"] + split["calibration"]
+               + (distill.get("images", 0) if distill.get("used") else 0))
 
 
 def _model_rows(name, emb, trained: bool, X, d: _Draw, exact, si, sj, say) -> list:
@@ -140,8 +155,9 @@ def _model_rows(name, emb, trained: bool, X, d: _Draw, exact, si, sj, say) -> li
     XI, XJ = X[si], X[sj]
     _, t = timed(emb.distance, XI, XJ, warn_ood=False)
     note = "" if trained else "untrained: speed only"
+    solves = _model_solves(emb) if trained else None
     rows = [_row(f"wassembed distance [{name}]", "independent", si.size, t,
-                 pred if trained else None, exact if trained else None, note=note)]
+                 pred if trained else None, exact if trained else None, note=note, exact_solves=solves)]
     if trained and (emb.calibration or {}).get("train_recon") is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -151,7 +167,7 @@ def _model_rows(name, emb, trained: bool, X, d: _Draw, exact, si, sj, say) -> li
     _, t = timed(emb.cdist, X[d.A], X[d.B])
     acc = emb.cdist(X[d.Ap], X[d.Bp])[d.ai, d.bj] if trained else None
     rows.append(_row(f"wassembed cdist [{name}]", f"{d.m}×{d.m} from images", d.m * d.m, t,
-                     acc, exact if trained else None, note=note))
+                     acc, exact if trained else None, note=note, exact_solves=solves))
     return rows
 
 
@@ -172,7 +188,7 @@ def run_serve_benchmark(images, model=None, *, n_pairs: int = 200, n_speed_pairs
                         scaling_speed_pairs: int = 2000, max_exact_seconds: float | None = 120.0,
                         exclude="auto", test_cache=None, levels=(0.8, 0.9, 0.95, 0.99), rerank_queries: int = 0,
                         rerank_refs: int = 1000, rerank_k: int = 10, rerank_levels=(0.9, 0.99, 0.999), seed: int = 0,
-                        log=None) -> dict:
+                        baseline_fit_pairs: int = 1000, baseline_fit_images: int = 200, log=None) -> dict:
     """Measure exact, Sinkhorn, sliced and learned distances on the same pairs (see the module docstring).
 
     Parameters
@@ -190,7 +206,7 @@ def run_serve_benchmark(images, model=None, *, n_pairs: int = 200, n_speed_pairs
         held-out images holding the accuracy pairs.
     sinkhorn_reg, sinkhorn_iter : Sinkhorn regularisation (pixel² units) and iteration limit.
     n_projections : int
-        Projections of the sliced distance.
+        Projections of the sliced distance (and directions of the sliced regression).
     threads : int or None
         ``torch.set_num_threads`` during the run (restored after); None leaves it.
     device : "cpu" or "cuda"
@@ -208,6 +224,9 @@ def run_serve_benchmark(images, model=None, *, n_pairs: int = 200, n_speed_pairs
         If ``rerank_queries > 0``: adaptive exact re-ranking (at each coverage level) of that many queries
         against ``rerank_refs`` references, compared with brute-force exact kNN
         (``rerank_queries × rerank_refs`` exact solves).
+    baseline_fit_pairs, baseline_fit_images : int
+        Exact training pairs of the LOT correction and the sliced regression, and the training-side images
+        they are drawn among (0 pairs, or fewer than 2 such images: no LOT or sliced-regression row).
     log : callable, optional
         Progress messages (e.g. ``print``).
 
@@ -231,8 +250,14 @@ def run_serve_benchmark(images, model=None, *, n_pairs: int = 200, n_speed_pairs
         banned = _banned(X.shape[0], models, exclude)
         d = _draw(X.shape[0], banned, matrix_size, n_pairs, rng)
         M = make_ground_cost(grid=grid, p=2)
-        rows, exact = _baseline_rows(as_weights(X, what="images")[0], d, M, grid, sinkhorn_reg=sinkhorn_reg,
+        w = as_weights(X, what="images")[0]
+        rows, exact = _baseline_rows(w, d, M, grid, sinkhorn_reg=sinkhorn_reg,
                                      sinkhorn_iter=sinkhorn_iter, n_projections=n_projections, seed=seed, say=say)
+        train = _training_side(banned, d)
+        if baseline_fit_pairs > 0 and train.size >= 2:
+            rows += lot_sliced_rows(w, grid_coords(grid), M, train, d.i, d.j, exact,
+                                    fit_pairs=baseline_fit_pairs, fit_images=baseline_fit_images,
+                                    n_projections=n_projections, seed=seed, say=say)
         si, sj = rng.choice(d.pool, n_speed_pairs), rng.choice(d.pool, n_speed_pairs)
         for name, emb, trained in models:
             rows += _model_rows(name, emb, trained, X, d, exact, si, sj, say)
@@ -250,6 +275,7 @@ def run_serve_benchmark(images, model=None, *, n_pairs: int = 200, n_speed_pairs
     settings = {"n_pairs": n_pairs, "n_speed_pairs": n_speed_pairs, "matrix_size": d.m, "sinkhorn_reg": sinkhorn_reg,
                 "sinkhorn_iter": sinkhorn_iter, "n_projections": n_projections, "seed": seed, "grid": grid,
                 "excluded_images": int(banned.sum()), "exact_mean": float(exact.mean()),
+                "baseline_fit_pairs": baseline_fit_pairs, "baseline_fit_images": baseline_fit_images,
                 "models": [{"name": n, "trained": tr, "config": getattr(getattr(e, "config", None), "name", None)}
                            for n, e, tr in models]}
     return {"environment": _environment(threads, device), "settings": settings, "rows": rows, "scaling": scaling,
@@ -268,11 +294,12 @@ def format_serve_benchmark(result: dict) -> str:
              + (f"; load average at the end {env['load_average_1min']:.1f}" if env.get("load_average_1min") else ""),
              f"Accuracy pairs: {st['n_pairs']} random image pairs ({st['grid'][0]}×{st['grid'][1]}), exact W2² mean "
              f"{st['exact_mean']:.2f} pixel²; {st['excluded_images']} training images excluded", "",
-             "| method | mode | pairs/s | MSE | Pearson r | mean rel. err | note |",
-             "|---|---|---:|---:|---:|---:|---|"]
+             "| method | mode | pairs/s | exact solves | MSE | Pearson r | mean rel. err | note |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in result["rows"]:
-        lines.append(f"| {r['method']} | {r['mode']} | {r['pairs_per_s']:,.0f} | {_fmt(r['mse'], '.3g')} | "
-                     f"{_fmt(r['pearson'], '.4f')} | {_fmt(r['mean_relative_error'], '.1%')} | {r['note']} |")
+        lines.append(f"| {r['method']} | {r['mode']} | {r['pairs_per_s']:,.0f} | {_fmt(r.get('exact_solves'), ',')} | "
+                     f"{_fmt(r['mse'], '.3g')} | {_fmt(r['pearson'], '.4f')} | {_fmt(r['mean_relative_error'], '.1%')} "
+                     f"| {r['note']} |")
     if result.get("scaling"):
         s0 = result["scaling"][0]
         lines += ["", f"Scaling (pairs/s; untrained models of the right input size; distance: {s0['distance_pairs']} "

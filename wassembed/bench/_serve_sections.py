@@ -13,7 +13,7 @@ import numpy as np
 from ..data import as_weights, make_ground_cost
 from ._baselines import exact_values, timed
 
-__all__ = ["coverage_section", "rerank_section", "scaling_section"]
+__all__ = ["coverage_section", "errors", "rerank_section", "row", "scaling_section"]
 
 
 def errors(pred, exact) -> dict:
@@ -22,6 +22,18 @@ def errors(pred, exact) -> dict:
 
     m = regression_metrics(pred, exact)
     return {"mse": m["mse"], "pearson": m["pearson"], "mean_relative_error": m["mean_relative_error"]}
+
+
+def row(method, mode, n, seconds, pred=None, exact=None, note="", exact_solves=None) -> dict:
+    """One row of the main table: ``n`` pairs in ``seconds``, errors of ``pred`` against ``exact`` (when both
+    are given) and the exact solves the method spent (None: not counted here)."""
+    r = {"method": method, "mode": mode, "pairs": int(n), "seconds": float(seconds),
+         "pairs_per_s": float(n / seconds) if seconds > 0 else float("inf"),
+         "mse": None, "pearson": None, "mean_relative_error": None, "note": note,
+         "exact_solves": None if exact_solves is None else int(exact_solves)}
+    if pred is not None and exact is not None:
+        r.update(errors(pred, exact))
+    return r
 
 
 def coverage_section(name, emb, cache_path, levels, say) -> dict:
