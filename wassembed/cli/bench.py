@@ -1,7 +1,7 @@
-"""``wassembed bench exact|serve|dask``: speed and accuracy figures measured in one run.
+"""``wassembed bench exact|serve|dask|ood``: speed and accuracy figures measured in one run.
 
 ``bench exact`` and ``bench dask`` measure the exact stage as ``wassembed precompute`` runs it (POT without
-its torch backend, also in the workers they start); ``bench serve`` needs the learning stack.
+its torch backend, also in the workers they start); ``bench serve`` and ``bench ood`` need the learning stack.
 """
 
 from __future__ import annotations
@@ -89,3 +89,36 @@ def bench_dask(data, pairs, workers, repeats, as_json):
 
     r = run_dask_benchmark(load_dataset(data), pairs, workers=workers, repeats=repeats)
     echo_json(r) if as_json else click.echo(format_dask_benchmark(r))
+
+
+@needs_learning_stack
+@bench.command("ood")
+@_data
+@click.option("--model", required=True, help="A trained model (path).")
+@click.option("--ood", "ood_data", required=True,
+              help="Images of another distribution on the same grid (e.g. Fashion-MNIST's IDX file).")
+@click.option("--unseen", required=True, help="Index range A:B of --data the model never saw (e.g. 6000:8000).")
+@click.option("--trained-on", default=None,
+              help="The training cache's --images range: also measures latent-space candidates, calibrated on "
+                   "its images outside the training images.")
+@click.option("--pairs", "n_pairs", default=10_000, show_default=True, type=_count, help="Timed pairs.")
+@click.option("--exact-pairs", default=200, show_default=True, type=_count, help="Pairs timed with exact OT.")
+@click.option("--error-pairs", default=150, show_default=True, type=click.IntRange(min=0),
+              help="(foreign, unseen) pairs with exact values for the errors.")
+@click.option("--level", default=0.99, show_default=True, type=float)
+@click.option("--repeats", default=3, show_default=True, type=_count, help="Alternating rounds; best kept.")
+@click.option("--threads", default=1, show_default=True, type=_count, help="torch threads.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors(words=_WORDS)
+def bench_ood(data, model, ood_data, unseen, trained_on, n_pairs, exact_pairs, error_pairs, level, repeats, threads,
+              seed, as_json):
+    """Out-of-distribution scores: detection, false alarms, cost in paired distance vs exact POT."""
+    from ..bench._ood import format_ood_benchmark, run_ood_benchmark
+    from ..data import load_dataset
+
+    res = run_ood_benchmark(load_dataset(data), model, load_dataset(ood_data), unseen=unseen,
+                            ood_name=ood_data.rsplit("/", 1)[-1], trained_on=trained_on, n_pairs=n_pairs,
+                            n_exact=exact_pairs, n_error_pairs=error_pairs, level=level, repeats=repeats,
+                            threads=threads, seed=seed, log=lambda msg: click.echo(msg, err=True))
+    echo_json(res) if as_json else click.echo(format_ood_benchmark(res))

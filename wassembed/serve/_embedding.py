@@ -10,7 +10,7 @@ Inputs, dtypes and the shapes of decoded outputs follow three rules, stated once
 :class:`WassersteinEmbedding`.
 
 Every estimate comes from one :class:`~wassembed.nn.LatentDistance` (``distance_fn``, the one training uses);
-the out-of-distribution score is :func:`~wassembed.nn.reconstruction_kl`, as at training. This class holds
+the out-of-distribution scores and their calibration are :mod:`._ood`'s. This class holds
 the state and the public methods; it composes :mod:`._inputs` (validation), :mod:`._forward` (batched passes),
 :mod:`._neighbors` (distance tiles, kNN, re-ranking), :mod:`._geometry` (decoded geometry) and :mod:`._ood`.
 
@@ -65,7 +65,8 @@ class WassersteinEmbedding:
     p : {1, 2}
     grid, coords, cost : the support (a grid ``(H, W)``, coordinates ``(k, dim)`` or a cost ``(k, k)``).
     info : dict, JSON-able metadata. calibration : dict of arrays ``val_pred``, ``val_target``,
-        ``train_recon``, ``train_images`` (see ``docs/design.md``).
+        ``train_recon``, ``train_images`` (see ``docs/design.md``), ``pca_mean``, ``pca_basis``, ``pca_scores``
+        (:mod:`._ood`).
     device : "cpu", "cuda", "cuda:N" or "auto"; the default device of every method.
 
     Attributes
@@ -125,10 +126,11 @@ class WassersteinEmbedding:
         self._copies = {}            # device -> (encoder, decoder) copies for calls on another device
         self._cal_cache = None       # (val_pred, val_target, ConformalCalibrator)
         self._solver = None
+        self._ood_cache = {}         # device -> the "pca" OOD reference as tensors (see _ood.encode)
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("_lock", "_copies", "_cal_cache", "_solver"):
+        for key in ("_lock", "_copies", "_cal_cache", "_solver", "_ood_cache"):
             state.pop(key, None)
         return state
 
@@ -208,16 +210,17 @@ class WassersteinEmbedding:
                         m.eval()
         return nets
 
-    def _encode(self, w: np.ndarray, dev, batch_size: int, *, recon: bool = False):
-        """Embeddings ``(n, d)`` float32 on ``dev`` (and reconstruction errors ``(n,)`` float64)."""
+    def _encode(self, w: np.ndarray, dev, batch_size: int, *, score: str | None = None):
+        """Embeddings ``(n, d)`` float32 on ``dev`` (and OOD scores ``(n,)`` float64 of ``score``: :mod:`._ood`)."""
         enc, dec = self._nets(dev)
-        return _forward.encode(enc, dec, w, dev, batch_size, recon=recon)
+        return _ood.encode(enc, dec, w, dev, batch_size, score=score, calibration=self.calibration,
+                           cache=self._ood_cache)
 
-    def _embed_input(self, X, what, device, batch_size, recon=False):
-        """``(embeddings, like, dev)`` of inputs ``X`` (with reconstruction errors when ``recon``)."""
+    def _embed_input(self, X, what, device, batch_size, score=None):
+        """``(embeddings, like, dev)`` of inputs ``X`` (with their OOD scores of ``score`` unless None)."""
         w, like = _inputs.weights(X, what, grid=self.grid, k=self.k)
         dev = self._device(device)
-        return self._encode(w, dev, _inputs.batch_size(batch_size, dev), recon=recon), like, dev
+        return self._encode(w, dev, _inputs.batch_size(batch_size, dev), score=score), like, dev
 
     def embed(self, X: Inputs, *, batch_size: int | None = None, device: Device = None) -> Outputs:
         """Embeddings ``φ(x)`` ``(n, d)`` float32 of images ``(n, H, W)`` or histograms ``(n, k)`` (one image
@@ -239,7 +242,7 @@ class WassersteinEmbedding:
         return self.distance_fn.root(D) if root else D
 
     def distance(self, X: Inputs, Y: Inputs, *, root: bool = False, interval: float | None = None,
-                 warn_ood: bool = True, batch_size: int | None = None,
+                 warn_ood: bool | str = True, batch_size: int | None = None,
                  device: Device = None) -> Outputs | DistanceEstimate:
         """Paired estimates ``(n,)`` float64 of :math:`W_p^p(x_i, y_i)` (``root=True``: :math:`W_p`).
 
@@ -248,21 +251,21 @@ class WassersteinEmbedding:
         ``interval=0.9`` returns a :class:`DistanceEstimate` with split-conformal bounds whose coverage on
         new pairs like the validation pairs is at least 90 %; it warns (:class:`CalibrationWarning`) when the
         model's calibration pairs are too few for that level (see :meth:`ConformalCalibrator.support`).
-        ``warn_ood`` warns (:class:`OutOfDistributionWarning`) when an input reconstructs worse than the
-        training set's 99th percentile (costs one decoder pass; only for models with
-        ``calibration["train_recon"]``).
+        ``warn_ood`` warns (:class:`OutOfDistributionWarning`) when an input scores above 99 % of the images
+        held out at training (:meth:`is_ood`; only for models with that reference): ``True`` with the model's
+        default score (``"pca"``, almost free; ``"reconstruction"`` for older model files), or a score's name.
         """
         cal = None if interval is None else self._need_calibrator("an error bar")
         level = None if interval is None else check_level(interval)
         if cal is not None:
             warn_few_calibration_pairs(level, *cal.support(level), np.size(self.calibration["val_pred"]),
                                        stacklevel=3)
-        check = warn_ood and _ood.has_reference(self.calibration)
-        ZX, like, dev = self._embed_input(X, "X", device, batch_size, recon=check)
-        ZY = self._embed_input(Y, "Y", dev, batch_size, recon=check)[0]
-        if check:
+        score = _ood.warn_score(self.calibration, warn_ood)
+        ZX, like, dev = self._embed_input(X, "X", device, batch_size, score=score)
+        ZY = self._embed_input(Y, "Y", dev, batch_size, score=score)[0]
+        if score is not None:
             (ZX, ex), (ZY, ey) = ZX, ZY
-            _ood.warn_if_ood((ex, ey), self.ood_threshold(), stacklevel=3)
+            _ood.warn_if_ood((ex, ey), self.ood_threshold(score=score), score=score, stacklevel=3)
         if ZX.shape[0] != ZY.shape[0] and 1 not in (ZX.shape[0], ZY.shape[0]):
             raise InputError(explain("X and Y hold different numbers of inputs", expected="equal counts (paired "
                                      "distances) or a single input on one side", received=f"{ZX.shape[0]} and "
@@ -362,29 +365,27 @@ class WassersteinEmbedding:
         ``histograms`` ``(n_components, len(scales), H, W)`` for a grid model, ``(…, k)`` otherwise."""
         return _geometry.principal_directions(self, X, n_components, scales, device=device)
 
-    # -- out of distribution ------------------------------------------------------------------------
-    def ood_score(self, X: Inputs, *, batch_size: int | None = None, device: Device = None) -> np.ndarray:
-        """Reconstruction error ``KL(x ‖ ψ(φ(x)))`` (nats, summed over bins) of each input ``(n,)`` float64
-        (one image ``(H, W)`` or histogram ``(k,)``: ``(1,)``).
+    # -- out of distribution (scores and calibration: :mod:`._ood`) ----------------------------------
+    def ood_score(self, X: Inputs, *, score: str | None = None, batch_size: int | None = None,
+                  device: Device = None) -> np.ndarray:
+        """Out-of-distribution scores ``(n,)`` float64 of the inputs (one image ``(H, W)`` or histogram
+        ``(k,)``: ``(1,)``): ``score="pca"`` (the default of models that store its reference; no network pass)
+        or ``"reconstruction"`` (``KL(x ‖ ψ(φ(x)))`` in nats, the function training minimises; one encoder and
+        one decoder pass; the default of older model files). Training stores the scores of images it held out
+        (unseen, like new inputs) to calibrate :meth:`ood_threshold`."""
+        score, dev = _ood.resolve_score(self.calibration, score), self._device(device)
+        return _ood.scores(self._nets(dev), self.histograms(X, "X"), dev, _inputs.batch_size(batch_size, dev),
+                           score=score, calibration=self.calibration, cache=self._ood_cache)
 
-        The error is :func:`wassembed.nn.reconstruction_kl`, the function training minimises and uses to
-        calibrate the threshold.
+    def ood_threshold(self, level: float = 0.99, *, score: str | None = None) -> float:
+        """The ``level`` quantile of the held-out images' scores (``score``: as in :meth:`ood_score`)."""
+        return _ood.ood_threshold(self.calibration, level, score=score)
 
-        Training stores this for images held out from training (unseen, like new inputs) as
-        ``calibration["train_recon"]``.
-        """
-        (_, err), _, _ = self._embed_input(X, "X", device, batch_size, recon=True)
-        return err
-
-    def ood_threshold(self, level: float = 0.99) -> float:
-        """The ``level`` quantile of the held-out images' reconstruction errors."""
-        return _ood.ood_threshold(self.calibration, level)
-
-    def is_ood(self, X: Inputs, *, level: float = 0.99, batch_size: int | None = None,
+    def is_ood(self, X: Inputs, *, level: float = 0.99, score: str | None = None, batch_size: int | None = None,
                device: Device = None) -> np.ndarray:
-        """Boolean mask ``(n,)``: inputs reconstructing worse than the training set's ``level`` quantile."""
-        thr = self.ood_threshold(level)
-        return self.ood_score(X, batch_size=batch_size, device=device) > thr
+        """Boolean mask ``(n,)``: inputs scoring above the held-out images' ``level`` quantile."""
+        thr = self.ood_threshold(level, score=score)
+        return self.ood_score(X, score=score, batch_size=batch_size, device=device) > thr
 
 
 def load_model(path: str | os.PathLike, *, device: Device = "cpu") -> WassersteinEmbedding:

@@ -1,9 +1,23 @@
-"""Out-of-distribution check: inputs that reconstruct worse than the images held out at training.
+"""Out-of-distribution check: inputs unlike the images held out at training.
 
-The score of an input is its reconstruction error :math:`KL(x \\| \\mathrm{softmax}(\\psi(\\varphi(x))))`
-(:func:`wassembed.nn.reconstruction_kl`, computed by the served model in its forward pass, the same function
-training uses). Training stores the scores of held-out images as ``calibration["train_recon"]``; an input is
-flagged when its score exceeds their ``level`` quantile (99 % by default).
+Two scores, each calibrated on the held-out images (unseen at training, like new inputs); an input is flagged
+when its score exceeds their ``level`` quantile (99 % by default):
+
+* ``"pca"`` (the default of models that store its reference): the distance of :math:`\\sqrt{x}` (the
+  Hellinger map of the histogram) to the principal subspace of the training images,
+  :math:`\\|c\\|^2 - \\|V^\\top c\\|^2` with :math:`c = \\sqrt{x} - m`, where :math:`m` is the mean of the
+  training images' :math:`\\sqrt{x}` and :math:`V` ``(k, q)`` their first :math:`q` principal directions
+  (:func:`pca_reference`). It needs no network: one ``(n, k) × (k, q)`` product, about a tenth of the cost of
+  the ``fast`` encoder on 28×28 images. Stored as ``calibration["pca_mean"]``, ``["pca_basis"]`` and
+  ``["pca_scores"]`` (the held-out images').
+* ``"reconstruction"``: the reconstruction error :math:`KL(x \\| \\mathrm{softmax}(\\psi(\\varphi(x))))`
+  (:func:`wassembed.nn.reconstruction_kl`, the function training minimises): one decoder pass per input,
+  several times the cost of the encoder's. Stored as ``calibration["train_recon"]``; the default of models
+  without the arrays above (files written before them).
+
+Scores in the latent space (Mahalanobis distance to the training embeddings, distance to the nearest of them)
+were measured too and flag far fewer foreign images; see "Out-of-distribution check" in
+``docs/benchmarks-serving.md`` (``wassembed bench ood``).
 """
 
 from __future__ import annotations
@@ -11,40 +25,203 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import torch
 
 from ..errors import InputError, explain
+from . import _forward
 from ._conformal import check_level
 from ._warnings import ServingWarning
 
-__all__ = ["OutOfDistributionWarning", "has_reference", "ood_threshold", "warn_if_ood"]
+__all__ = ["MAX_COMPONENTS", "MAX_FIT_IMAGES", "SCORES", "OutOfDistributionWarning", "default_score", "encode",
+           "has_reference", "n_components", "ood_threshold", "pca_reference", "pca_scores", "resolve_score", "scores",
+           "warn_if_ood", "warn_score"]
+
+#: the scores a model can compute, and the calibration array of each that holds the held-out images' scores
+SCORES = {"pca": "pca_scores", "reconstruction": "train_recon"}
+#: most principal directions kept (``q = min(k // 8, MAX_COMPONENTS)``: 98 for 28×28 images)
+MAX_COMPONENTS = 128
+#: most training images the principal directions are fitted on (evenly spaced among them)
+MAX_FIT_IMAGES = 10_000
+_WHAT = {"pca": "lie farther from the principal subspace of the training images than",
+         "reconstruction": "reconstruct worse than"}
 
 
 class OutOfDistributionWarning(ServingWarning):
-    """Some inputs reconstruct worse than 99 % of the images held out at training: estimates may be unreliable."""
+    """Some inputs are unlike 99 % of the images held out at training: estimates may be unreliable."""
 
 
-def has_reference(calibration: dict) -> bool:
-    """Whether ``calibration`` holds the held-out images' reconstruction errors."""
-    return calibration.get("train_recon") is not None
+def n_components(k: int, n_images: int) -> int:
+    """Principal directions kept for ``k`` bins fitted on ``n_images``: ``k // 8``, at most
+    :data:`MAX_COMPONENTS` and fewer than the images, at least 1.
+
+    Examples
+    --------
+    >>> n_components(784, 5000), n_components(64, 1500), n_components(784, 20)
+    (98, 8, 19)
+    """
+    return max(1, min(k // 8, MAX_COMPONENTS, n_images - 1))
 
 
-def ood_threshold(calibration: dict, level: float = 0.99) -> float:
-    """The ``level`` quantile of ``calibration["train_recon"]`` (nats)."""
-    tr = calibration.get("train_recon")
-    if tr is None or np.size(tr) == 0:
-        raise InputError(explain("no out-of-distribution reference", expected="calibration['train_recon'] "
+def pca_reference(X, q: int | None = None) -> dict:
+    """The reference of the ``"pca"`` score from training histograms ``X (n, k)`` (rows summing to 1).
+
+    Parameters
+    ----------
+    X : Tensor or ndarray, shape (n, k)
+        Histograms of training images (any device; at most :data:`MAX_FIT_IMAGES`, evenly spaced, are used).
+    q : int, optional
+        Principal directions kept (default :func:`n_components`; at most ``min(n, k)``).
+
+    Returns
+    -------
+    dict
+        ``pca_mean (k,)`` and ``pca_basis (k, q)`` float64 numpy arrays (orthonormal columns, the first
+        ``q`` principal directions of :math:`\\sqrt{x}`).
+
+    Examples
+    --------
+    >>> ref = pca_reference(np.eye(4)[[0, 1, 0, 1, 0, 1, 2, 3, 2, 3]] * 0.5 + 0.125)
+    >>> ref["pca_mean"].shape, ref["pca_basis"].shape
+    ((4,), (4, 1))
+    """
+    X = torch.as_tensor(X)
+    if X.shape[0] > MAX_FIT_IMAGES:
+        X = X[torch.linspace(0, X.shape[0] - 1, MAX_FIT_IMAGES, device=X.device).round().long()]
+    S = X.double().clamp_min(0).sqrt()
+    mean = S.mean(0)
+    C = S - mean
+    q = min(q or n_components(S.shape[1], S.shape[0]), *S.shape)
+    if C.shape[0] >= C.shape[1]:   # eigenvectors of the (k, k) scatter
+        vals, vecs = torch.linalg.eigh(C.T @ C)
+        basis = vecs[:, -q:].flip(1)
+    else:                          # through the (n, n) Gram matrix: C^T u / ||C^T u||
+        vals, vecs = torch.linalg.eigh(C @ C.T)
+        basis = C.T @ vecs[:, -q:].flip(1)
+        basis = basis / basis.norm(dim=0).clamp_min(1e-300)
+    return {"pca_mean": mean.cpu().numpy(), "pca_basis": np.ascontiguousarray(basis.cpu().numpy())}
+
+
+def pca_scores(x: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """``"pca"`` scores ``(n,)`` float64 of histograms ``x (n, k)`` (rows summing to 1): the squared distance
+    of :math:`\\sqrt{x}` to the affine subspace ``mean + span(basis)`` (tensors on ``x``'s device and dtype).
+
+    Examples
+    --------
+    >>> mean, basis = torch.full((2,), 0.5 ** 0.5), torch.tensor([[0.5 ** 0.5], [-(0.5 ** 0.5)]])
+    >>> pca_scores(torch.tensor([[0.5, 0.5], [1.0, 0.0]]), mean, basis).round(decimals=4).tolist()
+    [0.0, 0.0858]
+    """
+    c = _sqrt(x) - mean
+    return ((c * c).sum(1) - (c @ basis).square().sum(1)).clamp_min(0).double()
+
+
+def _sqrt(x: torch.Tensor) -> torch.Tensor:
+    """``x.sqrt()``; on the CPU through numpy (the same correctly rounded values): torch's float32 square root
+    of zeros, most of a digit image's bins, takes several times longer (measured: 1.9 vs 0.3 µs per 28×28 image)."""
+    if x.device.type == "cpu" and not x.requires_grad:
+        return torch.from_numpy(np.sqrt(x.numpy()))
+    return x.sqrt()
+
+
+def _pca_tensors(calibration: dict, dev: torch.device, cache: dict):
+    """``(mean, basis)`` float32 on ``dev``, converted once per device and stored in ``cache``."""
+    key = (dev, id(calibration["pca_mean"]), id(calibration["pca_basis"]))
+    got = cache.get(dev)
+    if got is None or got[0] != key:
+        got = (key, *(torch.as_tensor(np.ascontiguousarray(calibration[a]), dtype=torch.float32, device=dev)
+                      for a in ("pca_mean", "pca_basis")))  # one memory layout: the same sums, file or not
+        cache[dev] = got
+    return got[1], got[2]
+
+
+def default_score(calibration: dict) -> str:
+    """``"pca"`` when ``calibration`` holds its reference (``pca_mean``, ``pca_basis``, ``pca_scores``), else
+    ``"reconstruction"`` (models saved before the ``"pca"`` score)."""
+    return "pca" if all(calibration.get(a) is not None for a in ("pca_mean", "pca_basis", "pca_scores")) \
+        else "reconstruction"
+
+
+def resolve_score(calibration: dict, score: str | None) -> str:
+    """``score``, checked, or the model's default (:func:`default_score`) when None."""
+    if score is None:
+        return default_score(calibration)
+    if score not in SCORES:
+        raise InputError(explain("unknown out-of-distribution score", expected=" or ".join(map(repr, SCORES)),
+                                 received=repr(score), fix="pass score='pca' or score='reconstruction'"))
+    if score == "pca" and (calibration.get("pca_mean") is None or calibration.get("pca_basis") is None):
+        raise InputError(explain("this model has no 'pca' out-of-distribution reference", expected="calibration"
+                                 "['pca_mean'] and ['pca_basis'] stored at training time", received="a model "
+                                 "without them (saved before the 'pca' score)",
+                                 fix="use score='reconstruction', or train the model again"))
+    return score
+
+
+def has_reference(calibration: dict, score: str | None = None) -> bool:
+    """Whether ``calibration`` holds the held-out images' scores of ``score`` (default: the model's)."""
+    ref = calibration.get(SCORES.get(score or default_score(calibration), ""))
+    return ref is not None and np.size(ref) > 0
+
+
+def warn_score(calibration: dict, warn_ood) -> str | None:
+    """The score a call with ``warn_ood`` checks: None for False (or a model without any reference), the
+    model's default for True, ``warn_ood`` itself for a score's name (checked)."""
+    if not isinstance(warn_ood, str):
+        score = default_score(calibration)
+        return score if warn_ood and has_reference(calibration, score) else None
+    score = resolve_score(calibration, warn_ood)
+    ood_threshold(calibration, score=score)  # refuses a model without the held-out scores
+    return score
+
+
+def ood_threshold(calibration: dict, level: float = 0.99, *, score: str | None = None) -> float:
+    """The ``level`` quantile of the held-out images' scores of ``score`` (default: the model's)."""
+    score = resolve_score(calibration, score)
+    ref = calibration.get(SCORES[score])
+    if ref is None or np.size(ref) == 0:
+        raise InputError(explain("no out-of-distribution reference", expected=f"calibration['{SCORES[score]}'] "
                                  "stored at training time", received="a model without it",
                                  fix="use a model from wassembed.train"))
-    return float(np.quantile(np.asarray(tr, dtype=np.float64), check_level(level, "OOD")))
+    return float(np.quantile(np.asarray(ref, dtype=np.float64), check_level(level, "OOD")))
 
 
-def warn_if_ood(scores, threshold: float, *, stacklevel: int = 3) -> int:
-    """Warn (:class:`OutOfDistributionWarning`) when some of the ``scores`` (arrays) exceed ``threshold``;
-    returns how many do. ``stacklevel`` 3 points at the caller of the method that calls this."""
+def encode(enc, dec, w: np.ndarray, dev: torch.device, batch_size: int, *, score: str | None, calibration: dict,
+           cache: dict):
+    """Embeddings ``(n, d)`` float32 on ``dev`` of histograms ``w (n, k)`` and, for a ``score``, the inputs'
+    scores ``(n,)`` float64 numpy (``"pca"`` in the same batches as the encoder, sharing its float32 input).
+    ``cache`` keeps the ``"pca"`` reference's tensors per device."""
+    if score is None or score == "reconstruction":
+        return _forward.encode(enc, dec, w, dev, batch_size, recon=score is not None)
+    mean, basis = _pca_tensors(calibration, dev, cache)
+    zs, ss = [], []
+    with torch.inference_mode():
+        for s in range(0, w.shape[0], batch_size):
+            x = torch.from_numpy(w[s:s + batch_size]).to(dev, torch.float32)
+            zs.append(enc(x).float())
+            ss.append(pca_scores(x, mean, basis))
+    return (torch.cat(zs) if len(zs) > 1 else zs[0]), torch.cat(ss).cpu().numpy()
+
+
+def warn_if_ood(scores, threshold: float, *, score: str = "reconstruction", stacklevel: int = 3) -> int:
+    """Warn (:class:`OutOfDistributionWarning`) when some of the ``scores`` (arrays of the score ``score``)
+    exceed ``threshold``; returns how many do. ``stacklevel`` 3 points at the caller of the method that calls
+    this."""
     flagged = int(sum((np.asarray(s) > threshold).sum() for s in scores))
     if flagged:
         total = sum(np.size(s) for s in scores)
-        warnings.warn(f"{flagged} of {total} inputs reconstruct worse than 99 % of the held-out images of the "
-                      "training data (out of distribution?): estimates may be unreliable; pass warn_ood=False "
-                      "to silence", OutOfDistributionWarning, stacklevel=stacklevel)
+        warnings.warn(f"{flagged} of {total} inputs {_WHAT[score]} 99 % of the held-out images of the training "
+                      f"data (out of distribution? score '{score}'): estimates may be unreliable; pass "
+                      "warn_ood=False to silence", OutOfDistributionWarning, stacklevel=stacklevel)
     return flagged
+
+
+def scores(nets, w: np.ndarray, dev: torch.device, batch_size: int, *, score: str, calibration: dict,
+           cache: dict) -> np.ndarray:
+    """Scores ``(n,)`` float64 of ``score`` (checked) of histograms ``w (n, k)``: ``"pca"`` without a network
+    pass, ``"reconstruction"`` with the networks ``nets = (encoder, decoder)`` on ``dev``."""
+    if score == "reconstruction":
+        return _forward.encode(*nets, w, dev, batch_size, recon=True)[1]
+    mean, basis = _pca_tensors(calibration, dev, cache)
+    with torch.inference_mode():
+        out = [pca_scores(torch.from_numpy(w[s:s + batch_size]).to(dev, torch.float32), mean, basis)
+               for s in range(0, w.shape[0], batch_size)]
+    return torch.cat(out).cpu().numpy()
