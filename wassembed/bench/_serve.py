@@ -163,7 +163,7 @@ def _model_rows(name, emb, trained: bool, X, d: _Draw, exact, si, sj, say) -> li
             warnings.simplefilter("ignore")
             _, t = timed(emb.distance, XI, XJ)
         rows.append(_row(f"wassembed distance [{name}]", "independent + OOD check", si.size, t,
-                         note="default warn_ood=True: one more decoder pass per input"))
+                         note="default warn_ood=True: the model's default OOD score per input"))
     _, t = timed(emb.cdist, X[d.A], X[d.B])
     acc = emb.cdist(X[d.Ap], X[d.Bp])[d.ai, d.bj] if trained else None
     rows.append(_row(f"wassembed cdist [{name}]", f"{d.m}×{d.m} from images", d.m * d.m, t,

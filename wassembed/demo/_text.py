@@ -85,7 +85,7 @@ def notes(R: dict) -> list[str]:
          f"Conformal intervals are calibrated on {R['conformal']['calibration_pairs']:,} validation pairs; their "
          f"guarantee is marginal over pairs like those, not per pair.",
          f"Out-of-distribution check: {R['ood']['test_images_flagged']} of {R['ood']['test_images']} test images "
-         f"({100 * R['ood']['fraction']:.1f} %) reconstruct worse than 99 % of the training images (about 1 % "
+         f"({100 * R['ood']['fraction']:.1f} %) score above 99 % of the held-out images of training (about 1 % "
          f"would be expected for images drawn like the training images).",
          f"Saved model reloads identically (max |Δ embedding| = {R['model_file_check_max_abs_diff']:.1e}).",
          f"Versions: {', '.join(f'{k} {v}' for k, v in R['versions'].items())}; torch threads: {R['torch_threads']}."]
