@@ -20,7 +20,8 @@ from ._common import handle_errors
               help="Model directory (checkpoints go to OUT/checkpoints, the log to OUT/train_log.jsonl).")
 @click.option("--model", "model", default="fast", show_default=True,
               type=click.Choice(["fast", "paper", "mlp"]), help="Architecture preset.")
-@click.option("--epochs", default=None, type=click.IntRange(min=1), help="Maximum epochs [default: 40].")
+@click.option("--epochs", default=None, type=click.IntRange(min=1),
+              help="Maximum pair epochs [default: 40; 20 after a distillation phase].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed (split, init, batches).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in OUT/checkpoints.")

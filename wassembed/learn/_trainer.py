@@ -269,8 +269,9 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     log = Path(log) if log is not None else (ckpt / "train_log.jsonl" if ckpt else None)
     targets, why = _teacher(cache, pairs, cfg, settings)
-    # after a distillation phase the pair epochs fine-tune: their schedule peaks at finetune_lr
-    run = settings if targets is None else dataclasses.replace(settings, lr=settings.finetune_lr)
+    # after a distillation phase the pair epochs fine-tune: fewer of them (by default), peaking at finetune_lr
+    run = dataclasses.replace(settings, epochs=settings.pair_epochs(targets is not None),
+                              lr=settings.lr if targets is None else settings.finetune_lr)
     plan = _plan(data, pairs, run, p, dev, progress, ckpt)
     state = new_state(cfg, run, seed, dev)
     ident = _ident(cache, pairs, cfg, settings, seed)
@@ -290,6 +291,7 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     info = _info(cache, pairs, state, settings, seed=seed, dev=dev, stopped=stopped, source=cal.source,
                  metrics=metrics, t_start=t_start)
     info["training"]["distillation"] = distilled
+    info["training"]["settings"]["epochs"] = run.epochs  # the resolved maximum
     # last, after every progress line: the held-out pairs may be too few for the error bars or early stopping
     info["training"]["warnings"] = warn_small_data(
         n_val=len(pairs.val), n_cal=int(cal.arrays["val_pred"].size), fallback=cal.source == FALLBACK,
