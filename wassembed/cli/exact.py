@@ -34,6 +34,9 @@ exact_stage_only()
               help="Explicit pairs (.npy (m, 2), .npz with i and j, or text).")
 @click.option("--chunk-size", default=256, show_default=True, type=int, help="Pairs per shard.")
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:PORT) to run on a cluster.")
+@click.option("--worker-timeout", default=None, type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="With --scheduler: how long to wait for workers whenever the cluster has none, before "
+                   "failing (the cache stays resumable)  [default: 60]")
 @click.option("--lot/--no-lot", default=True, show_default=True,
               help="Also cache one exact LOT solve per image (the trainer's distillation targets; p=2 with a grid "
                    "or coordinates).")
@@ -41,7 +44,7 @@ exact_stage_only()
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @handle_errors
 def precompute(data, out, pairs, seed, workers, p, images, against, sampling, block_size, pairs_file, chunk_size,
-               scheduler, lot, quiet, as_json) -> None:
+               scheduler, worker_timeout, lot, quiet, as_json) -> None:
     """Compute exact W_p^p for pairs of DATA into the cache --out (resumable; rerun to resume).
 
     DATA is a file (IDX .gz/raw, .npy images, .npz) or 'digits' (scikit-learn's bundled 8×8 digits).
@@ -52,17 +55,21 @@ def precompute(data, out, pairs, seed, workers, p, images, against, sampling, bl
     pairs = _pairs_option(pairs)
     if pairs is None and pairs_file is None:
         raise click.UsageError("give --pairs N (or --pairs all, or --pairs-file FILE)")
+    if worker_timeout is not None and scheduler is None:
+        raise click.UsageError("--worker-timeout applies to a Dask cluster: give --scheduler ADDRESS too")
     hs = load_dataset(data)
-    client = None
+    client = executor = None
     if scheduler is not None:
-        from ..exact import connect
+        from ..exact import DaskExecutor, connect
 
         client = connect(scheduler)
     click.echo(f"{hs.name}: {hs.n} histograms of {hs.k} bins; computing exact W_{p}^{p} into {out}", err=True)
     try:
+        if worker_timeout is not None:
+            executor = DaskExecutor(client, worker_timeout=worker_timeout)
         res = run(hs, out, pairs, seed=seed, workers=workers, p=int(p), images=images, against=against,
                   sampling=sampling, block_size=block_size, pairs_file=pairs_file, chunk_size=chunk_size,
-                  progress=not quiet, client=client, lot=lot)
+                  progress=not quiet, client=client, executor=executor, lot=lot)
     finally:
         if client is not None:
             client.close()

@@ -8,9 +8,11 @@ runs changes.
 
 Design
 ------
-- **The dataset travels once.** :meth:`DaskExecutor.start` scatters the histograms and the ground cost to
-  every worker (``scatter(..., broadcast=True)``); each task then carries only its chunk's index arrays
-  (a few kB) and a reference to the scattered data, never the data itself.
+- **The dataset travels once per worker.** :meth:`DaskExecutor.start` scatters the histograms and the ground
+  cost to one worker; each task then carries only its chunk's index arrays (a few kB) and references
+  to the scattered data, which a worker fetches from a peer when its first task needs it. (No
+  ``broadcast=True``: Dask's broadcast copies through a list of workers fixed when it starts, so a worker
+  that dies during it makes it fail, or never return.)
 - **The client writes the shards.** Workers *return* their chunk's values; the process that called
   ``precompute`` claims each chunk (``flock`` on the cache's ``locks/``), writes its shard atomically
   (temporary file, fsync, rename) and releases the claim. With one writer per cache the claims and the
@@ -18,15 +20,24 @@ Design
   guaranteed atomic on a local filesystem (not on NFS or object storage), and the workers need no access
   to the cache at all, so a cluster without a shared filesystem works. The results are small (8 bytes per
   pair), so sending them back costs nothing next to the solves.
-- **Workers that die are survived.** When a worker process dies mid-task, the scheduler reschedules its
-  tasks on the remaining workers (a restarted worker fetches the scattered data from a peer). A task whose
-  workers keep dying (``KilledWorker``), or whose scattered data was lost with every worker holding it, is
-  resubmitted by the client (re-scattering the data if needed) up to ``retries`` times; transient
-  exceptions inside a task (``MemoryError``, ``OSError``) are retried by Dask itself (``retries=``).
-  Deterministic failures (a :class:`~wassembed.errors.SolverError`) are returned, not retried, and raised
-  here naming the pair. A run that was interrupted anyway resumes like any other: rerun the command.
+- **A worker lost at any moment is survived**, at start-up, mid-run and at the end:
+
+  - nothing is broadcast to every worker (a broadcast fails as a whole when one of them dies): the version
+    check is part of each task (a worker checks itself on its first task), after one ordinary task at
+    start asked a worker which wassembed it has installed (a worker without it cannot even unpickle a
+    chunk's task: it would leave the cluster instead of failing the task);
+  - shipping the data is retried (on the workers alive then) until it succeeds; data lost with every
+    worker holding it is shipped again, and the chunks that needed it are resubmitted;
+  - a task whose worker died is rescheduled by Dask; one whose workers keep dying (``KilledWorker``) or
+    that was cancelled is resubmitted by the client, up to ``retries`` times (resubmissions because the
+    data was lost do not count); a result lost with its worker before the client fetched it is computed
+    again; transient exceptions inside a task (``MemoryError``, ``OSError``) are retried by Dask
+    (``retries=``). Deterministic failures (a :class:`~wassembed.errors.SolverError`, other versions on a
+    worker) are returned, not retried, and raised here.
 - **Never a silent hang.** While waiting, the executor checks that it is still connected and that the
-  cluster has workers; with no worker for ``worker_timeout`` seconds it raises :class:`ClusterError`.
+  cluster has workers. With none it says so on stderr and waits for workers to come back; after
+  ``worker_timeout`` seconds without any it raises :class:`ClusterError`. A run stopped anyway resumes like
+  any other: rerun the command, finished shards are kept.
 
 Dask is an optional dependency (``pip install 'wassembed[dask]'``), imported only when this module's
 functions are called.
@@ -35,149 +46,36 @@ functions are called.
 
 from __future__ import annotations
 
+import asyncio
+import importlib.metadata
+import random
+import sys
 import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .._validation import check_int, check_number
-from ..errors import ClusterError, InputError, SolverError, WassembedError, explain
+from ..errors import ClusterError, InputError, SolverError, explain
+from ._dask_connect import INSTALL_HINT, _distributed, connect
+from ._dask_workers import TaskFailure, solve_chunk, worker_versions
 
 if TYPE_CHECKING:
     import distributed
 
 __all__ = ["DaskExecutor", "INSTALL_HINT", "connect"]
 
-INSTALL_HINT = "pip install 'wassembed[dask]'  (installs dask[distributed])"
+#: statuses of a Dask future that will not change by themselves
+_DONE = ("finished", "error", "cancelled")
+#: what a Dask wait or result with a timeout raises (one class from Python 3.11 on)
+_TIMEOUT = (TimeoutError, asyncio.TimeoutError)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _distributed():
-    """Import ``dask.distributed`` lazily, with an install hint when it is missing."""
-    try:
-        import distributed
-    except ImportError as exc:
-        raise ClusterError(explain("Dask is not installed", expected="the dask[distributed] package",
-                                   received=f"ImportError: {exc}", fix=INSTALL_HINT)) from None
-    return distributed
-
-
-def connect(address: str, *, timeout: float | None = None) -> distributed.Client:
-    """Connect to a running Dask scheduler.
-
-    Parameters
-    ----------
-    address : str
-        Scheduler address, e.g. ``tcp://10.0.0.5:8786`` (``HOST:PORT`` means ``tcp://HOST:PORT``).
-    timeout : float, optional
-        Seconds to wait for the scheduler before giving up (default: Dask's own setting
-        ``distributed.comm.timeouts.connect``, 30 s unless configured, e.g. with the environment variable
-        ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``).
-
-    Returns
-    -------
-    distributed.Client
-        A client that is not registered as the global default; close it when done.
-
-    Raises
-    ------
-    InputError
-        The address is malformed.
-    ClusterError
-        Dask is not installed (with the install command), or the scheduler did not answer in ``timeout``.
-
-    Examples
-    --------
-    >>> connect("tcp://127.0.0.1:1", timeout=0.5)  # doctest: +IGNORE_EXCEPTION_DETAIL
-    Traceback (most recent call last):
-    wassembed.errors.ClusterError: cannot reach the Dask scheduler at tcp://127.0.0.1:1 ...
-    """
-    if not isinstance(address, str) or not address.strip():
-        raise InputError(explain("bad Dask scheduler address", expected="tcp://HOST:PORT",
-                                 received=repr(address), fix="e.g. --scheduler tcp://127.0.0.1:8786"))
-    address = address.strip()
-    if "://" not in address:
-        address = "tcp://" + address
-    distributed = _distributed()
-    if timeout is None:
-        import dask
-        from dask.utils import parse_timedelta
-
-        timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
-    timeout = check_number("timeout", timeout, low=0, low_open=True, example=10)
-    try:
-        return distributed.Client(address, timeout=float(timeout), set_as_default=False)
-    except ValueError as exc:  # unknown scheme, unparsable host:port
-        raise InputError(explain("bad Dask scheduler address", expected="tcp://HOST:PORT",
-                                 received=f"{address!r} ({exc})",
-                                 fix="e.g. --scheduler tcp://127.0.0.1:8786")) from None
-    except (OSError, TimeoutError) as exc:
-        raise ClusterError(explain(f"cannot reach the Dask scheduler at {address}",
-                                   expected=f"a scheduler answering within {timeout:g} s",
-                                   received=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                                   fix="start it with `dask scheduler` (and workers with `dask worker ADDRESS`), "
-                                       "check the address and firewall, or drop --scheduler to use local "
-                                       "processes")) from None
-
-
-# -- worker side ------------------------------------------------------------------------------------
-class _TaskFailure:
-    """A deterministic error raised inside a task, returned (not raised) so that Dask does not retry it."""
-
-    def __init__(self, exc: BaseException):
-        self.exc = exc
-
-
-_MALLOC_TUNED = False
-
-
-def _tune_malloc() -> None:
-    """Let this worker process reuse heap memory between solves (once; glibc only).
-
-    Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536`` so that they hand memory back to the OS.
-    For this workload that costs a fifth of the throughput: each solve allocates a few hundred kB (the cost
-    sub-matrix, POT's network-simplex arrays), and (1) setting any glibc malloc threshold disables the
-    dynamic mmap threshold (mallopt(3)), so every allocation over 128 kB is an ``mmap``/``munmap`` pair, and
-    (2) with a 64 kB trim threshold the heap is shrunk after nearly every solve and grown again by the next,
-    so every solve pays fresh page faults. Measured on MNIST chunks: 1.2–1.5× the time per pair of the same
-    code in a plain process; with the thresholds below, the same. A worker then keeps at most 64 MB of free
-    heap for reuse.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return
-    _MALLOC_TUNED = True
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None)
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: temporaries up to 32 MB come from the heap
-        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD: keep up to 64 MB of free heap for the next solve
-    except (OSError, AttributeError):  # not glibc: nothing to tune
-        pass
-
-
-def _solve_chunk(weights, M, p, num_iter_max, i, j):
-    """Solve one chunk on a worker (``weights`` and ``M`` are the scattered arrays, resolved by Dask)."""
-    from ._solver import ExactSolver
-
-    _tune_malloc()
-    try:
-        return ExactSolver(M, p, num_iter_max=num_iter_max).solve_pairs(weights, i, j)
-    except WassembedError as exc:
-        return _TaskFailure(exc)
-
-
-def _worker_versions() -> dict:
-    import ot
-
-    from .._version import __version__
-
-    return {"wassembed": __version__, "pot": ot.__version__, "numpy": np.__version__}
-
-
-# -- client side ------------------------------------------------------------------------------------
 class DaskExecutor:
     """Executor of precompute chunks on a Dask cluster (see the module docstring).
 
@@ -187,12 +85,12 @@ class DaskExecutor:
         A connected client, or a scheduler address (then this executor connects and closes its own client).
     retries : int
         Times a chunk is retried: by Dask on a transient exception inside the task, and by this executor
-        when the task's workers kept dying or its input data was lost.
+        when the task's workers kept dying (``KilledWorker``) or it was cancelled.
     worker_timeout : float
-        Seconds to wait for at least one worker (at start, and whenever the cluster has none) before
-        raising :class:`ClusterError`.
+        Seconds to wait for workers to come back whenever the cluster has none (at start or during the run;
+        the CLI's ``--worker-timeout``) before raising :class:`ClusterError`. The wait is announced on stderr.
     poll_s : float
-        How often the cluster's health is checked while waiting for results.
+        How often the cluster's health is checked while waiting.
 
     Attributes
     ----------
@@ -228,134 +126,200 @@ class DaskExecutor:
         self._dist = distributed
         self._data: list = []
         self._args: tuple | None = None
-        self._live: dict = {}  # handle -> (i, j)
-        self.workers = max(1, self._wait_for_workers())
+        self._versions: dict = {}
+        self._live: dict = {}  # handle -> (i, j, the data references it uses)
+        self._idle_since: float | None = None  # when the cluster was last seen without workers
+        try:
+            self.workers = max(1, self._await_workers())
+        except ClusterError:
+            self.close()
+            raise
 
-    # -- helpers ------------------------------------------------------------------------------------
+    # -- cluster health -----------------------------------------------------------------------------
+    def _address(self) -> str:
+        try:
+            return str(self._client.scheduler.address)
+        except Exception:  # no scheduler comm any more: a placeholder in a message
+            return "SCHEDULER_ADDRESS"
+
+    def _lost(self, exc) -> ClusterError:
+        return ClusterError(explain("lost the connection to the Dask scheduler",
+                                    expected="a running scheduler", received=_first_line(exc),
+                                    fix="restart the scheduler and rerun the same command: finished shards are "
+                                        "kept and only missing pairs are computed"))
+
+    def _connected(self) -> bool:
+        return self._client.status in ("running", "connecting")
+
     def _nthreads(self) -> int:
         try:
             return int(sum(self._client.nthreads().values()))
         except Exception as exc:  # any comm failure means the same thing here
             raise self._lost(exc) from None
 
-    def _lost(self, exc) -> ClusterError:
-        return ClusterError(explain("lost the connection to the Dask scheduler",
-                                    expected="a running scheduler",
-                                    received=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                                    fix="restart the scheduler and rerun the same command: finished shards are "
-                                        "kept and only missing pairs are computed"))
-
-    def _wait_for_workers(self) -> int:
-        n = self._nthreads()
+    def _health(self) -> int:
+        """Worker threads now; announces a wait for workers, raises when it lasted ``worker_timeout``."""
+        if not self._connected():
+            raise self._lost(RuntimeError(f"client status {self._client.status}"))
+        n, now = self._nthreads(), time.monotonic()
         if n > 0:
-            return n
-        try:
-            self._client.wait_for_workers(1, timeout=self.worker_timeout)
-        except TimeoutError:
+            if self._idle_since is not None:
+                _say(f"Dask workers are back ({n} thread{'s' * (n > 1)}) after {now - self._idle_since:.0f} s: "
+                     "resuming")
+            self._idle_since = None
+        elif self._idle_since is None:
+            self._idle_since = now
+            _say(f"no Dask worker is connected to {self._address()}: waiting up to {self.worker_timeout:g} s for "
+                 f"one (start workers with `dask worker {self._address()}`; --worker-timeout sets the wait)")
+        elif now - self._idle_since > self.worker_timeout:
             raise ClusterError(explain("the Dask cluster has no workers",
-                                       expected=f"at least one worker within {self.worker_timeout:g} s",
-                                       received="none",
-                                       fix="start workers with `dask worker SCHEDULER_ADDRESS`")) from None
-        return self._nthreads()
+                                       expected=f"a worker within {self.worker_timeout:g} s (--worker-timeout)",
+                                       received=f"none for {now - self._idle_since:.0f} s",
+                                       fix=f"start workers with `dask worker {self._address()}`, then rerun the "
+                                           "same command: finished shards are kept and only missing pairs are "
+                                           "computed"))
+        return n
 
-    def _check_versions(self) -> None:
-        from .._version import __version__
+    def _await_workers(self) -> int:
+        """Worker threads, once there is at least one (see :meth:`_health`)."""
+        while True:
+            n = self._health()
+            if n > 0:
+                return n
+            time.sleep(min(self.poll_s, 0.25))
 
-        try:
-            found = self._client.run(_worker_versions)
-        except (ImportError, AttributeError) as exc:
-            raise ClusterError(explain("wassembed is not importable on the Dask workers",
-                                       expected=f"wassembed {__version__} installed on every worker",
-                                       received=f"{type(exc).__name__}: {exc}",
-                                       fix="pip install the same wassembed version in the workers' "
-                                           "environment")) from None
-        mine = _worker_versions()
-        for addr, theirs in found.items():
-            diff = {k: (v, mine[k]) for k, v in theirs.items() if k in ("wassembed", "pot") and v != mine[k]}
-            if diff:
-                raise ClusterError(explain(f"Dask worker {addr} runs other versions",
-                                           expected=", ".join(f"{k} {b}" for k, (a, b) in diff.items()),
-                                           received=", ".join(f"{k} {a}" for k, (a, b) in diff.items()),
-                                           fix="install the client's versions on the workers, so that the "
-                                               "cache is the same whichever machine computed it"))
-
+    # -- the data and the tasks ---------------------------------------------------------------------
     def _scatter(self) -> None:
-        weights, M, p, num_iter_max = self._args
-        try:
-            self._data = self._client.scatter([weights, M], broadcast=True, hash=False)
-        except Exception as exc:  # any comm failure means the same thing here
-            raise self._lost(exc) from None
+        """Ship the histograms and the ground cost to the cluster, retrying while workers come and go."""
+        weights, M = self._args[:2]
+        self._data = []  # references to lost data are dropped; Dask forgets it
+        failing_since = None
+        while True:
+            self._await_workers()
+            try:  # both to one worker: a failed scatter leaves no orphan copy on another one
+                target = random.choice(sorted(self._client.nthreads()))
+                self._data = self._client.scatter([weights, M], workers=[target], hash=False,
+                                                  timeout=max(self.poll_s, 1.0))
+                return
+            except Exception as exc:  # a worker that died meanwhile, or none running: try again on the others
+                if not self._connected():
+                    raise self._lost(exc) from None
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > self.worker_timeout:
+                    raise ClusterError(explain("cannot ship the data to the Dask workers",
+                                               expected=f"a worker to accept it within {self.worker_timeout:g} s",
+                                               received=_first_line(exc),
+                                               fix="check the workers' logs (memory limits) and rerun the same "
+                                                   "command: finished shards are kept")) from None
+                time.sleep(min(self.poll_s, 0.25))
 
     def _data_lost(self) -> bool:
-        return any(f.status != "finished" for f in self._data)
+        return not self._data or any(f.status != "finished" for f in self._data)
 
     def _submit(self, i, j):
+        if self._data_lost():  # every worker holding it died: ship it again
+            self._scatter()
         weights_f, M_f = self._data
         _, _, p, num_iter_max = self._args
-        return self._client.submit(_solve_chunk, weights_f, M_f, p, num_iter_max, i, j, pure=False,
-                                   retries=self.retries)
+        fut = self._client.submit(solve_chunk, weights_f, M_f, p, num_iter_max, i, j, self._versions, pure=False,
+                                  retries=self.retries)
+        self._live[fut] = (i, j, self._data)
+        return fut
+
+    def _fetch(self, fut):
+        """The value of a done future; waits again while a result lost with its worker is recomputed."""
+        while True:
+            self.wait_any([fut])
+            try:
+                return fut.result(timeout=max(2 * self.poll_s, 2.0))
+            except ImportError as exc:
+                if fut.status != "error":
+                    raise
+                raise ClusterError(explain("wassembed cannot run on the Dask workers",
+                                           expected="the client's wassembed version installed on every worker",
+                                           received=_first_line(exc),
+                                           fix="pip install the same wassembed version in the workers' "
+                                               "environment")) from None
+            except (OSError, *_TIMEOUT) as exc:  # its value died with its worker: Dask computes it again
+                if fut.status in ("error", "cancelled"):  # the task's own exception
+                    raise
+                if not self._connected():
+                    raise self._lost(exc) from None
+                if not isinstance(exc, _TIMEOUT):  # a comm error: not in a tight loop
+                    time.sleep(min(self.poll_s, 0.25))
+
+    def _check_install(self) -> None:
+        """Ask a worker which wassembed it has installed, with an ordinary task of the standard library.
+
+        A worker without wassembed, or with another version, cannot even unpickle a chunk's task: it leaves the
+        cluster instead of failing the task, so the run would only see its workers vanish. A task, not a
+        broadcast: when its worker dies Dask runs it on another. The chunks check the versions themselves.
+        """
+        mine = _installed_version()
+        if mine is None:  # not installed as a package here (run from a source tree)
+            return
+        fut = self._client.submit(importlib.metadata.version, "wassembed", pure=False)
+        try:
+            theirs = self._fetch(fut)
+        except (self._dist.KilledWorker, self._dist.CancelledError):  # its workers kept dying: the chunks check
+            return
+        if theirs != mine:
+            raise ClusterError(explain("a Dask worker has another wassembed installed", expected=f"wassembed {mine}",
+                                       received=f"wassembed {theirs}",
+                                       fix="install the client's version on the workers, so that the cache is the "
+                                           "same whichever machine computed it"))
 
     # -- executor protocol --------------------------------------------------------------------------
     def start(self, weights, M, p, num_iter_max) -> None:
-        """Check the workers' versions and ship the histograms and ground cost to every worker, once."""
-        self._check_versions()
+        """Check a worker's wassembed, then ship the histograms and ground cost into the cluster, once (both
+        retried while workers come and go)."""
+        self._check_install()
+        self._versions = worker_versions()
         self._args = (np.ascontiguousarray(weights, dtype=np.float64), np.ascontiguousarray(M, dtype=np.float64),
                       int(p), int(num_iter_max))
         self._scatter()
 
     def submit(self, i, j):
         """Submit one chunk; returns its handle (a Dask future)."""
-        fut = self._submit(i, j)
-        self._live[fut] = (i, j)
-        return fut
+        return self._submit(i, j)
 
     def wait_any(self, handles) -> list:
         """Block until at least one handle is done; checks the cluster's health while waiting."""
-        no_worker_since = None
         while True:
+            done = [h for h in handles if h.status in _DONE]
+            if done:
+                return done
             try:
                 with self._client.as_current():  # wait() uses the current client; ours may not be the default
-                    done, _ = self._dist.wait(handles, timeout=self.poll_s, return_when="FIRST_COMPLETED")
-                if done:
-                    return list(done)
-            except TimeoutError:
+                    self._dist.wait(handles, timeout=self.poll_s, return_when="FIRST_COMPLETED")
+            except (*_TIMEOUT, self._dist.CancelledError):  # nothing done yet; cancelled ones are listed above
                 pass
-            except self._dist.CancelledError:  # their input data was lost with the workers: result() resubmits
-                return [h for h in handles if h.status in ("cancelled", "lost", "error", "finished")] or list(handles)
-            if self._client.status not in ("running", "connecting"):
-                raise self._lost(RuntimeError(f"client status {self._client.status}"))
-            if self._nthreads() == 0:
-                no_worker_since = no_worker_since or time.monotonic()
-                if time.monotonic() - no_worker_since > self.worker_timeout:
-                    raise ClusterError(explain("the Dask cluster lost all its workers",
-                                               expected=f"a worker back within {self.worker_timeout:g} s",
-                                               received="none", fix="restart the workers and rerun the same "
-                                                                    "command: finished shards are kept"))
-            else:
-                no_worker_since = None
+            if not any(h.status in _DONE for h in handles):
+                self._health()
 
     def result(self, handle) -> np.ndarray:
         """Values of a finished chunk; resubmits it (up to ``retries`` times) if its workers died."""
-        i, j = self._live.pop(handle)
-        fut = handle
-        attempt = 0
+        i, j, used = self._live[handle]
+        fut, failures = handle, 0
         while True:
             try:
-                out = fut.result()
+                out = self._fetch(fut)
                 break
             except (self._dist.KilledWorker, self._dist.CancelledError) as exc:
-                attempt += 1
-                if attempt > self.retries:
-                    raise ClusterError(explain(f"a chunk of {len(i)} pairs failed {attempt} times on the cluster",
-                                               expected="a worker to finish it",
-                                               received=f"{type(exc).__name__}: {exc}",
+                self._live.pop(fut, None)
+                # cancelled because its input data died with the workers (shipped again since, or to be): no fault
+                lost = isinstance(exc, self._dist.CancelledError) and (used is not self._data or self._data_lost())
+                failures += not lost
+                if failures > self.retries:
+                    raise ClusterError(explain(f"a chunk of {len(i)} pairs failed {failures} times on the "
+                                               "cluster", expected="a worker to finish it",
+                                               received=_first_line(exc),
                                                fix="check the workers' logs (memory limits, crashes) and "
                                                    "rerun: finished shards are kept")) from None
-                if self._data_lost():  # every worker holding the data died: ship it again
-                    self._wait_for_workers()
-                    self._scatter()
                 fut = self._submit(i, j)
-        if isinstance(out, _TaskFailure):
+                used = self._data
+        self._live.pop(fut, None)
+        if isinstance(out, TaskFailure):
             raise out.exc
         values = np.asarray(out, dtype=np.float64)
         if values.shape != (len(i),):
@@ -379,3 +343,18 @@ class DaskExecutor:
                 self._client.close()
             except Exception:  # best effort, as above
                 pass
+
+
+def _installed_version() -> str | None:
+    """The version of the installed wassembed distribution (None when it is not installed, e.g. a source tree)."""
+    try:
+        return importlib.metadata.version("wassembed")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _say(message: str) -> None:
+    """A line on stderr about the cluster (on a terminal the progress bar shares it: a line of its own)."""
+    lead = "\n" if sys.stderr.isatty() else ""
+    sys.stderr.write(f"{lead}wassembed: {message}\n")
+    sys.stderr.flush()

@@ -1,0 +1,87 @@
+"""Connect to a Dask scheduler, with the errors of the house (an install hint, a clear unreachable message).
+
+Dask is an optional dependency (``pip install 'wassembed[dask]'``), imported only when these functions are
+called.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._validation import check_number
+from ..errors import ClusterError, InputError, explain
+
+if TYPE_CHECKING:
+    import distributed
+
+__all__ = ["INSTALL_HINT", "connect"]
+
+INSTALL_HINT = "pip install 'wassembed[dask]'  (installs dask[distributed])"
+
+
+def _distributed():
+    """Import ``dask.distributed`` lazily, with an install hint when it is missing."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ClusterError(explain("Dask is not installed", expected="the dask[distributed] package",
+                                   received=f"ImportError: {exc}", fix=INSTALL_HINT)) from None
+    return distributed
+
+
+def connect(address: str, *, timeout: float | None = None) -> distributed.Client:
+    """Connect to a running Dask scheduler.
+
+    Parameters
+    ----------
+    address : str
+        Scheduler address, e.g. ``tcp://10.0.0.5:8786`` (``HOST:PORT`` means ``tcp://HOST:PORT``).
+    timeout : float, optional
+        Seconds to wait for the scheduler before giving up (default: Dask's own setting
+        ``distributed.comm.timeouts.connect``, 30 s unless configured, e.g. with the environment variable
+        ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s``).
+
+    Returns
+    -------
+    distributed.Client
+        A client that is not registered as the global default; close it when done.
+
+    Raises
+    ------
+    InputError
+        The address is malformed.
+    ClusterError
+        Dask is not installed (with the install command), or the scheduler did not answer in ``timeout``.
+
+    Examples
+    --------
+    >>> connect("tcp://127.0.0.1:1", timeout=0.5)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    wassembed.errors.ClusterError: cannot reach the Dask scheduler at tcp://127.0.0.1:1 ...
+    """
+    if not isinstance(address, str) or not address.strip():
+        raise InputError(explain("bad Dask scheduler address", expected="tcp://HOST:PORT",
+                                 received=repr(address), fix="e.g. --scheduler tcp://127.0.0.1:8786"))
+    address = address.strip()
+    if "://" not in address:
+        address = "tcp://" + address
+    distributed = _distributed()
+    if timeout is None:
+        import dask
+        from dask.utils import parse_timedelta
+
+        timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
+    timeout = check_number("timeout", timeout, low=0, low_open=True, example=10)
+    try:
+        return distributed.Client(address, timeout=float(timeout), set_as_default=False)
+    except ValueError as exc:  # unknown scheme, unparsable host:port
+        raise InputError(explain("bad Dask scheduler address", expected="tcp://HOST:PORT",
+                                 received=f"{address!r} ({exc})",
+                                 fix="e.g. --scheduler tcp://127.0.0.1:8786")) from None
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(explain(f"cannot reach the Dask scheduler at {address}",
+                                   expected=f"a scheduler answering within {timeout:g} s",
+                                   received=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                                   fix="start it with `dask scheduler` (and workers with `dask worker ADDRESS`), "
+                                       "check the address and firewall, or drop --scheduler to use local "
+                                       "processes")) from None
