@@ -65,11 +65,14 @@ def test_an_altered_or_truncated_file_is_named(tmp_path, hs):
 
 def test_precompute_caches_targets_by_default_and_not_with_lot_false(tmp_path, hs):
     r = precompute(hs, tmp_path / "a", pairs=30, images="0:20", workers=1, progress=False)
-    assert (r.lot_images, r.lot_computed) == (20, 20)
+    assert (r.lot_requested, r.lot_computed) == (20, 20)
     assert read_lot_targets(DistanceCache.open(tmp_path / "a")).index.tolist() == list(range(20))
     r = precompute(hs, tmp_path / "b", pairs=30, images="0:20", workers=1, progress=False, lot=False)
-    assert (r.lot_images, r.lot_computed) == (0, 0)
+    assert (r.lot_requested, r.lot_computed) == (0, 0)
     assert read_lot_targets(DistanceCache.open(tmp_path / "b")) is None
+    r = precompute(hs, tmp_path / "c", pairs=30, images="0:20", workers=1, progress=False, lot_images="5:12")
+    assert (r.lot_requested, r.lot_computed) == (7, 7)
+    assert read_lot_targets(DistanceCache.open(tmp_path / "c")).index.tolist() == list(range(5, 12))
 
 
 def test_other_data_is_refused_before_anything_is_written(tmp_path, hs):
@@ -83,7 +86,7 @@ def test_other_data_is_refused_before_anything_is_written(tmp_path, hs):
 
 def test_supports_without_lot_are_skipped_by_precompute_and_refused_when_asked(tmp_path, hs):
     r = precompute(hs, tmp_path / "w1", pairs=10, images="0:8", p=1, workers=1, progress=False)
-    assert r.lot_images == 0
+    assert r.lot_requested == 0
     c = DistanceCache.open(tmp_path / "w1")
     with pytest.raises(InputError, match="LOT targets need p=2"):
         compute_lot_targets(c, np.arange(5), progress=False)

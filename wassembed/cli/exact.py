@@ -40,11 +40,13 @@ exact_stage_only()
 @click.option("--lot/--no-lot", default=True, show_default=True,
               help="Also cache one exact LOT solve per image (the trainer's distillation targets; p=2 with a grid "
                    "or coordinates).")
+@click.option("--lot-images", default=None, help="Index range A:B: only the plan's images inside it get a LOT "
+                                                   "solve [default: every image of the plan].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @handle_errors
 def precompute(data, out, pairs, seed, workers, p, images, against, sampling, block_size, pairs_file, chunk_size,
-               scheduler, worker_timeout, lot, quiet, as_json) -> None:
+               scheduler, worker_timeout, lot, lot_images, quiet, as_json) -> None:
     """Compute exact W_p^p for pairs of DATA into the cache --out (resumable; rerun to resume).
 
     DATA is a file (IDX .gz/raw, .npy images, .npz) or 'digits' (scikit-learn's bundled 8×8 digits).
@@ -69,7 +71,8 @@ def precompute(data, out, pairs, seed, workers, p, images, against, sampling, bl
             executor = DaskExecutor(client, worker_timeout=worker_timeout)
         res = run(hs, out, pairs, seed=seed, workers=workers, p=int(p), images=images, against=against,
                   sampling=sampling, block_size=block_size, pairs_file=pairs_file, chunk_size=chunk_size,
-                  progress=not quiet, client=client, executor=executor, lot=lot)
+                  progress=not quiet, client=client, executor=executor, lot=lot,
+                  lot_images=lot_images)
     finally:
         if client is not None:
             client.close()
@@ -82,9 +85,9 @@ def precompute(data, out, pairs, seed, workers, p, images, against, sampling, bl
                f"computed now     {res.computed} in {res.seconds:.1f} s ({res.pairs_per_s:.0f} pairs/s, "
                f"{res.workers} worker(s), {res.executor})\n"
                f"pairs in cache   {res.total_in_cache}")
-    if res.lot_images:
+    if res.lot_requested:
         rate = f" ({res.lot_computed / res.lot_seconds:.0f} images/s)" if res.lot_computed and res.lot_seconds else ""
-        click.echo(f"LOT targets      {res.lot_images} images, {res.lot_computed} solved now in "
+        click.echo(f"LOT targets      {res.lot_requested} images, {res.lot_computed} solved now in "
                    f"{res.lot_seconds:.1f} s{rate}\n"
                    f"exact solves     {res.computed + res.lot_computed} now (pairs + images)")
 

@@ -66,7 +66,7 @@ class PrecomputeResult:
     executor: str
     total_in_cache: int
     #: per-image LOT targets: images of the plan, solved now (exact solves spent), seconds (0 when off)
-    lot_images: int = 0
+    lot_requested: int = 0
     lot_computed: int = 0
     lot_seconds: float = 0.0
 
@@ -144,7 +144,8 @@ def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, p
                against: IndexSpec = None, sampling: str = "random", block_size: int = 64,
                pairs_file: str | os.PathLike | None = None, chunk_size: int = 256, progress: bool = True,
                client: Any = None, executor: Executor | None = None,
-               num_iter_max: int = DEFAULT_NUM_ITER_MAX, lot: bool = True) -> PrecomputeResult:
+               num_iter_max: int = DEFAULT_NUM_ITER_MAX, lot: bool = True,
+               lot_images: IndexSpec = None) -> PrecomputeResult:
     """Compute exact :math:`W_p^p` for a plan of pairs into the cache ``out`` (resumable).
 
     Parameters
@@ -171,6 +172,9 @@ def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, p
         and cache the embeddings (:mod:`wassembed.exact._teacher`): the targets of the trainer's
         distillation phase. Only where defined (``p = 2``, a grid or coordinates); computed by local processes
         (``workers``) even with a Dask ``client``; resumable like the pairs.
+    lot_images : str or array-like, optional
+        Only the images of the plan inside this range (``"A:B"`` or indices) get per-image solves (default:
+        every image of the plan): the per-image budget when those solves are expensive (dense images).
 
     Returns
     -------
@@ -226,13 +230,16 @@ def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, p
     if lot and has_lot_support(hs, p):
         with _cache_io(out):
             lot_workers = default_workers() if workers is None or workers == 0 else check_pos_int("workers", workers)
-            done = compute_lot_targets(cache, np.union1d(i_all, j_all), workers=lot_workers, progress=progress,
+            planned = np.union1d(i_all, j_all)
+            if lot_images is not None:
+                planned = np.intersect1d(planned, parse_range(lot_images, hs.n, what="lot_images"))
+            done = compute_lot_targets(cache, planned, workers=lot_workers, progress=progress,
                                        num_iter_max=num_iter_max)
     return PrecomputeResult(cache=str(cache.path), requested=int(i_all.size), already_cached=already,
                             computed=computed, done_elsewhere=elsewhere, seconds=seconds,
                             pairs_per_s=computed / seconds if seconds > 0 and computed else 0.0,
                             workers=int(getattr(ex, "workers", 1)), executor=ex.name,
-                            total_in_cache=counts["pairs"], lot_images=done["requested"],
+                            total_in_cache=counts["pairs"], lot_requested=done["requested"],
                             lot_computed=done["computed"], lot_seconds=done["seconds"])
 
 
