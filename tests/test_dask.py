@@ -102,7 +102,7 @@ def test_dataset_shipped_once(digits, client, tmp_path, monkeypatch):
     monkeypatch.setattr(client, "scatter", scatter)
     monkeypatch.setattr(client, "submit", submit)
     ex = DaskExecutor(client)
-    ex.start(hs.weights, hs.ground_cost(2), 2, 10_000_000)
+    ex.start(hs, 2, 10_000_000)
     try:
         assert len(calls["scatter"]) == 1 and not calls["scatter"][0].get("broadcast")
         futs = [ex.submit(np.arange(5), np.arange(5) + 1) for _ in range(4)]
@@ -146,7 +146,7 @@ def test_worker_versions_checked_at_start_and_by_the_tasks(digits, client, tmp_p
                                                r"0.0.0-other, received wassembed \S+; fix: install"):
             precompute(hs, tmp_path / "c", pairs=20, client=client, progress=False, lot=False)
     ex = DaskExecutor(client)
-    ex.start(hs.weights, hs.ground_cost(2), 2, 10_000_000)
+    ex.start(hs, 2, 10_000_000)
     try:
         ex._versions = dict(ex._versions, wassembed="0.0.0-other")  # as if the workers ran another version
         h = ex.submit(np.arange(3), np.arange(3) + 1)

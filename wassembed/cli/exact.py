@@ -8,6 +8,7 @@ inherited by the worker processes). Nothing here imports ``ot`` before that.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -49,7 +50,8 @@ def precompute(data, out, pairs, seed, workers, p, images, against, sampling, bl
                scheduler, worker_timeout, lot, lot_images, quiet, as_json) -> None:
     """Compute exact W_p^p for pairs of DATA into the cache --out (resumable; rerun to resume).
 
-    DATA is a file (IDX .gz/raw, .npy images, .npz) or 'digits' (scikit-learn's bundled 8×8 digits).
+    DATA is a file (IDX .gz/raw, .npy images, .npz of images or histograms, or a ragged .npz of point clouds
+    with points, offsets and optional weights, labels) or 'digits' (scikit-learn's bundled 8×8 digits).
     """
     from ..data import load_dataset
     from ..exact import precompute as run
@@ -65,7 +67,7 @@ def precompute(data, out, pairs, seed, workers, p, images, against, sampling, bl
         from ..exact import DaskExecutor, connect
 
         client = connect(scheduler)
-    click.echo(f"{hs.name}: {hs.n} histograms of {hs.k} bins; computing exact W_{p}^{p} into {out}", err=True)
+    click.echo(f"{_summary(hs, data)}; computing exact W_{p}^{p} into {out}", err=True)
     try:
         if worker_timeout is not None:
             executor = DaskExecutor(client, worker_timeout=worker_timeout)
@@ -90,6 +92,17 @@ def precompute(data, out, pairs, seed, workers, p, images, against, sampling, bl
         click.echo(f"LOT targets      {res.lot_requested} images, {res.lot_computed} solved now in "
                    f"{res.lot_seconds:.1f} s{rate}\n"
                    f"exact solves     {res.computed + res.lot_computed} now (pairs + images)")
+
+
+def _summary(data, source: str) -> str:
+    """``digits: 1797 histograms of 64 bins`` or ``clouds.npz: 40 clouds of 20–60 points in 3 dimensions``."""
+    from ..data import PointCloudSet
+
+    if isinstance(data, PointCloudSet):
+        sizes = data.sizes
+        return (f"{Path(source).name}: {data.n} clouds of {int(sizes.min())}–{int(sizes.max())} points in {data.d} "
+                "dimensions")
+    return f"{data.name}: {data.n} histograms of {data.k} bins"
 
 
 @click.group()
@@ -123,10 +136,14 @@ def _info_lines(info: dict) -> list[str]:
     d, v = info["dataset"], info["values"]
     lines = [f"cache        {info['path']}"]
     if d is not None:
+        if d.get("kind") == "point_clouds":
+            what = (f"{d['n']} clouds of {d.get('k_min', '?')}–{d.get('k_max', '?')} points in {d['d']} dimensions"
+                    f" ({d.get('points', '?')} points)")
+        else:
+            what = (f"{d['n']} histograms × {d['k']} bins ({d['support']}"
+                    + (f" {d['grid'][0]}×{d['grid'][1]}" if d.get("grid") else "") + ")")
         lines += [f"quantity     {info['quantity']} (p={info['p']}, ground cost {info['ground_cost']})",
-                  f"dataset      {d['name']}: {d['n']} histograms × {d['k']} bins ({d['support']}"
-                  + (f" {d['grid'][0]}×{d['grid'][1]}" if d.get("grid") else "") + ")",
-                  f"fingerprint  {d['fingerprint']}"]
+                  f"dataset      {d['name']}: {what}", f"fingerprint  {d['fingerprint']}"]
     lines.append(f"pairs        {info['pairs']} in {info['shards']} shards, {info['images_used']} images used"
                  + (f" (indices {info['image_range'][0]}..{info['image_range'][1]})" if info["image_range"] else ""))
     if v:
@@ -165,7 +182,7 @@ def cache_export(cache_dir, out) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
 def cache_verify(cache_dir, repair, workers, as_json) -> None:
-    """Check the manifest against the stored data (fingerprint, p, ground cost, n, k), the plans, every shard's
+    """Check the manifest against the stored data (fingerprint, p, ground cost, kind, sizes), the plans, every shard's
     checksum and the claims; with --repair, recompute what was lost. Exit 1 if damage remains."""
     from ..exact import verify
 

@@ -1,4 +1,5 @@
-"""Loaders: IDX files (MNIST's format), ``.npy``/``.npz`` arrays and the built-in ``digits``."""
+"""Loaders: IDX files (MNIST's format), ``.npy``/``.npz`` arrays (histograms, or ragged point clouds) and the
+built-in ``digits``."""
 
 from __future__ import annotations
 
@@ -79,22 +80,25 @@ def load_digits_set() -> HistogramSet:
                                     name="digits")
 
 
-def load_dataset(path_or_name: str | os.PathLike, *, limit: int | None = None) -> HistogramSet:
-    """Load a histogram set from a file or a built-in name.
+def load_dataset(path_or_name: str | os.PathLike, *, limit: int | None = None):
+    """Load a histogram set (or a point-cloud set) from a file or a built-in name.
 
     Parameters
     ----------
     path_or_name : str or path
         ``"digits"`` (scikit-learn's bundled 8×8 digits, the embedded default); an IDX file (``.gz`` or
         raw, MNIST's format; a sibling ``labels-idx1`` file is picked up); a ``.npy`` of images
-        ``(n, H, W)``; or a ``.npz`` holding ``images`` ``(n, H, W)`` or ``histograms`` ``(n, k)`` with one
-        of ``grid`` ``(2,)``, ``coords`` ``(k, d)``, ``cost`` ``(k, k)``, and optionally ``labels``.
+        ``(n, H, W)``; a ``.npz`` holding ``images`` ``(n, H, W)`` or ``histograms`` ``(n, k)`` with one
+        of ``grid`` ``(2,)``, ``coords`` ``(k, d)``, ``cost`` ``(k, k)``, and optionally ``labels``; or a
+        ragged ``.npz`` of point clouds holding ``points`` ``(N, d)`` and ``offsets`` ``(n + 1,)``, optionally
+        ``weights`` ``(N,)`` and ``labels`` ``(n,)`` (the format of :meth:`PointCloudSet.save`).
     limit : int, optional
-        Keep only the first ``limit`` histograms.
+        Keep only the first ``limit`` histograms (or clouds).
 
     Returns
     -------
-    HistogramSet
+    HistogramSet or PointCloudSet
+        A :class:`PointCloudSet` for a ragged ``.npz`` (or when given one), a :class:`HistogramSet` otherwise.
 
     Examples
     --------
@@ -102,11 +106,13 @@ def load_dataset(path_or_name: str | os.PathLike, *, limit: int | None = None) -
     >>> hs.n, hs.grid
     (1797, (8, 8))
     """
-    if not isinstance(path_or_name, (HistogramSet, str, os.PathLike)):
-        raise InputError(explain("bad data argument", expected="a path, 'digits' or a HistogramSet",
+    from . import PointCloudSet  # through the package: _clouds imports this module
+
+    if not isinstance(path_or_name, (HistogramSet, PointCloudSet, str, os.PathLike)):
+        raise InputError(explain("bad data argument", expected="a path, 'digits', a HistogramSet or a PointCloudSet",
                                  received=f"{type(path_or_name).__name__} {path_or_name!r}"[:80],
                                  fix="pass the path of an IDX, .npy or .npz file"))
-    if isinstance(path_or_name, HistogramSet):
+    if isinstance(path_or_name, (HistogramSet, PointCloudSet)):
         hs = path_or_name
     elif str(path_or_name) == "digits":
         hs = load_digits_set()
@@ -162,7 +168,7 @@ def _np_load(path: Path):
                                  received=str(exc).split("\n")[0], fix="re-save it with numpy.save/savez")) from None
 
 
-def _load_npz(path: Path) -> HistogramSet:
+def _load_npz(path: Path):
     z = _np_load(path)
     try:
         return _npz_to_set(z, path)
@@ -176,9 +182,13 @@ def _load_npz(path: Path) -> HistogramSet:
         z.close()
 
 
-def _npz_to_set(z, path: Path) -> HistogramSet:
+def _npz_to_set(z, path: Path):
     keys = set(z.files)
     labels = z["labels"] if "labels" in keys else None
+    if "points" in keys and "offsets" in keys:  # ragged point clouds (PointCloudSet.save)
+        from . import PointCloudSet
+
+        return PointCloudSet(z["points"], z["weights"] if "weights" in keys else None, z["offsets"], labels=labels)
     if "images" in keys:
         return HistogramSet.from_images(z["images"], labels=labels, name=path.name)
     hkey = "histograms" if "histograms" in keys else "weights" if "weights" in keys else None
@@ -188,7 +198,8 @@ def _npz_to_set(z, path: Path) -> HistogramSet:
             if arr.ndim == 3:
                 return HistogramSet.from_images(arr, name=path.name)
         raise InputError(explain(f"{path} holds no images or histograms",
-                                 expected="an array named 'images' (n, H, W) or 'histograms' (n, k)",
+                                 expected="an array named 'images' (n, H, W) or 'histograms' (n, k), or "
+                                          "point clouds: 'points' (N, d) and 'offsets' (n + 1,)",
                                  received=f"arrays {sorted(keys)}", fix="rename the array"))
     grid = tuple(int(x) for x in z["grid"]) if "grid" in keys else None
     coords = z["coords"] if "coords" in keys else None

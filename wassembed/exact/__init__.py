@@ -1,4 +1,5 @@
-"""The exact stage: POT's exact solver, pair plans, the crash-safe cache and parallel precompute.
+"""The exact stage: POT's exact solvers (histograms and point clouds), pair plans, the crash-safe cache and
+parallel precompute.
 
 Nothing here imports torch: a machine (or Dask worker) that only solves exact problems needs
 ``pip install wassembed`` without extras.

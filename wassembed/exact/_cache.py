@@ -4,7 +4,8 @@ Layout of a cache directory::
 
     CACHE/
       manifest.json       format version, dataset fingerprint, p, ground cost, solver, versions, counts
-      data.npz            the histograms (and support, labels) the distances were computed on
+      data.npz            the data the distances were computed on: histograms (and support, labels), or
+                          point clouds (points, weights, offsets, labels, and p)
       plans/<key>.npz     every pair plan ever requested (pairs i < j), so lost pairs can be recomputed
       shards/<key>.npz    append-only results: int64 i, int64 j, float64 value (W_p^p) and a sha256
       locks/<key>.lock    claims held (flock) by the process computing that chunk
@@ -20,7 +21,9 @@ Guarantees
   after the claim: two processes filling one cache never compute or store the same chunk twice, and a
   claim dies with its process (no stale locks after a crash).
 - A cache is bound to one dataset fingerprint and one ``p``; other data or settings are refused before
-  anything is written.
+  anything is written. The data is a :class:`~wassembed.data.HistogramSet` or a
+  :class:`~wassembed.data.PointCloudSet` (``dataset.kind`` in the manifest; see :mod:`._datakind`): every
+  guarantee holds for both.
 - A damaged part (manifest, stored data, plan, shard, claim) raises :class:`CacheError` (or
   :class:`CorruptShardError`) naming the file and what to do; :meth:`DistanceCache.info` and
   :func:`~wassembed.exact.verify` list every damaged part instead of stopping at the first.
@@ -43,10 +46,12 @@ from numpy.typing import ArrayLike
 
 from .._io import atomic_write, file_sha256
 from .._version import __version__
-from ..data import HistogramSet, ground_cost_name, parse_p
+from ..data import ground_cost_name, parse_p
 from ..errors import CacheError, CacheMismatchError, explain
+from . import _datakind as kinds
+from ._datakind import Data, quantity_name
 from ._inspect import inspect_cache, lock_file, read_plan, remove_stale_temps
-from ._integrity import FORMAT, FORMAT_VERSION, load_data, parse_manifest, quantity_name, read_manifest
+from ._integrity import FORMAT, FORMAT_VERSION, load_data, parse_manifest, read_manifest
 from ._shards import PairTable, chunk_key, encode_shard, read_shard_file
 
 __all__ = ["DistanceCache", "FORMAT_VERSION", "describe_cache", "quantity_name"]
@@ -61,7 +66,7 @@ def _versions() -> dict:
 
 
 class DistanceCache:
-    """A directory of exact pairwise values for one dataset and one ``p``.
+    """A directory of exact pairwise values for one dataset (histograms or point clouds) and one ``p``.
 
     Use :meth:`create` to start or reopen a cache for given data (refuses other data or settings) and
     :meth:`open` to read one.
@@ -82,7 +87,7 @@ class DistanceCache:
     def __init__(self, path: str | os.PathLike, manifest: dict):
         self.path = Path(path)
         self.manifest = manifest
-        self._data: HistogramSet | None = None
+        self._data: Data | None = None
         #: names of the stale temporary files removed when the cache was opened
         self.removed_temp_files: list[str] = []
 
@@ -107,18 +112,32 @@ class DistanceCache:
         return cache
 
     @classmethod
-    def create(cls, path: str | os.PathLike, data: HistogramSet, p: int = 2, *,
+    def create(cls, path: str | os.PathLike, data: Data, p: int = 2, *,
                num_iter_max: int | None = None) -> DistanceCache:
         """Create a cache for ``data`` and ``p``, or reopen it if it exists with the same fingerprint.
+
+        Parameters
+        ----------
+        path : str or path
+            The cache directory (new, empty, or a cache of the same data and ``p``).
+        data : HistogramSet or PointCloudSet
+            Histograms on one support, or weighted point clouds (W2² with the squared Euclidean ground cost
+            between points for ``p = 2``, W1 with the Euclidean one for ``p = 1``).
+        p : {1, 2}
+        num_iter_max : int, optional
+            Recorded in the manifest (the solver's iteration limit).
 
         Raises
         ------
         CacheMismatchError
             If ``path`` holds a cache of other data or other settings (nothing is written).
+        InputError
+            If ``data`` is neither a HistogramSet nor a PointCloudSet.
         """
         from ._solver import DEFAULT_NUM_ITER_MAX
 
         p = parse_p(p)
+        kinds.kind_of(data)  # InputError for anything else, before anything is written
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise CacheError(explain(f"{path} is a file", expected="a cache directory (existing or new)",
@@ -129,7 +148,7 @@ class DistanceCache:
                                      expected="a new or empty directory, or an existing cache",
                                      received=f"{len(list(path.iterdir()))} unrelated entries",
                                      fix="choose another --out path"))
-        fingerprint = data.fingerprint(p)
+        fingerprint = kinds.fingerprint_of(data, p)
         path.mkdir(parents=True, exist_ok=True)
         with cls._locked(path):
             if (path / "manifest.json").exists():
@@ -138,22 +157,19 @@ class DistanceCache:
                 return cache
             for sub in ("shards", "plans", "locks"):
                 (path / sub).mkdir(exist_ok=True)
-            arrays = data.to_arrays()
+            arrays = kinds.data_arrays(data, p)
             atomic_write(path / "data.npz", lambda fh: np.savez(fh, **arrays))
+            custom = kinds.custom_cost(data)
             manifest = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "quantity": quantity_name(p, data.cost is not None),
+                "quantity": quantity_name(p, custom),
                 "p": p,
-                "ground_cost": ground_cost_name(p, data.cost is not None),
-                "dataset": {"name": data.name, "n": data.n, "k": data.k, "support": data.support_kind,
-                            "grid": list(data.grid) if data.grid is not None else None,
-                            "fingerprint": fingerprint, "file": "data.npz",
-                            "sha256": file_sha256(path / "data.npz"), "has_labels": data.labels is not None},
-                "solver": {"name": "ot.emd2 (network simplex) restricted to nonzero bins",
-                           "num_iter_max": int(num_iter_max or DEFAULT_NUM_ITER_MAX),
-                           "not_optimal": "error (never cached)"},
+                "ground_cost": ground_cost_name(p, custom),
+                "dataset": {**kinds.dataset_record(data, p), "file": "data.npz",
+                            "sha256": file_sha256(path / "data.npz")},
+                "solver": kinds.solver_record(data, num_iter_max or DEFAULT_NUM_ITER_MAX),
                 "versions": _versions(),
                 "counts": {"pairs": 0, "shards": 0},
             }
@@ -166,7 +182,7 @@ class DistanceCache:
         with lock_file(path / ".lock"):
             yield
 
-    def _check_same(self, data: HistogramSet, p: int, fingerprint: str) -> None:
+    def _check_same(self, data: Data, p: int, fingerprint: str) -> None:
         m = self.manifest
         if m["p"] != p:
             raise CacheMismatchError(explain(f"cache {self.path} was built for other settings",
@@ -174,10 +190,12 @@ class DistanceCache:
                                              received=f"p={p}",
                                              fix="use another --out directory for other settings"))
         if m["dataset"]["fingerprint"] != fingerprint:
+            ds = m["dataset"]
+            kind = "clouds" if kinds.manifest_kind(m) == kinds.POINT_CLOUDS else "histograms"
             raise CacheMismatchError(explain(f"cache {self.path} was built from other data",
-                                             expected=f"dataset fingerprint {m['dataset']['fingerprint'][:12]}… "
-                                                      f"({m['dataset']['name']}, n={m['dataset']['n']})",
-                                             received=f"{fingerprint[:12]}… ({data.name}, n={data.n})",
+                                             expected=f"dataset fingerprint {ds['fingerprint'][:12]}… "
+                                                      f"({ds['name']}: {ds['n']} {kind})",
+                                             received=f"{fingerprint[:12]}… ({kinds.describe_data(data)})",
                                              fix="use another --out directory for other data"))
 
     # -- properties ---------------------------------------------------------------------------------
@@ -188,18 +206,20 @@ class DistanceCache:
 
     @property
     def fingerprint(self) -> str:
-        """Dataset fingerprint (weights, support, p, ground cost)."""
+        """Dataset fingerprint (histograms: weights, support, p, ground cost; point clouds: points, weights,
+        offsets)."""
         return self.manifest["dataset"]["fingerprint"]
 
     @property
-    def data(self) -> HistogramSet:
-        """The histograms the cache was built on (loaded once, checked against the manifest).
+    def data(self) -> Data:
+        """The data the cache was built on: a HistogramSet or a PointCloudSet (loaded once, checked against the
+        manifest).
 
         Raises
         ------
         CacheError
             ``data.npz`` missing, unreadable or altered, or the manifest edited (``p``, fingerprint, ``n``,
-            ``k``, ground cost): the message names the file that is wrong and what to do.
+            ``k`` or ``d``, ground cost): the message names the file that is wrong and what to do.
         """
         if self._data is None:
             self._data = load_data(self.path, self.manifest)

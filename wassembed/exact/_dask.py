@@ -3,14 +3,15 @@
 ``wassembed precompute DATA --out CACHE --pairs N --scheduler tcp://HOST:PORT`` (or
 ``precompute(..., client=Client(...))``) runs exactly the chunks the local process pool would run, on the
 workers of a Dask cluster. The cache format and content are identical whichever executor computed them:
-the plan, the chunking, the solver and the shard writer are the same; only where ``ExactSolver.solve_pairs``
-runs changes.
+the plan, the chunking, the solver and the shard writer are the same; only where the chunks are solved
+(``ExactSolver.solve_pairs`` for histograms, ``CloudSolver.solve_pairs`` for point clouds) changes.
 
 Design
 ------
-- **The dataset travels once per worker.** :meth:`DaskExecutor.start` scatters the histograms and the ground
-  cost to one worker; each task then carries only its chunk's index arrays (a few kB) and references
-  to the scattered data, which a worker fetches from a peer when its first task needs it. (No
+- **The dataset travels once per worker.** :meth:`DaskExecutor.start` scatters the data (the histograms and
+  the ground cost, or the point-cloud set: the parts of a :class:`~wassembed.exact._datakind.PairJob`) to one
+  worker; each task then carries only its chunk's index arrays (a few kB), the kind and settings, and
+  references to the scattered data, which a worker fetches from a peer when its first task needs it. (No
   ``broadcast=True``: Dask's broadcast copies through a list of workers fixed when it starts, so a worker
   that dies during it makes it fail, or never return.)
 - **The client writes the shards.** Workers *return* their chunk's values; the process that called
@@ -59,6 +60,7 @@ from .._validation import check_int, check_number
 from ..errors import ClusterError, InputError, SolverError, explain
 from ._dask_connect import INSTALL_HINT, _distributed, connect
 from ._dask_workers import TaskFailure, solve_chunk, worker_versions
+from ._datakind import PairJob
 
 if TYPE_CHECKING:
     import distributed
@@ -125,7 +127,7 @@ class DaskExecutor:
         self._client = client
         self._dist = distributed
         self._data: list = []
-        self._args: tuple | None = None
+        self._job: PairJob | None = None
         self._versions: dict = {}
         self._live: dict = {}  # handle -> (i, j, the data references it uses)
         self._idle_since: float | None = None  # when the cluster was last seen without workers
@@ -190,15 +192,15 @@ class DaskExecutor:
 
     # -- the data and the tasks ---------------------------------------------------------------------
     def _scatter(self) -> None:
-        """Ship the histograms and the ground cost to the cluster, retrying while workers come and go."""
-        weights, M = self._args[:2]
+        """Ship the data (the job's parts) to the cluster, retrying while workers come and go."""
+        parts = list(self._job.parts)
         self._data = []  # references to lost data are dropped; Dask forgets it
         failing_since = None
         while True:
             self._await_workers()
-            try:  # both to one worker: a failed scatter leaves no orphan copy on another one
+            try:  # all to one worker: a failed scatter leaves no orphan copy on another one
                 target = random.choice(sorted(self._client.nthreads()))
-                self._data = self._client.scatter([weights, M], workers=[target], hash=False,
+                self._data = self._client.scatter(parts, workers=[target], hash=False,
                                                   timeout=max(self.poll_s, 1.0))
                 return
             except Exception as exc:  # a worker that died meanwhile, or none running: try again on the others
@@ -219,10 +221,9 @@ class DaskExecutor:
     def _submit(self, i, j):
         if self._data_lost():  # every worker holding it died: ship it again
             self._scatter()
-        weights_f, M_f = self._data
-        _, _, p, num_iter_max = self._args
-        fut = self._client.submit(solve_chunk, weights_f, M_f, p, num_iter_max, i, j, self._versions, pure=False,
-                                  retries=self.retries)
+        job = self._job
+        fut = self._client.submit(solve_chunk, job.kind, job.p, job.num_iter_max, i, j, self._versions, *self._data,
+                                  pure=False, retries=self.retries)
         self._live[fut] = (i, j, self._data)
         return fut
 
@@ -270,13 +271,20 @@ class DaskExecutor:
                                            "same whichever machine computed it"))
 
     # -- executor protocol --------------------------------------------------------------------------
-    def start(self, weights, M, p, num_iter_max) -> None:
-        """Check a worker's wassembed, then ship the histograms and ground cost into the cluster, once (both
-        retried while workers come and go)."""
+    def start(self, data, p, num_iter_max) -> None:
+        """Check a worker's wassembed, then ship the data into the cluster, once (both retried while workers come
+        and go).
+
+        Parameters
+        ----------
+        data : HistogramSet or PointCloudSet
+            The histograms (shipped with their ground cost for ``p``) or the point clouds.
+        p, num_iter_max : int
+            As for :func:`~wassembed.exact.precompute`.
+        """
         self._check_install()
         self._versions = worker_versions()
-        self._args = (np.ascontiguousarray(weights, dtype=np.float64), np.ascontiguousarray(M, dtype=np.float64),
-                      int(p), int(num_iter_max))
+        self._job = PairJob.of(data, p, num_iter_max)
         self._scatter()
 
     def submit(self, i, j):

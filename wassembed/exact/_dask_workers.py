@@ -100,32 +100,34 @@ def _version_problem(expected: dict) -> ClusterError | None:
     return _VERSION_CHECKS[key]
 
 
-def solve_chunk(weights, M, p, num_iter_max, i, j, versions):
+def solve_chunk(kind, p, num_iter_max, i, j, versions, *parts):
     """Solve one chunk on a worker, after checking (once per process) that it runs the client's ``versions``.
 
     Parameters
     ----------
-    weights, M : numpy.ndarray
-        The histograms and the ground cost (scattered data, resolved by Dask).
+    kind : str
+        ``"histograms"`` or ``"point_clouds"`` (see :class:`~wassembed.exact._datakind.PairJob`).
     p, num_iter_max : int
-        As for :class:`~wassembed.exact.ExactSolver`.
+        As for :class:`~wassembed.exact.ExactSolver` and :class:`~wassembed.exact.CloudSolver`.
     i, j : numpy.ndarray
         The chunk's pairs.
     versions : dict
         The client's :func:`worker_versions`.
+    *parts
+        The job's data (scattered, resolved by Dask): the histograms and the ground cost, or the point-cloud set.
 
     Returns
     -------
     numpy.ndarray or TaskFailure
         The chunk's values, or the deterministic error (other versions, a solve not optimal).
     """
-    from ._solver import ExactSolver
+    from ._datakind import PairJob
 
     problem = _version_problem(versions)
     if problem is not None:
         return TaskFailure(problem)
     _tune_malloc()
     try:
-        return ExactSolver(M, p, num_iter_max=num_iter_max).solve_pairs(weights, i, j)
+        return PairJob(kind, tuple(parts), int(p), int(num_iter_max)).solver()(i, j)
     except WassembedError as exc:
         return TaskFailure(exc)

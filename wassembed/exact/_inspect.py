@@ -182,7 +182,7 @@ def inspect_cache(path: str | os.PathLike) -> dict:
     Returns
     -------
     dict
-        ``manifest`` (dict or None if unreadable), ``data`` (HistogramSet or None), ``plans`` (list of
+        ``manifest`` (dict or None if unreadable), ``data`` (HistogramSet, PointCloudSet or None), ``plans`` (list of
         ``(i, j)``), ``shards`` (name → PairTable, intact ones), ``temp_files`` (names) and ``damaged``
         (list of :class:`Damage`: manifest, data, plans, shards, claims, in that order).
     """

@@ -1,11 +1,15 @@
-"""Integrity of a cache's description: ``manifest.json`` (its fields) and ``data.npz`` (the stored histograms).
+"""Integrity of a cache's description: ``manifest.json`` (its fields) and ``data.npz`` (the stored data).
 
 A damaged part is described by a :class:`Damage` (the part, the file, a one-line message that names the file
 and says what to do). The manifest is checked on its own when a cache is opened (readable JSON, the fields
 and their types, ``p`` agreeing with the quantity and the ground cost); the stored data is checked against
-the manifest when it is loaded: its fingerprint, ``p``, the ground cost, ``n`` and ``k``. When they
+the manifest when it is loaded: its fingerprint, ``p``, the ground cost, its kind and sizes (``n`` and ``k`` for
+histograms; ``n``, ``d``, the number of points and the smallest and largest cloud for point clouds). When they
 disagree, the manifest's record of ``data.npz``'s sha256 says which side changed: an intact ``data.npz``
 means the manifest was edited, and the message names the field and the value to restore.
+
+Format versions: 1 (histograms only, no ``dataset.kind``) and 2 (``dataset.kind``: ``histograms`` or
+``point_clouds``) are read; new caches are written as version 2.
 """
 
 from __future__ import annotations
@@ -14,17 +18,29 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from .._io import file_sha256
-from ..data import DAMAGED_FILE_ERRORS, HistogramSet, ground_cost_name, parse_p
+from ..data import DAMAGED_FILE_ERRORS, ground_cost_name
 from ..errors import CacheError, explain
+from ._datakind import (
+    HISTOGRAMS,
+    KINDS,
+    POINT_CLOUDS,
+    Data,
+    fingerprint_of,
+    manifest_kind,
+    quantity_name,
+    read_data_file,
+    stored_facts,
+)
 
-__all__ = ["Damage", "FORMAT", "FORMAT_VERSION", "check_data", "load_data", "manifest_consistency", "parse_manifest",
-           "quantity_name", "read_manifest"]
+__all__ = ["Damage", "FORMAT", "FORMAT_VERSION", "READABLE_VERSIONS", "check_data", "load_data",
+           "manifest_consistency", "parse_manifest", "quantity_name", "read_manifest"]
 
 FORMAT = "wassembed-cache"
-FORMAT_VERSION = 1
+#: the version new caches are written with (2: the manifest records the kind of data)
+FORMAT_VERSION = 2
+#: the versions this wassembed reads (1: histograms only, written before point clouds)
+READABLE_VERSIONS = (1, 2)
 
 REBUILD = "rebuild the cache into a new directory (`wassembed precompute DATA --out NEW_CACHE`, same options)"
 DATA_FIX = f"restore data.npz from a copy of the cache, or {REBUILD}"
@@ -56,24 +72,23 @@ class Damage:
         return CacheError(self.problem)
 
 
-def quantity_name(p: int, explicit_cost: bool = False) -> str:
-    """Name of the cached quantity: ``w2sq`` (W2², p = 2), ``w1`` (p = 1) or ``ot_cost`` (custom cost)."""
-    if explicit_cost:
-        return "ot_cost"
-    return "w2sq" if parse_p(p) == 2 else "w1"
-
-
 # -- manifest.json on its own -----------------------------------------------------------------------
 _MANIFEST_FIX = f"restore manifest.json from a copy of the cache, or {REBUILD}"
 _TOP = {"p": int, "quantity": str, "ground_cost": str, "dataset": dict}
-_DATASET = {"name": str, "n": int, "k": int, "support": str, "fingerprint": str}
+_DATASET = {HISTOGRAMS: {"name": str, "n": int, "k": int, "support": str, "fingerprint": str},
+            POINT_CLOUDS: {"name": str, "n": int, "d": int, "fingerprint": str}}
+_SIZE = {HISTOGRAMS: "k", POINT_CLOUDS: "d"}
 _TYPE_NAMES = {int: "an integer", str: "a string", dict: "an object"}
 
 
 def _field_problems(m: dict) -> list[tuple[str, str, str]]:
     """(field, expected, received) for every missing or mistyped field of a parsed manifest."""
+    ds = m.get("dataset")
+    kind = ds.get("kind", HISTOGRAMS) if isinstance(ds, dict) else HISTOGRAMS
+    if kind not in KINDS:
+        return [("dataset.kind", " or ".join(KINDS), repr(kind)[:60])]
     out = []
-    for table, where, fields in ((m, "", _TOP), (m.get("dataset"), "dataset.", _DATASET)):
+    for table, where, fields in ((m, "", _TOP), (ds, "dataset.", _DATASET[kind])):
         if not isinstance(table, dict):
             continue
         for key, typ in fields.items():
@@ -81,19 +96,19 @@ def _field_problems(m: dict) -> list[tuple[str, str, str]]:
             if not isinstance(v, typ) or isinstance(v, bool):
                 out.append((where + key, _TYPE_NAMES[typ], "nothing" if key not in table else repr(v)[:60]))
     if not out:
-        ds = m["dataset"]
+        size = _SIZE[kind]
         if m["p"] not in (1, 2):
             out.append(("p", "1 or 2", repr(m["p"])))
-        if ds["n"] < 1 or ds["k"] < 1:
-            out.append(("dataset.n/k", "positive counts", f"n={ds['n']}, k={ds['k']}"))
-        if ds["support"] not in ("grid", "coords", "cost"):
+        if ds["n"] < 1 or ds[size] < 1:
+            out.append((f"dataset.n/{size}", "positive counts", f"n={ds['n']}, {size}={ds[size]}"))
+        if kind == HISTOGRAMS and ds["support"] not in ("grid", "coords", "cost"):
             out.append(("dataset.support", "grid, coords or cost", repr(ds["support"])))
     return out
 
 
 def _self_consistency(m: dict) -> list[tuple[str, str, str]]:
     """(field, value for p, value found): quantity and ground cost that do not belong to the manifest's ``p``."""
-    custom = m["dataset"]["support"] == "cost"
+    custom = manifest_kind(m) == HISTOGRAMS and m["dataset"]["support"] == "cost"
     return [(key, want, m[key]) for key, want in (("quantity", quantity_name(m["p"], custom)),
                                                    ("ground_cost", ground_cost_name(m["p"], custom)))
             if m[key] != want]
@@ -121,9 +136,9 @@ def parse_manifest(root: Path) -> dict:
     if not isinstance(manifest, dict):
         raise CacheError(explain(f"unreadable manifest {mpath}", expected="a JSON object",
                                  received=type(manifest).__name__, fix=_MANIFEST_FIX))
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format") != FORMAT or manifest.get("format_version") not in READABLE_VERSIONS:
         raise CacheError(explain(f"unsupported cache format in {mpath}",
-                                 expected=f"{FORMAT} version {FORMAT_VERSION}",
+                                 expected=f"{FORMAT} version {' or '.join(map(str, READABLE_VERSIONS))}",
                                  received=f"{manifest.get('format')} version {manifest.get('format_version')}",
                                  fix="rebuild the cache with this version of wassembed"))
     bad = _field_problems(manifest)
@@ -159,11 +174,6 @@ def _data_file(root: Path, manifest: dict) -> Path:
     return root / (Path(name).name if isinstance(name, str) and name else "data.npz")
 
 
-def _read_data(f: Path, name: str) -> HistogramSet:
-    with np.load(f, allow_pickle=False) as z:
-        return HistogramSet.from_arrays({k: z[k] for k in z.files}, name=name)
-
-
 def _edited(mpath: Path, field: str, want, got, why: str) -> Damage:
     shown = json.dumps(want)
     return Damage("manifest", str(mpath), explain(
@@ -171,28 +181,34 @@ def _edited(mpath: Path, field: str, want, got, why: str) -> Damage:
         fix=f'set "{field.split(".")[-1]}": {shown} in {mpath}, or {REBUILD}'))
 
 
-def _fingerprint_damage(root: Path, f: Path, manifest: dict, hs: HistogramSet) -> Damage:
+def _altered(f: Path, manifest: dict, data: Data, sha: str) -> Damage:
+    ds = manifest["dataset"]
+    return Damage("data", str(f), explain(
+        f"stored data {f} was altered: it does not match the manifest",
+        expected=f"the data of fingerprint {ds['fingerprint'][:12]}… (sha256 {str(ds.get('sha256'))[:12]}…)",
+        received=f"data of fingerprint {fingerprint_of(data, manifest['p'])[:12]}… (sha256 {sha[:12]}…)",
+        fix=DATA_FIX))
+
+
+def _fingerprint_damage(root: Path, f: Path, manifest: dict, data: Data) -> Damage:
     """The manifest's fingerprint is not the data's: which side changed."""
     ds, p, mpath = manifest["dataset"], manifest["p"], root / "manifest.json"
     sha = file_sha256(f)
     if ds.get("sha256") != sha:
-        return Damage("data", str(f), explain(
-            f"stored data {f} was altered: it does not match the manifest",
-            expected=f"the data of fingerprint {ds['fingerprint'][:12]}… (sha256 {str(ds.get('sha256'))[:12]}…)",
-            received=f"data of fingerprint {hs.fingerprint(p)[:12]}… (sha256 {sha[:12]}…)", fix=DATA_FIX))
+        return _altered(f, manifest, data, sha)
     other = 3 - p
-    if hs.fingerprint(other) == ds["fingerprint"]:
+    if fingerprint_of(data, other) != fingerprint_of(data, p) and fingerprint_of(data, other) == ds["fingerprint"]:
         return _edited(mpath, "p", other, p, f"data.npz is intact and its fingerprint was made with p={other}")
-    return _edited(mpath, "dataset.fingerprint", hs.fingerprint(p), ds["fingerprint"],
+    return _edited(mpath, "dataset.fingerprint", fingerprint_of(data, p), ds["fingerprint"],
                    "the fingerprint of data.npz, whose sha256 matches the manifest: the data is intact")
 
 
-def check_data(root: Path, manifest: dict) -> tuple[HistogramSet | None, list[Damage]]:
-    """Load ``data.npz`` and compare it with the manifest (fingerprint, ``p``, ground cost, ``n``, ``k``).
+def check_data(root: Path, manifest: dict) -> tuple[Data | None, list[Damage]]:
+    """Load ``data.npz`` and compare it with the manifest (fingerprint, ``p``, ground cost, kind and sizes).
 
     Returns
     -------
-    data : HistogramSet or None
+    data : HistogramSet, PointCloudSet or None
         None when ``data.npz`` is missing or unreadable.
     damage : list of Damage
         Empty when the data and the manifest agree.
@@ -202,33 +218,34 @@ def check_data(root: Path, manifest: dict) -> tuple[HistogramSet | None, list[Da
         return None, [Damage("data", str(f), explain(f"cache {root} has no stored data", expected=f.name,
                                                      received="missing file", fix=DATA_FIX))]
     try:
-        hs = _read_data(f, manifest["dataset"]["name"])
+        data, stored_p = read_data_file(f, manifest["dataset"]["name"])
     except DAMAGED_FILE_ERRORS as exc:  # zip, zlib, npy header errors; InputError is a ValueError
         first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        what = "point clouds" if manifest_kind(manifest) == POINT_CLOUDS else "histograms"
         return None, [Damage("data", str(f), explain(
-            f"stored data {f} is unreadable", expected="the .npz of histograms written by precompute",
+            f"stored data {f} is unreadable", expected=f"the .npz of {what} written by precompute",
             received=f"{type(exc).__name__}: {first}", fix=DATA_FIX))]
     p, ds, mpath = manifest["p"], manifest["dataset"], root / "manifest.json"
-    if hs.fingerprint(p) != ds["fingerprint"]:
-        return hs, [_fingerprint_damage(root, f, manifest, hs)]
-    custom = hs.cost is not None
-    truth = [("dataset.n", hs.n), ("dataset.k", hs.k), ("dataset.support", hs.support_kind),
-             ("dataset.grid", list(hs.grid) if hs.grid is not None else None),
-             ("quantity", quantity_name(p, custom)), ("ground_cost", ground_cost_name(p, custom))]
+    if fingerprint_of(data, p) != ds["fingerprint"]:
+        return data, [_fingerprint_damage(root, f, manifest, data)]
     damage = []
-    for field, want in truth:
+    for field, want in stored_facts(data, p, stored_p):
         table = ds if field.startswith("dataset.") else manifest
         key = field.split(".")[-1]
         if key in table and table[key] != want:
             damage.append(_edited(mpath, field, want, table[key], "the value of data.npz, which matches the "
                                                                    "fingerprint"))
-    return hs, damage
+            if field == "p":  # the quantity and the ground cost follow p: restoring p comes first
+                break
+    if damage and ds.get("sha256") != (sha := file_sha256(f)):  # the data changed, not the manifest
+        return data, [_altered(f, manifest, data, sha)]
+    return data, damage
 
 
-def load_data(root: Path, manifest: dict) -> HistogramSet:
-    """The stored histograms, checked against the manifest; :class:`CacheError` names the wrong file."""
-    hs, damage = check_data(root, manifest)
+def load_data(root: Path, manifest: dict) -> Data:
+    """The stored data, checked against the manifest; :class:`CacheError` names the wrong file."""
+    data, damage = check_data(root, manifest)
     if damage:
         raise damage[0].error()
-    assert hs is not None
-    return hs
+    assert data is not None
+    return data

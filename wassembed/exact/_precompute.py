@@ -6,6 +6,10 @@ several processes filling one cache claim chunks with ``flock`` and never comput
 on an executor: in-process (``workers=1``), a local process pool (the default, all cores) or a Dask
 cluster (``client=`` / ``--scheduler``, see :class:`~wassembed.exact.DaskExecutor`). Results come back to this
 process, which writes each shard atomically: whichever executor computed them, the cache is the same.
+
+The data is histograms (:class:`~wassembed.data.HistogramSet`, solved by :class:`~wassembed.exact.ExactSolver`)
+or weighted point clouds (:class:`~wassembed.data.PointCloudSet`, solved by :class:`~wassembed.exact.CloudSolver`);
+plans, chunks, claims, shards and resumption are the same for both.
 """
 
 
@@ -24,7 +28,7 @@ from numpy.typing import ArrayLike
 
 from .._progress import progress as show_progress
 from .._validation import check_pos_int
-from ..data import HistogramSet, load_dataset, parse_p
+from ..data import HistogramSet, PointCloudSet, load_dataset, parse_p
 from ..errors import CacheError, InputError, explain
 from ._cache import DistanceCache
 from ._executors import Executor, InProcessExecutor, LocalPoolExecutor, default_workers
@@ -74,14 +78,15 @@ class PrecomputeResult:
         return asdict(self)
 
 
-def plan_pairs(data: HistogramSet, pairs: PairsSpec = None, *, seed: int = 0, images: IndexSpec = None,
+def plan_pairs(data: HistogramSet | PointCloudSet, pairs: PairsSpec = None, *, seed: int = 0, images: IndexSpec = None,
                against: IndexSpec = None, sampling: str = "random", block_size: int = 64,
                pairs_file: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Build the requested pair plan (validated; nothing is written).
 
     Parameters
     ----------
-    data : HistogramSet
+    data : HistogramSet or PointCloudSet
+        Only its size ``n`` is used.
     pairs : int, "all", tuple of arrays (i, j), or None
         How many pairs to sample, every pair of ``images``, or an explicit list.
     images : str or array-like, optional
@@ -139,9 +144,9 @@ def _make_executor(workers, client):
 
 
 # -- the run ----------------------------------------------------------------------------------------
-def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, pairs: PairsSpec = None, *,
-               seed: int = 0, workers: int | None = None, p: int = 2, images: IndexSpec = None,
-               against: IndexSpec = None, sampling: str = "random", block_size: int = 64,
+def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str | os.PathLike,
+               pairs: PairsSpec = None, *, seed: int = 0, workers: int | None = None, p: int = 2,
+               images: IndexSpec = None, against: IndexSpec = None, sampling: str = "random", block_size: int = 64,
                pairs_file: str | os.PathLike | None = None, chunk_size: int = 256, progress: bool = True,
                client: Any = None, executor: Executor | None = None,
                num_iter_max: int = DEFAULT_NUM_ITER_MAX, lot: bool = True,
@@ -150,8 +155,9 @@ def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, p
 
     Parameters
     ----------
-    data : HistogramSet, str or path
-        Histograms, a data file, or ``"digits"``.
+    data : HistogramSet, PointCloudSet, str or path
+        Histograms, point clouds, a data file (a ragged ``.npz`` with ``points`` and ``offsets`` holds point
+        clouds, see :func:`~wassembed.data.load_dataset`), or ``"digits"``.
     out : str or path
         Cache directory (created, or reopened if it holds a cache of the same data and ``p``).
     pairs, images, against, sampling, block_size, pairs_file, seed
@@ -159,7 +165,8 @@ def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, p
     workers : int, optional
         Local processes (default: all cores; 1 runs in this process).
     p : {1, 2}
-        2: W2² with squared Euclidean ground cost (default); 1: W1 with Euclidean ground cost.
+        2: W2² with squared Euclidean ground cost (default); 1: W1 with Euclidean ground cost (between bins, or
+        between points for clouds).
     chunk_size : int
         Pairs per shard (the unit of atomic writing and of work lost on a crash).
     progress : bool
@@ -170,7 +177,8 @@ def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, p
     lot : bool
         Also solve, once per image of the plan, the LOT problem from a reference (the mean of those images)
         and cache the embeddings (:mod:`wassembed.exact._teacher`): the targets of the trainer's
-        distillation phase. Only where defined (``p = 2``, a grid or coordinates); computed by local processes
+        distillation phase. Only where defined (``p = 2``, a grid or coordinates; not for point clouds, for which
+        it is skipped); computed by local processes
         (``workers``) even with a Dask ``client``; resumable like the pairs.
     lot_images : str or array-like, optional
         Only the images of the plan inside this range (``"A:B"`` or indices) get per-image solves (default:
@@ -189,11 +197,12 @@ def precompute(data: HistogramSet | str | os.PathLike, out: str | os.PathLike, p
     ...     (r.computed, r.total_in_cache)
     (30, 30)
     """
-    if not isinstance(data, (HistogramSet, str, os.PathLike)):
-        raise InputError(explain("bad data", expected="a HistogramSet, a data file path or 'digits'",
+    if not isinstance(data, (HistogramSet, PointCloudSet, str, os.PathLike)):
+        raise InputError(explain("bad data", expected="a HistogramSet, a PointCloudSet, a data file path or 'digits'",
                                  received=type(data).__name__,
-                                 fix="wrap arrays with HistogramSet.from_images(X) or from_histograms(X, grid=...)"))
-    hs = load_dataset(data) if not isinstance(data, HistogramSet) else data
+                                 fix="wrap arrays with HistogramSet.from_images(X) or from_histograms(X, grid=...), "
+                                     "clouds with PointCloudSet.from_clouds([points, ...])"))
+    hs = data if isinstance(data, (HistogramSet, PointCloudSet)) else load_dataset(data)
     p = parse_p(p)
     chunk_size = check_pos_int("chunk_size", chunk_size, example=256)
     i_all, j_all = plan_pairs(hs, pairs, seed=seed, images=images, against=against, sampling=sampling,
@@ -249,7 +258,7 @@ def _run(cache, ex, hs, p, todo, total, num_iter_max, progress) -> tuple[int, in
     inflight: dict = {}
     computed = 0
     elsewhere = 0
-    ex.start(hs.weights, hs.ground_cost(p), p, num_iter_max)  # before tqdm starts its monitor thread
+    ex.start(hs, p, num_iter_max)  # before tqdm starts its monitor thread
     # a bar on a terminal, a plain line every 10 s in a log; closed (its line ended) before any message
     bar = show_progress(total, desc="precompute", unit="pair", enabled=progress)
     clean = False

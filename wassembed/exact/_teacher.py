@@ -72,8 +72,11 @@ class LOTTargets:
 
 
 def has_lot_support(data, p: int) -> bool:
-    """Whether LOT targets are defined: ``p = 2`` and a support with coordinates (a grid or ``coords``)."""
-    return int(p) == 2 and (data.grid is not None or data.coords is not None)
+    """Whether LOT targets are defined: ``p = 2`` and a support with coordinates (a grid or ``coords``).
+
+    False for point clouds (:class:`~wassembed.data.PointCloudSet`: no common support; not supported yet).
+    """
+    return int(p) == 2 and (getattr(data, "grid", None) is not None or getattr(data, "coords", None) is not None)
 
 
 def _digest(*arrays: np.ndarray) -> str:
