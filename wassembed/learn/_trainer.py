@@ -16,6 +16,9 @@ Given exact values ``y_ij = W_p^p(x_i, x_j)`` of a cache, the encoder φ and dec
   into ordinary pair batches. One 64-image forward pass of a blocks cache serves ~2,000 pair terms.
 * **Exact symmetries** (optional ``augment``): one in-bounds translation, flip or 90° rotation applied to
   every image of a batch leaves every ``W_2^2`` between them unchanged (grid supports).
+* **Distillation first** when the cache holds per-image LOT targets (``wassembed precompute`` caches them by
+  default): the encoder regresses them (:mod:`._distill`), then the pair epochs fine-tune (20 by default,
+  peaking at ``finetune_lr``).
 * Adam, cosine / plateau / constant learning rate, early stopping on the validation MSE, a checkpoint
   every epoch (safetensors + JSON, see :mod:`._checkpoints`), ``resume``, seeded and reproducible,
   per-epoch metrics appended to a JSON-lines log, progress on stderr (a bar on a terminal, one plain line per
@@ -274,7 +277,7 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
                               lr=settings.lr if targets is None else settings.finetune_lr)
     plan = _plan(data, pairs, run, p, dev, progress, ckpt)
     state = new_state(cfg, run, seed, dev)
-    ident = _ident(cache, pairs, cfg, settings, seed)
+    ident = _ident(cache, pairs, cfg, settings, seed) | {"distillation": targets is not None}
     if resume:
         restore_training_checkpoint(ckpt, state, ident, run)
         distilled = {"used": targets is not None, "reason": "resumed: the phase ran before the first checkpoint"}
