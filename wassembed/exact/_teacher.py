@@ -133,9 +133,12 @@ _STATE: dict = {}
 
 
 def _init(coords, reference, num_iter_max, worker=False):
-    if worker:  # a pool worker only solves: POT without torch (as the pair executors' workers)
+    if worker:  # a pool worker only solves: POT without torch, Ctrl-C left to the parent (as the pair workers)
+        import signal
+
         from .._deps import exact_stage_only
 
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         exact_stage_only()
     _STATE["lot"] = LinearOT(coords, reference=reference, num_iter_max=num_iter_max)
 
@@ -204,28 +207,34 @@ def _run(cache, todo, reference, workers, chunk_size, progress, num_iter_max) ->
     W = cache.data.weights
     coords = np.asarray(cache.data.support_coords(), dtype=np.float64)
     chunks = [todo[s:s + chunk_size] for s in range(0, todo.size, chunk_size)]
-    bar = show_progress(int(todo.size), desc="lot targets", unit="image", enabled=progress)
-    computed = 0
-    try:
-        if workers <= 1 or len(chunks) < 2:
-            _init(coords, reference, num_iter_max)
-            for idx in chunks:
-                computed += _store(cache, idx, *_solve(W[idx]))
-                bar.update(int(idx.size))
-            return computed
+    pool = None
+    if workers > 1 and len(chunks) > 1:
         import multiprocessing as mp
 
+        # started before the progress bar's thread (fork after threads is unsafe), as the pair executors do
         ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
-                                    initargs=(coords, reference, num_iter_max, True)) as pool:
+        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
+                                      initargs=(coords, reference, num_iter_max, True))
+        cf.wait([pool.submit(int, 0) for _ in range(workers)])
+    else:
+        _init(coords, reference, num_iter_max)
+    bar = show_progress(int(todo.size), desc="lot targets", unit="image", enabled=progress)
+    computed, clean = 0, False
+    try:
+        if pool is None:
+            results = ((idx, _solve(W[idx])) for idx in chunks)
+        else:
             futures = {pool.submit(_solve, W[idx]): idx for idx in chunks}
-            for fut in cf.as_completed(futures):
-                idx = futures[fut]
-                computed += _store(cache, idx, *fut.result())
-                bar.update(int(idx.size))
+            results = ((futures[f], f.result()) for f in cf.as_completed(futures))
+        for idx, (emb, split) in results:
+            computed += _store(cache, idx, emb, split)
+            bar.update(int(idx.size))
+        clean = True
         return computed
     finally:
         bar.close()
+        if pool is not None:  # Ctrl-C or an error: stored chunks stay, queued ones are dropped
+            pool.shutdown(wait=clean, cancel_futures=not clean)
 
 
 def _store(cache, idx: np.ndarray, emb: np.ndarray, split: np.ndarray) -> int:
