@@ -151,7 +151,8 @@ def make_schedule(optimizer: torch.optim.Optimizer, settings: TrainSettings, his
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] = settings.lr
     if settings.schedule == "cosine":
-        factor = CosineFactor(settings.epochs, [int(r["batches"]) for r in history])
+        # epochs=None spans the default 40 (the trainer passes its run's resolved epochs)
+        factor = CosineFactor(settings.pair_epochs(False), [int(r["batches"]) for r in history])
         steps = sum(factor.batches)
         return LRSchedule(LambdaLR(optimizer, factor, last_epoch=steps - 1), factor)
     if settings.schedule == "plateau":
