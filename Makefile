@@ -57,8 +57,10 @@ lint: $(VENV)/.lint
 test-slow: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
+# on a CUDA machine: the gpu-marked tests, then `wassembed bench gpu` (one table, under 6 minutes on one GPU)
 test-gpu: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m gpu $(PYTEST_ARGS)
+	$(BIN)/wassembed bench gpu --device cuda --data $(BENCH_DATA)
 
 bench-exact: $(VENV)/.demo
 	$(BIN)/wassembed bench exact --data $(BENCH_DATA)

@@ -10,9 +10,9 @@ Inputs, dtypes and the shapes of decoded outputs follow three rules, stated once
 :class:`WassersteinEmbedding`.
 
 Every estimate comes from one :class:`~wassembed.nn.LatentDistance` (``distance_fn``, the one training uses);
-the out-of-distribution scores and their calibration are :mod:`._ood`'s. This class holds
-the state and the public methods; it composes :mod:`._inputs` (validation), :mod:`._forward` (batched passes),
-:mod:`._neighbors` (distance tiles, kNN, re-ranking), :mod:`._geometry` (decoded geometry) and :mod:`._ood`.
+the out-of-distribution scores and their calibration are :mod:`._ood`'s. This class holds the state and the
+public methods; it composes :mod:`._inputs` and :mod:`._device_inputs` (validation), :mod:`._forward` (batched
+passes), :mod:`._neighbors` (distance tiles, kNN, re-ranking), :mod:`._geometry` (decoded geometry), :mod:`._ood`.
 
 Calls share no mutable state: one model can serve many threads at once.
 """
@@ -28,17 +28,16 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .._validation import check_pos_int
 from ..data import make_ground_cost, parse_p
 from ..errors import InputError, explain
 from ..nn import LatentDistance, resolve_device
-from . import _forward, _geometry, _inputs, _neighbors, _ood
+from . import _device_inputs, _forward, _geometry, _inputs, _neighbors, _ood
 from ._conformal import ConformalCalibrator, check_level
 from ._geometry import PrincipalDirections
 from ._inputs import Device, Inputs, Outputs
 from ._inputs import rewrap as _out
 from ._modelfile import read_model, save_model
-from ._neighbors import KNNResult, cdist_into, pdist_into
+from ._neighbors import KNNResult
 from ._warnings import warn_few_calibration_pairs
 
 __all__ = ["DistanceEstimate", "OutOfDistributionWarning", "PrincipalDirections", "WassersteinEmbedding", "load_model"]
@@ -80,16 +79,19 @@ class WassersteinEmbedding:
     image ``(H, W)`` of the model's grid or histogram ``(k,)``: a batch of one, the same as ``X[None]``.
     Paired :meth:`distance` broadcasts a single input (or a batch of one) against the other side, one
     against many; every other method reads it as ``n = 1``. A shape that fits neither form is refused with
-    both forms spelled out. Inputs are validated and divided by their sum in float64
-    (:func:`wassembed.data.as_weights`, as in the cache), then fed to the network in float32. Numpy in,
-    numpy out; torch in, torch out on the input's device.
+    both forms spelled out. Inputs travel in their own dtype to the device of the call (CUDA: in large
+    pinned batches) and are validated and normalised there (:mod:`._device_inputs`; the errors of
+    :func:`wassembed.data.as_weights`). Numpy in, numpy out; torch in, torch out on the input's device
+    (:meth:`embed`, :meth:`distance`, :meth:`cdist`, :meth:`kneighbors` never copy a CUDA input to the host).
 
-    **Dtypes.** Every distance is float64, numpy or torch: estimates, interval bounds, exact re-ranked
-    values, OOD scores (so estimates and exact values compare and mix without casts). Embeddings and decoded
-    histograms are float32, the network's precision; the estimates are the float32 network's, widened.
-    (Measured on one CPU thread: the float64 matrix of a 2,000 × 2,000 :meth:`cdist` from raw 28×28 images
-    costs about 1.5 ms more than a float32 one, 15.7 vs 14.1 ms median, in a call of ~110 ms that the encoder
-    dominates; it takes twice the memory, 32 MB.)
+    **Dtypes and precision.** Inputs of any dtype become float32 histograms (float64 inputs are normalised in
+    float64 first, uint8 images are divided by their exact float32 pixel sums), the network's precision.
+    Every distance is float64, numpy or torch: estimates, interval bounds, exact re-ranked values, OOD scores
+    (so estimates and exact values compare and mix without casts); embeddings and decoded histograms are
+    float32; the estimates are the float32 network's, widened. ``cdist(..., precision="bf16")`` (opt-in)
+    rounds the embeddings to bfloat16 for the matrix product's cross term ``a·b`` (norms and sums stay
+    float32; error at most ~1 % of ``‖a − c‖² + ‖b − c‖²``, ``c`` the centre; see
+    ``docs/benchmarks-serving.md``); the output stays float64.
 
     **Decoded shapes.** :meth:`decode`, :meth:`barycenter`, :meth:`interpolate` and
     :meth:`principal_directions` return histograms in the form of the model's inputs: images ``(…, H, W)``
@@ -217,10 +219,16 @@ class WassersteinEmbedding:
                            cache=self._ood_cache)
 
     def _embed_input(self, X, what, device, batch_size, score=None):
-        """``(embeddings, like, dev)`` of inputs ``X`` (with their OOD scores of ``score`` unless None)."""
-        w, like = _inputs.weights(X, what, grid=self.grid, k=self.k)
+        """``(embeddings, like, dev)`` of inputs ``X`` (or :class:`._device_inputs.DeviceInputs`), read on the
+        device (with their OOD scores ``(n,)`` float64 numpy of ``score`` unless None: ``((Z, s), like, dev)``)."""
+        src = _device_inputs.prepare(X, what, grid=self.grid, k=self.k)
         dev = self._device(device)
-        return self._encode(w, dev, _inputs.batch_size(batch_size, dev), score=score), like, dev
+        enc, dec = self._nets(dev)
+        pca = _ood._pca_tensors(self.calibration, dev, self._ood_cache) if score == "pca" else None
+        Z, s = _forward.encode_batches(enc, dec, src.batches(dev, _inputs.batch_size(batch_size, dev)),
+                                       recon=score == "reconstruction",
+                                       score=None if pca is None else lambda x: _ood.pca_scores(x, *pca))
+        return ((Z, s.cpu().numpy()) if score is not None else Z), src.like, dev
 
     def embed(self, X: Inputs, *, batch_size: int | None = None, device: Device = None) -> Outputs:
         """Embeddings ``φ(x)`` ``(n, d)`` float32 of images ``(n, H, W)`` or histograms ``(n, k)`` (one image
@@ -297,24 +305,16 @@ class WassersteinEmbedding:
         return cal
 
     def cdist(self, XA: Inputs, XB: Inputs, *, root: bool = False, block_size: int = 2048,
-              batch_size: int | None = None, device: Device = None) -> Outputs:
-        """All-pairs estimates ``(nA, nB)`` float64 (scipy's ``cdist`` shape), block-wise on CPU or CUDA."""
-        block_size = check_pos_int("block_size", block_size)
-        ZA, like, dev = self._embed_input(XA, "XA", device, batch_size)
-        ZB = self._embed_input(XB, "XB", dev, batch_size)[0]
-        out = torch.empty(ZA.shape[0], ZB.shape[0], dtype=torch.float64, device=like if like is not None else "cpu")
-        cdist_into(out, ZA, ZB, distance=self.distance_fn, block_size=block_size)
-        return _out(self._finish(out, root), like)
+              batch_size: int | None = None, precision: str = "fp32", device: Device = None) -> Outputs:
+        """All-pairs estimates ``(nA, nB)`` float64 (scipy's ``cdist`` shape), block-wise on CPU or CUDA: one
+        matrix product per block; ``precision="bf16"``: its cross term in bfloat16 (Notes)."""
+        return _neighbors.cdist(self, XA, XB, root=root, block_size=block_size, batch_size=batch_size,
+                                precision=precision, device=device)
 
     def pdist(self, X: Inputs, *, root: bool = False, block_size: int = 2048, batch_size: int | None = None,
               device: Device = None) -> Outputs:
         """Condensed estimates ``(n(n−1)/2,)`` float64 over pairs ``i < j`` (scipy's ``pdist`` order)."""
-        block_size = check_pos_int("block_size", block_size)
-        Z, like, _ = self._embed_input(X, "X", device, batch_size)
-        n = Z.shape[0]
-        out = torch.empty(n * (n - 1) // 2, dtype=torch.float64, device=like if like is not None else "cpu")
-        pdist_into(out, Z, distance=self.distance_fn, block_size=block_size)
-        return _out(self._finish(out, root), like)
+        return _neighbors.pdist(self, X, root=root, block_size=block_size, batch_size=batch_size, device=device)
 
     # -- nearest neighbours -------------------------------------------------------------------------
     def kneighbors(self, Q: Inputs, R: Inputs, k: int = 10, *, exact_rerank: bool = False, level: float = 0.99,

@@ -1,13 +1,18 @@
 """Batched forward passes of the served model's networks, without gradients.
 
-:func:`encode` gives embeddings :math:`\\varphi(x)` and, on request, the reconstruction errors
+:func:`encode_batches` gives embeddings :math:`\\varphi(x)` of a stream of float32 histogram batches already
+on the device (:meth:`._device_inputs.DeviceInputs.batches`) and, on request, a score per input computed in
+the same batches: the reconstruction errors
 :math:`KL(x \\| \\mathrm{softmax}(\\psi(\\varphi(x))))` of :func:`wassembed.nn.reconstruction_kl` (the
-out-of-distribution score, the same function training minimises and calibrates its threshold with);
-:func:`decode` gives histograms :math:`\\mathrm{softmax}(\\psi(z))`. Inputs arrive validated
-(:mod:`._inputs`); the networks are the model's copies on the device ``dev``.
+out-of-distribution score training minimises and calibrates its threshold with) or any function of the batch
+(the ``"pca"`` score of :mod:`._ood`). :func:`encode` does the same for float64 histograms in host memory;
+:func:`decode` gives histograms :math:`\\mathrm{softmax}(\\psi(z))`. The networks are the model's copies on
+the device of the batches.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -15,7 +20,7 @@ import torch
 from ..errors import InputError, explain
 from ..nn import reconstruction_kl
 
-__all__ = ["decode", "encode", "need_decoder"]
+__all__ = ["decode", "encode", "encode_batches", "need_decoder"]
 
 
 def need_decoder(dec):
@@ -26,21 +31,32 @@ def need_decoder(dec):
     return dec
 
 
-def encode(enc, dec, w: np.ndarray, dev: torch.device, batch_size: int, *, recon: bool = False):
-    """Embeddings ``(n, d)`` float32 on ``dev`` of histograms ``w (n, k)``; with ``recon``, also their
-    reconstruction errors ``(n,)`` float64 (nats)."""
+def encode_batches(enc, dec, batches: Iterable[torch.Tensor], *, recon: bool = False,
+                   score: Callable[[torch.Tensor], torch.Tensor] | None = None):
+    """``(Z, s)``: embeddings ``(n, d)`` float32 of the float32 histogram batches ``(b, k)`` (on the networks'
+    device), and their scores ``(n,)`` float64 on that device: the reconstruction errors (nats) with ``recon``,
+    ``score(x)`` of each batch ``x`` with ``score``, else None."""
     if recon:
         need_decoder(dec)
-    zs, errs = [], []
+    zs, ss = [], []
     with torch.inference_mode():
-        for s in range(0, w.shape[0], batch_size):
-            x = torch.from_numpy(w[s:s + batch_size]).to(dev, torch.float32)
-            z = enc(x)
-            zs.append(z.float())
+        for x in batches:
+            z = enc(x).float()
+            zs.append(z)
             if recon:
-                errs.append(reconstruction_kl(dec(z), x).double().cpu())
-    Z = torch.cat(zs) if len(zs) > 1 else zs[0]
-    return (Z, torch.cat(errs).numpy()) if recon else Z
+                ss.append(reconstruction_kl(dec(z), x).double())
+            elif score is not None:
+                ss.append(score(x).double())
+    cat = lambda ts: ts[0] if len(ts) == 1 else torch.cat(ts)
+    return cat(zs), (cat(ss) if ss else None)
+
+
+def encode(enc, dec, w: np.ndarray, dev: torch.device, batch_size: int, *, recon: bool = False):
+    """Embeddings ``(n, d)`` float32 on ``dev`` of histograms ``w (n, k)`` in host memory; with ``recon``, also
+    their reconstruction errors ``(n,)`` float64 numpy (nats)."""
+    batches = (torch.from_numpy(w[s:s + batch_size]).to(dev, torch.float32) for s in range(0, w.shape[0], batch_size))
+    Z, errs = encode_batches(enc, dec, batches, recon=recon)
+    return (Z, errs.cpu().numpy()) if recon else Z
 
 
 def decode(dec, Z: np.ndarray, dev: torch.device, batch_size: int) -> torch.Tensor:

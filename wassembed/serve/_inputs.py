@@ -1,8 +1,11 @@
 """Inputs and outputs of the served model: numpy in, numpy out; torch in, torch out on its device.
 
-Every query validates its inputs here: histograms or images become float64 weights summing to 1 (as stored
-in a cache, :func:`wassembed.data.as_weights`), embeddings are checked before decoding, and batch sizes get
-their per-device defaults.
+The rules every query shares: the accepted shapes (below), float64 weights summing to 1 (as stored in a
+cache, :func:`wassembed.data.as_weights`) for the methods that need them on the host (``histograms``, exact
+re-ranking, OOD scores, geometry), embeddings checked before decoding, and per-device batch sizes. ``embed``,
+``distance``, ``cdist``, ``pdist`` and ``kneighbors`` read their inputs on the device instead
+(:mod:`._device_inputs`: the same shapes and errors, float32 histograms; the dtype and precision rule is in the
+Notes of :class:`~wassembed.serve.WassersteinEmbedding`).
 
 An input is a stack of images ``(n, H, W)`` or histograms ``(n, k)``, or a single one: an image ``(H, W)``
 of the model's grid or a histogram ``(k,)``, read as a batch of one (the same as ``X[None]``). The two
