@@ -1,14 +1,17 @@
-"""Networks (torch): model configurations, encoders and decoders, the latent distance, the device resolver."""
+"""Networks (torch): model configurations, encoders and decoders (histograms and packed point clouds), the
+latent distance, the reconstruction losses, the device resolver."""
 
-from ._config import CONFIG_VERSION, PRESETS, ModelConfig
+from ._config import CONFIG_VERSION, PRESETS, SET_ENCODERS, ModelConfig
 from ._device import resolve_device
 from ._distance import LatentDistance, safe_sqrt
 from ._networks import build_decoder, build_encoder
-from ._reconstruction import reconstruction_kl
+from ._reconstruction import cloud_reconstruction_loss, reconstruction_kl
+from ._sets import SetDecoder, SetEncoder, pack_clouds, suggest_coord_scale, unpack_cloud
 
 __all__ = [
     "CONFIG_VERSION",
     "PRESETS",
+    "SET_ENCODERS",
     "ModelConfig",
     "resolve_device",
     "LatentDistance",
@@ -16,4 +19,10 @@ __all__ = [
     "build_decoder",
     "build_encoder",
     "reconstruction_kl",
+    "cloud_reconstruction_loss",
+    "SetDecoder",
+    "SetEncoder",
+    "pack_clouds",
+    "suggest_coord_scale",
+    "unpack_cloud",
 ]

@@ -11,6 +11,8 @@ Two kinds of network:
   The ``"paper"`` preset is the DWE architecture (conv 20@3×3 → conv 10@5×5 → dense 100 → dense d); the
   ``"fast"`` preset uses three stride-2 convolutions with few channels (≈ 6× fewer operations, for CPU).
 * ``"mlp"`` (explicit coordinates or costs, no grid): dense layers with ReLU.
+* ``"set"`` (weighted point clouds packed as ``(n, kmax, d + 1)``): :class:`~wassembed.nn.SetEncoder` and
+  :class:`~wassembed.nn.SetDecoder` (:mod:`wassembed.nn._sets`); the decoder returns packed clouds.
 
 The encoder multiplies its input by ``k`` (``scale_input``) so that pixel values are O(1) whatever the
 grid size.
@@ -23,6 +25,7 @@ from torch import nn
 
 from ..errors import InputError, explain
 from ._config import ModelConfig, _conv_out
+from ._sets import SetDecoder, SetEncoder
 
 __all__ = ["build_decoder", "build_encoder"]
 
@@ -109,6 +112,7 @@ def _seeded(build, cfg: ModelConfig, seed: int | None) -> nn.Module:
     if not isinstance(cfg, ModelConfig):
         raise InputError(explain("expected a ModelConfig", received=type(cfg).__name__,
                                  fix="use ModelConfig.preset(...)"))
+    build = build[cfg.kind == "set"]
     if seed is None:
         return build(cfg)
     with torch.random.fork_rng(devices=[]):
@@ -118,6 +122,8 @@ def _seeded(build, cfg: ModelConfig, seed: int | None) -> nn.Module:
 
 def build_encoder(cfg: ModelConfig, *, seed: int | None = None) -> nn.Module:
     """The encoder φ of ``cfg``: ``(n, k)`` float32 histograms → ``(n, embed_dim)``.
+
+    For ``kind="set"``: packed clouds ``(n, kmax, point_dim + 1)`` → ``(n, embed_dim)`` (:class:`SetEncoder`).
 
     Parameters
     ----------
@@ -131,11 +137,14 @@ def build_encoder(cfg: ModelConfig, *, seed: int | None = None) -> nn.Module:
     >>> tuple(enc(torch.full((3, 144), 1 / 144)).shape)
     (3, 50)
     """
-    return _seeded(_Encoder, cfg, seed)
+    return _seeded((_Encoder, SetEncoder), cfg, seed)
 
 
 def build_decoder(cfg: ModelConfig, *, seed: int | None = None) -> nn.Module:
     """The decoder ψ of ``cfg``: ``(n, embed_dim)`` → ``(n, k)`` logits.
+
+    For ``kind="set"``: ``(n, embed_dim)`` → packed clouds ``(n, decoder_points, point_dim + 1)`` whose
+    weights sum to 1 (:class:`SetDecoder`).
 
     Examples
     --------
@@ -143,4 +152,4 @@ def build_decoder(cfg: ModelConfig, *, seed: int | None = None) -> nn.Module:
     >>> tuple(dec(torch.zeros(2, 50)).shape)
     (2, 35)
     """
-    return _seeded(_Decoder, cfg, None if seed is None else int(seed) + 1)
+    return _seeded((_Decoder, SetDecoder), cfg, None if seed is None else int(seed) + 1)
