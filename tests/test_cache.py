@@ -118,6 +118,12 @@ def test_failed_write_is_clear_and_resumable(small_digits, tmp_path, monkeypatch
     assert same(content(tmp_path / "c"), content(tmp_path / "ref"))
 
 
+def _default_sigint():
+    """Start a child with Ctrl-C's default action, whatever a library did to this test process's SIGINT
+    (an ignored signal is inherited through exec, and Python then installs no KeyboardInterrupt handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cmd(out, pairs=3000, workers=2):
     return [sys.executable, "-m", "wassembed", "precompute", "digits", "--out", str(out), "--pairs", str(pairs),
             "--workers", str(workers), "--chunk-size", "40", "--quiet", "--seed", "7"]
@@ -194,7 +200,8 @@ def test_cli_bad_data_file_exit_2(tmp_path):
 
 def test_ctrl_c_stops_cleanly_keeping_finished_shards(tmp_path):
     out = tmp_path / "c"
-    proc = subprocess.Popen(_cmd(out, pairs=20000), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_cmd(out, pairs=20000), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     deadline = time.time() + 120
     while time.time() < deadline and len(list((out / "shards").glob("*.npz")) if (out / "shards").exists() else []) < 2:
         time.sleep(0.05)
@@ -433,7 +440,8 @@ def test_ctrl_c_message_on_its_own_line_in_a_log(tmp_path):
     cmd = [sys.executable, "-m", "wassembed", "precompute", "digits", "--out", str(out), "--pairs", "20000",
            "--workers", "2", "--chunk-size", "40", "--seed", "7"]
     with open(log, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=_progress_env("0.2"))
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=_progress_env("0.2"),
+                                preexec_fn=_default_sigint)
         deadline = time.time() + 120
         while time.time() < deadline and len(list((out / "shards").glob("*.npz")) if (out / "shards").exists()
                                                else []) < 5:
