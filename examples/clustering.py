@@ -53,7 +53,7 @@ def main(argv=None):
     # exact distances of the same images, through the cache (resumable, parallel)
     t0 = time.perf_counter()
     cache = Path(args.work) / f"cache-all-pairs-{images.replace(':', '-')}"
-    precompute(hs, cache, pairs="all", images=images, progress=False)
+    precompute(hs, cache, pairs="all", images=images, progress=False, lot=False)  # exact matrix, no training
     table = wassembed.DistanceCache.open(cache).read()
     t_exact = time.perf_counter() - t0
     pos = {int(g): a for a, g in enumerate(idx)}

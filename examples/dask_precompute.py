@@ -54,10 +54,11 @@ def main(argv=None):
         client = Client(cluster)
     try:
         n_workers = len(client.scheduler_info()["workers"])
-        r = precompute(hs, dask_cache, pairs=n_pairs, seed=args.seed, client=client, progress=False)
+        r = precompute(hs, dask_cache, pairs=n_pairs, seed=args.seed, client=client, progress=False, lot=False)
         print(f"Dask ({n_workers} workers): {r.computed:,} pairs in {r.seconds:.2f} s "
               f"({r.pairs_per_s:,.0f} pairs/s), executor {r.executor!r}")
-        again = precompute(hs, dask_cache, pairs=n_pairs, seed=args.seed, client=client, progress=False)
+        again = precompute(hs, dask_cache, pairs=n_pairs, seed=args.seed, client=client, progress=False,
+                           lot=False)
         print(f"rerun: {again.already_cached:,} already cached, {again.computed} computed")
     finally:
         client.close()
@@ -65,7 +66,8 @@ def main(argv=None):
             cluster.close()
 
     t0 = time.perf_counter()
-    r2 = precompute(hs, local_cache, pairs=n_pairs, seed=args.seed, workers=args.workers, progress=False)
+    r2 = precompute(hs, local_cache, pairs=n_pairs, seed=args.seed, workers=args.workers, progress=False,
+                    lot=False)
     print(f"local process pool ({r2.workers} workers): {r2.computed:,} pairs in {time.perf_counter() - t0:.2f} s "
           f"({r2.pairs_per_s:,.0f} pairs/s)")
     a, b = wassembed.DistanceCache.open(dask_cache).read(), wassembed.DistanceCache.open(local_cache).read()

@@ -26,13 +26,14 @@ def run_example(name: str, *args, cwd: Path, timeout: int = 240) -> str:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory, digits):
-    """A 2-epoch model on 2,500 exact pairs among images 0:1400, saved like `wassembed demo` saves its model."""
+    """A 2-epoch model on 2,500 exact pairs among images 0:1400 (pairs only: the examples' serving is the
+    point, not the distillation), saved like `wassembed demo` saves its model."""
     import wassembed
     from wassembed.exact import precompute
 
     d = tmp_path_factory.mktemp("examples-model")
     precompute(digits, d / "cache", pairs=2500, images="0:1400", sampling="blocks", block_size=16, workers=1,
-               progress=False)
+               progress=False, lot=False)
     model = wassembed.train(d / "cache", epochs=2, device="cpu", progress=False)
     model.save(d / "model")
     return d / "model"
