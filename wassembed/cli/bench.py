@@ -1,7 +1,8 @@
-"""``wassembed bench exact|serve|dask|ood``: speed and accuracy figures measured in one run.
+"""``wassembed bench exact|serve|dask|ood|gpu``: speed and accuracy figures measured in one run.
 
 ``bench exact`` and ``bench dask`` measure the exact stage as ``wassembed precompute`` runs it (POT without
-its torch backend, also in the workers they start); ``bench serve`` and ``bench ood`` need the learning stack.
+its torch backend, also in the workers they start); ``bench serve``, ``bench ood`` and ``bench gpu`` need the
+learning stack.
 """
 
 from __future__ import annotations
@@ -122,3 +123,28 @@ def bench_ood(data, model, ood_data, unseen, trained_on, n_pairs, exact_pairs, e
                             n_exact=exact_pairs, n_error_pairs=error_pairs, level=level, repeats=repeats,
                             threads=threads, seed=seed, log=lambda msg: click.echo(msg, err=True))
     echo_json(res) if as_json else click.echo(format_ood_benchmark(res))
+
+
+@needs_learning_stack
+@bench.command("gpu")
+@_data
+@click.option("--device", default="auto", show_default=True, help="cuda, cuda:N or cpu (auto: CUDA if available).")
+@click.option("--model", default=None, help="Model path or preset name [default: an untrained 'fast' model].")
+@click.option("--embed", "n_embed", default=None, type=_count, help="Images embedded [default: 1M on CUDA, 4k on CPU].")
+@click.option("--pairs", "n_pairs", default=None, type=_count, help="Pairs [default: 1M on CUDA, 2k on CPU].")
+@click.option("--matrix-size", default=None, type=_count, help="cdist side [default: 16384 on CUDA, 1000 on CPU].")
+@click.option("--batch-size", default=None, type=_count, help="Inputs per forward pass [default: the model's].")
+@click.option("--repeats", default=3, show_default=True, type=_count, help="Timed calls per row; best kept.")
+@click.option("--threads", default=None, type=_count, help="torch threads [default: 1 on CPU, torch's on CUDA].")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors(words=_WORDS)
+def bench_gpu(data, device, model, n_embed, n_pairs, matrix_size, batch_size, repeats, threads, as_json):
+    """The serving path at the device's speed: embed, distance, cdist from uint8 images, the encoder alone, parity."""
+    from ..bench._gpu import format_gpu_benchmark, run_gpu_benchmark
+    from ..data import load_dataset
+
+    res = run_gpu_benchmark(load_dataset(data), device=device, model=model, n_embed=n_embed, n_pairs=n_pairs,
+                            matrix_size=matrix_size, batch_size=batch_size, repeats=repeats, threads=threads,
+                            log=lambda msg: click.echo(msg, err=True))
+    echo_json(res) if as_json else click.echo(format_gpu_benchmark(res))
+
