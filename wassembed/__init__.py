@@ -18,7 +18,7 @@ from .data import HistogramSet, load_dataset
 from .exact import DistanceCache, ExactSolver, precompute
 
 __all__ = ["__version__", "HistogramSet", "load_dataset", "ExactSolver", "DistanceCache", "precompute",
-           "train", "evaluate", "load", "WassersteinEmbedding"]
+           "train", "evaluate", "load", "WassersteinEmbedding", "build_index", "open_index"]
 
 #: public names of the learning stack (torch): imported on first access
 _LAZY = {
@@ -26,6 +26,8 @@ _LAZY = {
     "evaluate": ("wassembed.serve", "evaluate"),
     "load": ("wassembed.serve", "load_model"),
     "WassersteinEmbedding": ("wassembed.serve", "WassersteinEmbedding"),
+    "build_index": ("wassembed.serve", "build_index"),
+    "open_index": ("wassembed.serve", "open_index"),
 }
 
 

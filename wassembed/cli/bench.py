@@ -148,3 +148,43 @@ def bench_gpu(data, device, model, n_embed, n_pairs, matrix_size, batch_size, re
                             log=lambda msg: click.echo(msg, err=True))
     echo_json(res) if as_json else click.echo(format_gpu_benchmark(res))
 
+
+@needs_learning_stack
+@bench.command("index")
+@_data
+@click.option("--extra", multiple=True, help="More IDX image files on the same grid, added to the base images "
+                                             "(repeatable; e.g. Fashion-MNIST's train-images-idx3-ubyte.gz).")
+@click.option("--model", required=True, help="A trained model (path).")
+@click.option("--out", required=True, help="Index directory (replaced).")
+@click.option("--n", "n_refs", default=1_000_000, show_default=True, type=_count,
+              help="References: the base images extended by flips, transposes and 1–2 pixel shifts.")
+@click.option("--k", default=10, show_default=True, type=_count)
+@click.option("--queries", default=1000, show_default=True, type=_count, help="Queries timed without re-ranking.")
+@click.option("--rerank-queries", default=100, show_default=True, type=click.IntRange(min=0),
+              help="Queries timed with exact re-ranking of --n-candidates candidates each.")
+@click.option("--n-candidates", default=20, show_default=True, type=_count,
+              help="Candidates re-ranked per query in the timed re-ranking.")
+@click.option("--adaptive-queries", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Queries timed with the adaptive re-ranking rule (0: skip; it can solve many candidates).")
+@click.option("--block", default=8192, show_default=True, type=_count, help="References per block of the build.")
+@click.option("--search-block", default=4096, show_default=True, type=_count,
+              help="References per block of the streamed matrix products.")
+@click.option("--check-refs", default=2000, show_default=True, type=click.IntRange(min=0),
+              help="References of the brute-force check (0: skip it).")
+@click.option("--check-queries", default=20, show_default=True, type=click.IntRange(min=0))
+@click.option("--threads", default=1, show_default=True, type=_count, help="torch threads (CPU figures: 1).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors(words=_WORDS)
+def bench_index(data, extra, model, out, n_refs, k, queries, rerank_queries, n_candidates, adaptive_queries, block,
+                search_block, check_refs, check_queries, threads, seed, as_json):
+    """On-disk reference index of symmetry-extended images (--data and --extra: IDX files): build, size,
+    query time, brute-force check of the re-ranking."""
+    from ..bench._index import format_index_benchmark, run_index_benchmark
+
+    res = run_index_benchmark(data, model, out, extra=extra, n=n_refs, k=k, queries=queries,
+                              rerank_queries=rerank_queries, n_candidates=n_candidates,
+                              adaptive_queries=adaptive_queries, block=block,
+                              search_block=search_block, check_refs=check_refs, check_queries=check_queries,
+                              threads=threads, seed=seed, log=lambda msg: click.echo(msg, err=True))
+    echo_json(res) if as_json else click.echo(format_index_benchmark(res))
