@@ -24,7 +24,7 @@ def _model():
 
 @pytest.fixture
 def cli(monkeypatch, tmp_path):
-    monkeypatch.setattr(WassersteinEmbedding, "load", classmethod(lambda cls, path, device="cpu": _model().to(device)))
+    monkeypatch.setattr("wassembed.serve.load_model", lambda path, device="cpu": _model().to(device))
     group = main
     (tmp_path / "model").mkdir()
     rng = np.random.default_rng(0)

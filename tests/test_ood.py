@@ -102,8 +102,10 @@ def test_the_reconstruction_score_stays_available(trained, foreign):
     assert trained.is_ood(inverted, score="reconstruction").mean() >= 0.95
     with pytest.warns(OutOfDistributionWarning, match="reconstruct worse.*score 'reconstruction'"):
         trained.distance(inverted[:3], unseen[:3], warn_ood="reconstruction")
-    with pytest.raises(InputError, match="unknown out-of-distribution score.*'pca' or 'reconstruction'"):
-        trained.ood_score(unseen, score="latent")
+    with pytest.raises(InputError, match="unknown out-of-distribution score.*'pca' or 'latent' or 'reconstruction'"):
+        trained.ood_score(unseen, score="mahalanobis")
+    with pytest.raises(InputError, match="no 'latent' out-of-distribution reference.*fix: use score='pca'"):
+        trained.ood_score(unseen, score="latent")  # the score of point-cloud models
 
 
 def test_old_model_files_load_and_use_the_reconstruction_score(trained, foreign, tmp_path, monkeypatch):

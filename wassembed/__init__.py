@@ -3,7 +3,8 @@
 Exact optimal-transport costs (W2² by default, POT's network simplex) are precomputed into a crash-safe
 cache; a Siamese encoder–decoder is trained so that squared Euclidean distances between embeddings match
 them (Courty, Flamary & Ducoffe, ICLR 2018); the trained model then serves fast approximate distances,
-distance matrices, nearest neighbours (with exact re-ranking) and barycenters.
+distance matrices, nearest neighbours (with exact re-ranking) and barycenters, for histograms (images) and
+weighted point clouds.
 
 The pipeline is one subpackage per stage: :mod:`wassembed.data` → :mod:`wassembed.exact` (solver, pairs,
 cache, precompute) → :mod:`wassembed.learn` (training, on :mod:`wassembed.nn`) → :mod:`wassembed.serve`
@@ -14,11 +15,12 @@ imported when a model is trained or loaded (``pip install "wassembed[learn]"``).
 from __future__ import annotations
 
 from ._version import __version__
-from .data import HistogramSet, load_dataset
-from .exact import DistanceCache, ExactSolver, precompute
+from .data import HistogramSet, PointCloudSet, load_dataset
+from .exact import CloudSolver, DistanceCache, ExactSolver, precompute
 
-__all__ = ["__version__", "HistogramSet", "load_dataset", "ExactSolver", "DistanceCache", "precompute",
-           "train", "evaluate", "load", "WassersteinEmbedding", "build_index", "open_index"]
+__all__ = ["__version__", "HistogramSet", "PointCloudSet", "load_dataset", "ExactSolver", "CloudSolver",
+           "DistanceCache", "precompute", "train", "evaluate", "load", "WassersteinEmbedding", "CloudEmbedding",
+           "build_index", "open_index"]
 
 #: public names of the learning stack (torch): imported on first access
 _LAZY = {
@@ -26,6 +28,7 @@ _LAZY = {
     "evaluate": ("wassembed.serve", "evaluate"),
     "load": ("wassembed.serve", "load_model"),
     "WassersteinEmbedding": ("wassembed.serve", "WassersteinEmbedding"),
+    "CloudEmbedding": ("wassembed.serve", "CloudEmbedding"),
     "build_index": ("wassembed.serve", "build_index"),
     "open_index": ("wassembed.serve", "open_index"),
 }

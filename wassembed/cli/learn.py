@@ -19,7 +19,8 @@ from ._common import handle_errors
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Model directory (checkpoints go to OUT/checkpoints, the log to OUT/train_log.jsonl).")
 @click.option("--model", "model", default="fast", show_default=True,
-              type=click.Choice(["fast", "paper", "mlp"]), help="Architecture preset.")
+              type=click.Choice(["fast", "paper", "mlp"]),
+              help="Architecture preset (a cache of point clouds always gets the set network).")
 @click.option("--epochs", default=None, type=click.IntRange(min=1),
               help="Maximum pair epochs [default: 40; 20 after a distillation phase].")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -31,9 +32,11 @@ from ._common import handle_errors
 @click.option("--patience", default=None, type=click.IntRange(min=0), help="Early stopping patience.")
 @click.option("--val-fraction", default=None, type=float, help="Fraction of images held out [0.1].")
 @click.option("--recon-weight", default=None, type=float,
-              help="λ of the KL reconstruction term [1; the paper used 10].")
+              help="λ of the reconstruction term [1; the paper used 10]: the KL for images, the Sinkhorn "
+                   "divergence over the target scale for point clouds.")
 @click.option("--relative-weight", default=None, type=float, help="μ of the relative-error term [0].")
-@click.option("--augment", default=None, help="Exact symmetries: comma-separated shift,flip,rot or ''.")
+@click.option("--augment", default=None, help="Exact symmetries: comma-separated shift,flip,rot or '' "
+                                              "(point clouds: a translation, reflection, rotation).")
 @click.option("--distill-epochs", default=None, type=click.IntRange(min=0),
               help="Epochs regressing the cache's per-image LOT targets before the pair epochs; 0 skips [40].")
 @click.option("--finetune-lr", default=None, type=float, help="Peak learning rate of the pair epochs after "

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..nn import reconstruction_kl
 from ..serve._ood import pca_reference, pca_scores
+from ._clouds import latent_arrays
 from ._predict import CHUNK, predict_pairs
 from ._split import TrainingPairs
 
@@ -91,7 +92,7 @@ def pca_arrays(X: torch.Tensor, train_rows: np.ndarray, held_rows: np.ndarray) -
 
 
 def calibrate(encoder: nn.Module, decoder: nn.Module, X: torch.Tensor, pairs: TrainingPairs, p: int,
-              val_pred: np.ndarray) -> Calibration:
+              val_pred: np.ndarray, *, clouds: bool = False) -> Calibration:
     """Calibration arrays of the final networks (in eval mode).
 
     Parameters
@@ -104,6 +105,9 @@ def calibrate(encoder: nn.Module, decoder: nn.Module, X: torch.Tensor, pairs: Tr
     p : {1, 2}
     val_pred : ndarray, shape (len(pairs.val),)
         The final model's predictions on the validation pairs (used when there are no calibration pairs).
+    clouds : bool
+        ``X`` holds packed point clouds: the ``"latent"`` OOD reference instead of ``"pca"`` and the
+        reconstruction KL (:func:`._clouds.latent_arrays`).
 
     Returns
     -------
@@ -114,7 +118,10 @@ def calibrate(encoder: nn.Module, decoder: nn.Module, X: torch.Tensor, pairs: Tr
     else:
         pred, target, source = val_pred, pairs.val.value, FALLBACK
     arrays = {"val_pred": pred, "val_target": target.astype(np.float64),
-              "train_recon": reconstruction_errors(encoder, decoder, X, pairs.val_images),
-              "train_images": pairs.train_images.astype(np.int64),
-              **pca_arrays(X, pairs.train_images, pairs.val_images)}
+              "train_images": pairs.train_images.astype(np.int64)}
+    if clouds:
+        arrays.update(latent_arrays(encoder, X, pairs.train_images, pairs.val_images))
+    else:
+        arrays.update(train_recon=reconstruction_errors(encoder, decoder, X, pairs.val_images),
+                      **pca_arrays(X, pairs.train_images, pairs.val_images))
     return Calibration(arrays, source)

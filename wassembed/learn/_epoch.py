@@ -17,6 +17,7 @@ from .._progress import progress
 from ..errors import TrainingError, explain
 from ..exact import PairTable
 from ._batching import augment_images, pack_batches
+from ._clouds import augment_clouds
 from ._losses import DWELoss
 from ._settings import TrainSettings
 from ._state import TrainerState
@@ -49,6 +50,8 @@ class EpochPlan:
         Progress on stderr (:func:`wassembed._progress.progress`: a bar on a terminal, plain lines in a log).
     checkpoint_dir : Path or None
         Named in the error when training diverges.
+    clouds : bool
+        ``X`` holds packed point clouds ``(n, kmax, d + 1)`` (augmented by rigid motions: :mod:`._clouds`).
     """
 
     settings: TrainSettings
@@ -62,6 +65,7 @@ class EpochPlan:
     amp: bool
     progress: bool
     checkpoint_dir: Path | None
+    clouds: bool = False
 
 
 def _diverged(state: TrainerState, plan: EpochPlan, epoch: int, batch: int, loss, lr: float) -> TrainingError:
@@ -78,7 +82,9 @@ def _batch_loss(state: TrainerState, plan: EpochPlan, idx: np.ndarray):
     train, dev = plan.train, plan.X.device
     imgs, inv = np.unique(np.concatenate([train.i[idx], train.j[idx]]), return_inverse=True)
     x = plan.X[torch.as_tensor(imgs, device=dev)]
-    if plan.ops:
+    if plan.ops and plan.clouds:
+        x = augment_clouds(x, plan.ops, plan.settings.max_shift, state.rng)
+    elif plan.ops:
         x = augment_images(x, plan.grid, plan.bboxes[imgs], plan.ops, plan.settings.max_shift, state.rng)
     li = torch.as_tensor(inv[:idx.size], device=dev)
     lj = torch.as_tensor(inv[idx.size:], device=dev)

@@ -135,6 +135,8 @@ class DWELoss:
 
     distance: DistanceLoss = DistanceLoss()
     recon_weight: float = 10.0
+    #: ``reconstruction(decoded, x)``: the KL for histograms; for point clouds the Sinkhorn divergence
+    #: (:class:`~wassembed.learn._clouds.CloudReconstructionLoss`)
     reconstruction: ReconstructionLoss = ReconstructionLoss()
 
     def __call__(self, z, logits, x, i, j, target):

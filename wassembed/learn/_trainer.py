@@ -15,7 +15,11 @@ Given exact values ``y_ij = W_p^p(x_i, x_j)`` of a cache, the encoder φ and dec
   ``batch_images`` images (shuffled every epoch). A group larger than that (random-pair caches) is cut
   into ordinary pair batches. One 64-image forward pass of a blocks cache serves ~2,000 pair terms.
 * **Exact symmetries** (optional ``augment``): one in-bounds translation, flip or 90° rotation applied to
-  every image of a batch leaves every ``W_2^2`` between them unchanged (grid supports).
+  every image of a batch leaves every ``W_2^2`` between them unchanged (grid supports); for point clouds one
+  rotation, reflection or translation of the batch.
+* **Point clouds** (a cache of :class:`~wassembed.data.PointCloudSet`) train the same way with a set encoder,
+  a Sinkhorn reconstruction term and a latent OOD reference (:mod:`._clouds`); the result is a
+  :class:`~wassembed.serve.CloudEmbedding`.
 * **Distillation first** when the cache holds per-image LOT targets (``wassembed precompute`` caches them by
   default): the encoder regresses them (:mod:`._distill`), then the pair epochs fine-tune (20 by default,
   peaking at ``finetune_lr``).
@@ -48,10 +52,11 @@ from .._version import __version__
 from ..errors import InputError, explain
 from ..exact import DistanceCache, read_lot_targets
 from ..nn import ModelConfig, resolve_device
-from ..serve import WassersteinEmbedding
+from ..serve import CloudEmbedding, WassersteinEmbedding
 from ._batching import bounding_boxes
 from ._calibration import FALLBACK, calibrate
 from ._checkpoints import refuse_overwrite, restore_training_checkpoint, save_training_checkpoint
+from ._clouds import CloudReconstructionLoss, cloud_config, is_clouds, packed
 from ._distill import distill, distill_targets
 from ._epoch import EpochPlan, run_epoch
 from ._losses import DistanceLoss, DWELoss
@@ -77,6 +82,8 @@ def _settings(settings: TrainSettings | None, overrides: dict) -> TrainSettings:
 
 
 def _model_config(model, data) -> ModelConfig:
+    if is_clouds(data):
+        return cloud_config(model, data)
     if isinstance(model, ModelConfig):
         cfg = model
         if cfg.k != data.k or (cfg.grid is not None and tuple(cfg.grid) != tuple(data.grid or ())):
@@ -104,13 +111,19 @@ def _ident(cache, pairs: TrainingPairs, cfg: ModelConfig, settings: TrainSetting
 
 def _plan(data, pairs: TrainingPairs, settings: TrainSettings, p: int, dev: torch.device, progress: bool,
           checkpoint_dir: Path | None) -> EpochPlan:
-    loss = DWELoss(DistanceLoss(p=p, scale=pairs.scale, relative_weight=settings.relative_weight),
-                   recon_weight=settings.recon_weight)
-    ops = [o for o in settings.augment.split(",") if o] if data.grid is not None else []
+    distance = DistanceLoss(p=p, scale=pairs.scale, relative_weight=settings.relative_weight)
+    ops = [o for o in settings.augment.split(",") if o]
+    if is_clouds(data):  # packed clouds, the Sinkhorn reconstruction, rigid motions (see ._clouds)
+        loss = DWELoss(distance, recon_weight=settings.recon_weight,
+                       reconstruction=CloudReconstructionLoss(scale=pairs.scale))
+        return EpochPlan(settings=settings, X=packed(data, dev), train=pairs.train, units=pairs.units, loss=loss,
+                         grid=None, ops=ops, bboxes=None, amp=dev.type == "cuda", progress=progress,
+                         checkpoint_dir=checkpoint_dir, clouds=True)
+    ops = ops if data.grid is not None else []
     return EpochPlan(settings=settings, X=torch.as_tensor(data.weights, dtype=torch.float32, device=dev),
-                     train=pairs.train, units=pairs.units, loss=loss, grid=data.grid, ops=ops,
-                     bboxes=bounding_boxes(data.weights, data.grid) if ops else None, amp=dev.type == "cuda",
-                     progress=progress, checkpoint_dir=checkpoint_dir)
+                     train=pairs.train, units=pairs.units, loss=DWELoss(distance, recon_weight=settings.recon_weight),
+                     grid=data.grid, ops=ops, bboxes=bounding_boxes(data.weights, data.grid) if ops else None,
+                     amp=dev.type == "cuda", progress=progress, checkpoint_dir=checkpoint_dir)
 
 
 def _epoch_record(trained: dict, metrics: dict) -> dict:
@@ -290,7 +303,7 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     state.encoder.eval()
     state.decoder.eval()
     val_pred, metrics = validate(state.encoder, plan.X, pairs.val, p)
-    cal = calibrate(state.encoder, state.decoder, plan.X, pairs, p, val_pred)
+    cal = calibrate(state.encoder, state.decoder, plan.X, pairs, p, val_pred, clouds=plan.clouds)
     info = _info(cache, pairs, state, settings, seed=seed, dev=dev, stopped=stopped, source=cal.source,
                  metrics=metrics, t_start=t_start)
     info["training"]["distillation"] = distilled
@@ -299,6 +312,9 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     info["training"]["warnings"] = warn_small_data(
         n_val=len(pairs.val), n_cal=int(cal.arrays["val_pred"].size), fallback=cal.source == FALLBACK,
         total=len(pairs.all), images=int(pairs.all_images.size), val_fraction=settings.val_fraction, stacklevel=3)
+    if plan.clouds:
+        return CloudEmbedding(state.encoder.cpu(), state.decoder.cpu(), config=cfg, p=p, info=info,
+                              calibration=cal.arrays, device=str(dev))
     return WassersteinEmbedding(state.encoder.cpu(), state.decoder.cpu(), config=cfg, p=p, grid=data.grid,
                                 coords=data.coords, cost=data.cost, info=info, calibration=cal.arrays,
                                 device=str(dev))

@@ -211,6 +211,24 @@ class SetEncoder(nn.Module):
         mean = (w.unsqueeze(-1) * pts.float()).sum(1)
         if self.centre:
             pts = pts - mean.unsqueeze(1).to(pts.dtype)
+        if self.mode == "deepsets":
+            pooled = self._pool_points(pts, w)
+        else:
+            pooled = self._attend(pts, w)
+        z = self.head(pooled) * self.scale
+        return torch.cat([z.float(), mean], dim=1) if self.centre else z
+
+    def _pool_points(self, pts: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """DeepSets pooling :math:`\\sum_u w_u h(x_u)` over the real points only (padding never enters the
+        per-point MLP: on MNIST clouds half of a padded batch is padding)."""
+        real = w > 0
+        h = self.points(pts[real] / self.scale)
+        rows = torch.arange(w.shape[0], device=w.device).repeat_interleave(real.sum(1))
+        out = torch.zeros(w.shape[0], h.shape[1], dtype=h.dtype, device=h.device)
+        return out.index_add_(0, rows, w[real].unsqueeze(-1).to(h.dtype) * h)
+
+    def _attend(self, pts: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """Attention pooling or transformer blocks over the padded points (padding masked by ``log w``)."""
         h = self.points(pts / self.scale)
         bias = torch.log(w.clamp_min(1e-30)).masked_fill(w <= 0, float("-inf"))[:, None, None, :]
         if self.mode == "transformer":
@@ -220,11 +238,8 @@ class SetEncoder(nn.Module):
         if self.mode == "attention":
             k, v = _heads(self.kv(h), 2, self.heads)
             q = _heads(self.queries.unsqueeze(0).to(k.dtype), 1, self.heads)[0].expand(h.shape[0], -1, -1, -1)
-            pooled = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype)).transpose(1, 2).flatten(1)
-        else:
-            pooled = (w.unsqueeze(-1).to(h.dtype) * h).sum(1)
-        z = self.head(pooled) * self.scale
-        return torch.cat([z.float(), mean], dim=1) if self.centre else z
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype)).transpose(1, 2).flatten(1)
+        return (w.unsqueeze(-1).to(h.dtype) * h).sum(1)
 
 
 class SetDecoder(nn.Module):

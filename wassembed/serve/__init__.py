@@ -3,15 +3,17 @@ on-disk reference indexes (:func:`build_index`, :func:`open_index`).
 
 Its conventions (single inputs, float64 distances, decoded shapes) are stated in the Notes of
 :class:`WassersteinEmbedding`; its warnings derive from :class:`ServingWarning`.
+:class:`CloudEmbedding` serves point clouds with the same methods; :func:`load_model` (``wassembed.load``) reads
+either kind.
 """
 
+from ._cloud_model import CloudEmbedding, load_model
 from ._conformal import ConformalCalibrator, conformal_quantile
 from ._embedding import (
     DistanceEstimate,
     OutOfDistributionWarning,
     PrincipalDirections,
     WassersteinEmbedding,
-    load_model,
 )
 from ._evaluate import evaluate
 from ._index import ReferenceIndex, build_index, open_index
@@ -28,6 +30,7 @@ __all__ = [
     "ServingWarning",
     "PrincipalDirections",
     "WassersteinEmbedding",
+    "CloudEmbedding",
     "KNNResult",
     "ConformalCalibrator",
     "conformal_quantile",

@@ -20,7 +20,6 @@ Calls share no mutable state: one model can serve many threads at once.
 
 from __future__ import annotations
 
-import copy
 import os
 import threading
 from typing import NamedTuple
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 
 from ..data import make_ground_cost, parse_p
-from ..errors import InputError, explain
+from ..errors import InputError, ModelFileError, explain
 from ..nn import LatentDistance, resolve_device
 from . import _device_inputs, _forward, _geometry, _inputs, _neighbors, _ood
 from ._conformal import ConformalCalibrator, check_level
@@ -40,7 +39,7 @@ from ._modelfile import read_model, save_model
 from ._neighbors import KNNResult
 from ._warnings import warn_few_calibration_pairs
 
-__all__ = ["DistanceEstimate", "OutOfDistributionWarning", "PrincipalDirections", "WassersteinEmbedding", "load_model"]
+__all__ = ["DistanceEstimate", "OutOfDistributionWarning", "PrincipalDirections", "WassersteinEmbedding"]
 
 OutOfDistributionWarning = _ood.OutOfDistributionWarning
 
@@ -108,6 +107,9 @@ class WassersteinEmbedding:
     ((4,), dtype('float64'), (2, 2))
     """
 
+    #: whether the model reads point clouds (:class:`~wassembed.serve.CloudEmbedding`) rather than histograms
+    point_clouds = False
+
     def __init__(self, encoder, decoder, *, config, p, grid=None, coords=None, cost=None, info=None,
                  calibration=None, device="cpu"):
         self.p = parse_p(p)
@@ -152,8 +154,13 @@ class WassersteinEmbedding:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: Device = "cpu") -> WassersteinEmbedding:
-        """Read a model written by :meth:`save` onto ``device`` (same as ``wassembed.load``)."""
-        return cls(**read_model(path), device=device)
+        """Read a model written by :meth:`save` onto ``device``; ``wassembed.load`` reads either kind."""
+        kwargs = read_model(path)
+        if (getattr(kwargs["config"], "kind", None) == "set") != cls.point_clouds:
+            raise ModelFileError(explain(f"{path} holds another kind of model", expected=f"a model of {cls.__name__}",
+                                         received=f"a {kwargs['config'].kind!r} model",
+                                         fix="load it with wassembed.load(path), which reads either kind"))
+        return cls(**kwargs, device=device)
 
     def to(self, device: Device) -> WassersteinEmbedding:
         """Move the model (and the default device of every method) to ``device``; returns self."""
@@ -194,23 +201,8 @@ class WassersteinEmbedding:
         return self.device if device is None else resolve_device(device)
 
     def _nets(self, dev: torch.device):
-        if dev == self.device:
-            nets = (self.encoder, self.decoder)
-        else:
-            nets = self._copies.get(dev)
-            if nets is None:
-                with self._lock:
-                    nets = self._copies.get(dev)
-                    if nets is None:
-                        nets = tuple(None if m is None else copy.deepcopy(m).to(dev).eval()
-                                     for m in (self.encoder, self.decoder))
-                        self._copies[dev] = nets
-        if nets[0].training or (nets[1] is not None and nets[1].training):
-            with self._lock:
-                for m in nets:
-                    if m is not None:
-                        m.eval()
-        return nets
+        """``(encoder, decoder)`` on ``dev`` in eval mode (copies made once for another device)."""
+        return _forward.nets_on(self.device, (self.encoder, self.decoder), dev, self._copies, self._lock)
 
     def _encode(self, w: np.ndarray, dev, batch_size: int, *, score: str | None = None):
         """Embeddings ``(n, d)`` float32 on ``dev`` (and OOD scores ``(n,)`` float64 of ``score``: :mod:`._ood`)."""
@@ -218,16 +210,27 @@ class WassersteinEmbedding:
         return _ood.encode(enc, dec, w, dev, batch_size, score=score, calibration=self.calibration,
                            cache=self._ood_cache)
 
+    def _prepare(self, X, what: str):
+        """``X`` checked on its shape, ready to be read in batches on a device (``.n``, ``.like``,
+        ``.batches(dev, batch_size)``; :mod:`._device_inputs`)."""
+        return _device_inputs.prepare(X, what, grid=self.grid, k=self.k)
+
+    def _exact_data(self, Q, R):
+        """``(data, nq)``: ``Q`` then ``R`` in the form the exact solver reads (float64 histograms ``(nq + nr, k)``),
+        and the number of queries."""
+        wq = self.histograms(Q, "Q")
+        return np.concatenate([wq, self.histograms(R, "R")]), wq.shape[0]
+
     def _embed_input(self, X, what, device, batch_size, score=None):
-        """``(embeddings, like, dev)`` of inputs ``X`` (or :class:`._device_inputs.DeviceInputs`), read on the
-        device (with their OOD scores ``(n,)`` float64 numpy of ``score`` unless None: ``((Z, s), like, dev)``)."""
-        src = _device_inputs.prepare(X, what, grid=self.grid, k=self.k)
+        """``(embeddings, like, dev)`` of inputs ``X`` (or an already prepared input: :meth:`_prepare`), read on
+        the device (with their OOD scores ``(n,)`` float64 numpy of ``score`` unless None: ``((Z, s), like,
+        dev)``)."""
+        src = self._prepare(X, what)
         dev = self._device(device)
         enc, dec = self._nets(dev)
-        pca = _ood._pca_tensors(self.calibration, dev, self._ood_cache) if score == "pca" else None
         Z, s = _forward.encode_batches(enc, dec, src.batches(dev, _inputs.batch_size(batch_size, dev)),
                                        recon=score == "reconstruction",
-                                       score=None if pca is None else lambda x: _ood.pca_scores(x, *pca))
+                                       score=_ood.batch_score(score, self.calibration, dev, self._ood_cache))
         return ((Z, s.cpu().numpy()) if score is not None else Z), src.like, dev
 
     def embed(self, X: Inputs, *, batch_size: int | None = None, device: Device = None) -> Outputs:
@@ -374,8 +377,10 @@ class WassersteinEmbedding:
         one decoder pass; the default of older model files). Training stores the scores of images it held out
         (unseen, like new inputs) to calibrate :meth:`ood_threshold`."""
         score, dev = _ood.resolve_score(self.calibration, score), self._device(device)
-        return _ood.scores(self._nets(dev), self.histograms(X, "X"), dev, _inputs.batch_size(batch_size, dev),
-                           score=score, calibration=self.calibration, cache=self._ood_cache)
+        if score == "pca":  # no network pass
+            return _ood.scores(self.histograms(X, "X"), dev, _inputs.batch_size(batch_size, dev),
+                               calibration=self.calibration, cache=self._ood_cache)
+        return self._embed_input(X, "X", dev, batch_size, score=score)[0][1]
 
     def ood_threshold(self, level: float = 0.99, *, score: str | None = None) -> float:
         """The ``level`` quantile of the held-out images' scores (``score``: as in :meth:`ood_score`)."""
@@ -386,12 +391,3 @@ class WassersteinEmbedding:
         """Boolean mask ``(n,)``: inputs scoring above the held-out images' ``level`` quantile."""
         thr = self.ood_threshold(level, score=score)
         return self.ood_score(X, score=score, batch_size=batch_size, device=device) > thr
-
-
-def load_model(path: str | os.PathLike, *, device: Device = "cpu") -> WassersteinEmbedding:
-    """Load a model directory written by :meth:`WassersteinEmbedding.save` (``wassembed.load``).
-
-    Every file is checked (sizes, sha256 of the weights and of the description) and nothing is unpickled:
-    a missing, truncated, modified or other-version file raises :class:`~wassembed.errors.ModelFileError`.
-    """
-    return WassersteinEmbedding.load(path, device=device)

@@ -5,13 +5,15 @@ on the device (:meth:`._device_inputs.DeviceInputs.batches`) and, on request, a 
 the same batches: the reconstruction errors
 :math:`KL(x \\| \\mathrm{softmax}(\\psi(\\varphi(x))))` of :func:`wassembed.nn.reconstruction_kl` (the
 out-of-distribution score training minimises and calibrates its threshold with) or any function of the batch
-(the ``"pca"`` score of :mod:`._ood`). :func:`encode` does the same for float64 histograms in host memory;
+and its embeddings (the ``"pca"`` and ``"latent"`` scores of :mod:`._ood`). :func:`encode` does the same for
+float64 histograms in host memory;
 :func:`decode` gives histograms :math:`\\mathrm{softmax}(\\psi(z))`. The networks are the model's copies on
 the device of the batches.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -20,7 +22,27 @@ import torch
 from ..errors import InputError, explain
 from ..nn import reconstruction_kl
 
-__all__ = ["decode", "encode", "encode_batches", "need_decoder"]
+__all__ = ["decode", "encode", "encode_batches", "need_decoder", "nets_on"]
+
+
+def nets_on(home: torch.device, nets: tuple, dev: torch.device, copies: dict, lock) -> tuple:
+    """The networks ``nets = (encoder, decoder)`` (decoder may be None) for a call on ``dev``: themselves on
+    their ``home`` device, else copies on ``dev`` made once and kept in ``copies`` (under ``lock``); in eval
+    mode."""
+    if dev != home:
+        got = copies.get(dev)
+        if got is None:
+            with lock:
+                got = copies.get(dev)
+                if got is None:
+                    got = copies[dev] = tuple(None if m is None else copy.deepcopy(m).to(dev).eval() for m in nets)
+        nets = got
+    if any(m is not None and m.training for m in nets):
+        with lock:
+            for m in nets:
+                if m is not None:
+                    m.eval()
+    return nets
 
 
 def need_decoder(dec):
@@ -32,10 +54,10 @@ def need_decoder(dec):
 
 
 def encode_batches(enc, dec, batches: Iterable[torch.Tensor], *, recon: bool = False,
-                   score: Callable[[torch.Tensor], torch.Tensor] | None = None):
+                   score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
     """``(Z, s)``: embeddings ``(n, d)`` float32 of the float32 histogram batches ``(b, k)`` (on the networks'
     device), and their scores ``(n,)`` float64 on that device: the reconstruction errors (nats) with ``recon``,
-    ``score(x)`` of each batch ``x`` with ``score``, else None."""
+    ``score(x, z)`` of each batch ``x`` and its embeddings ``z`` with ``score``, else None."""
     if recon:
         need_decoder(dec)
     zs, ss = [], []
@@ -46,7 +68,7 @@ def encode_batches(enc, dec, batches: Iterable[torch.Tensor], *, recon: bool = F
             if recon:
                 ss.append(reconstruction_kl(dec(z), x).double())
             elif score is not None:
-                ss.append(score(x).double())
+                ss.append(score(x, z).double())
     cat = lambda ts: ts[0] if len(ts) == 1 else torch.cat(ts)
     return cat(zs), (cat(ss) if ss else None)
 

@@ -18,7 +18,7 @@ import torch
 
 from .._validation import check_pos_int
 from ..errors import InputError, explain
-from ._inputs import rewrap, single, unwrap
+from ._inputs import rewrap, unwrap
 
 __all__ = ["PrincipalDirections", "barycenter", "interpolate", "principal_directions"]
 
@@ -58,9 +58,13 @@ def barycenter(model, X, weights=None, *, device=None):
 def interpolate(model, a, b, steps: int = 5, *, device=None):
     """Decoded path ``ψ((1 − t) φ(a) + t φ(b))`` for ``t = 0 … 1``: ``(steps, H, W)`` or ``(steps, k)``."""
     steps = check_pos_int("steps", steps)
-    (wa, like), (wb, _) = (single(x, name, grid=model.grid, k=model.k) for x, name in ((a, "a"), (b, "b")))
-    dev = model._device(device)
-    z = model._encode(np.concatenate([wa, wb]), dev, 2)
+    za, like, dev = model._embed_input(a, "a", device, None)
+    zb = model._embed_input(b, "b", dev, None)[0]
+    for zx, name in ((za, "a"), (zb, "b")):
+        if zx.shape[0] != 1:
+            raise InputError(explain(f"{name} must be one input", expected="one input (an image (H, W), a histogram "
+                                     "(k,) or one cloud)", received=f"{zx.shape[0]} inputs", fix=f"pass {name}[i]"))
+    z = torch.cat([za, zb])
     t = torch.linspace(0, 1, steps, device=dev)[:, None]
     return model.decode(rewrap((1 - t) * z[0] + t * z[1], like), device=dev)
 

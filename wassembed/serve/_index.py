@@ -219,6 +219,11 @@ def build_index(model, R, path: str | os.PathLike, *, block: int = 8192, batch_s
     ReferenceIndex
         The new index, serving with ``model``.
     """
+    if getattr(model.config, "kind", None) == "set":
+        raise InputError(explain("reference indexes hold images or histograms", expected="a histogram model",
+                                 received="a point-cloud model (CloudEmbedding)",
+                                 fix="use model.kneighbors(Q, R) for point clouds (an on-disk index of clouds is "
+                                     "not implemented)"))
     block = check_pos_int("block", block)
     path = Path(path)
     source_layout(model, R)  # refuse a wrong shape before touching the directory

@@ -28,7 +28,7 @@ import torch
 from .._validation import check_pos_int
 from ..errors import InputError, explain
 from ..nn import LatentDistance
-from . import _device_inputs, _inputs
+from . import _inputs
 from ._conformal import check_level
 from ._warnings import warn_brute_force
 
@@ -298,14 +298,14 @@ def exact_rerank(est: np.ndarray, k: int, solve: Callable[[np.ndarray, np.ndarra
     return idx, val, solved
 
 
-def rerank_blocks(ZQ: torch.Tensor, ZR: torch.Tensor, wq: np.ndarray, wr: np.ndarray, k: int, solver, *,
-                  distance: LatentDistance, lower, n_candidates: int | None, block_size: int):
+def rerank_blocks(ZQ: torch.Tensor, ZR: torch.Tensor, W, k: int, solver, *, distance: LatentDistance, lower,
+                  n_candidates: int | None, block_size: int):
     """:func:`exact_rerank` over blocks of ``block_size`` queries (estimates for one block at a time).
 
-    ``solver`` is an :class:`~wassembed.exact.ExactSolver`; ``wq``/``wr`` the float64 histograms.
+    ``solver`` is an :class:`~wassembed.exact.ExactSolver` or :class:`~wassembed.exact.CloudSolver`; ``W`` the
+    queries then the references in the form it reads (float64 histograms, or a point-cloud set).
     """
-    W = np.concatenate([wq, wr])
-    nq, nr = wq.shape[0], wr.shape[0]
+    nq, nr = ZQ.shape[0], ZR.shape[0]
     idx = np.empty((nq, k), dtype=np.int64)
     val = np.empty((nq, k))
     spent = np.empty(nq, dtype=np.int64)
@@ -338,8 +338,7 @@ def kneighbors(model, Q, R, k: int, *, exact_rerank: bool, level: float, n_candi
     Values are float64 (estimates or exact values). Warns (:class:`~wassembed.serve.RerankWarning`) when the
     adaptive re-ranking solved most pairs, pointing at the caller of the method that calls this.
     """
-    src_q = _device_inputs.prepare(Q, "Q", grid=model.grid, k=model.k)
-    src_r = _device_inputs.prepare(R, "R", grid=model.grid, k=model.k)
+    src_q, src_r = model._prepare(Q, "Q"), model._prepare(R, "R")
     k = check_k(k, src_r.n)
     blk = check_pos_int("block_size", block_size)
     ZQ, like, dev = model._embed_input(src_q, "Q", device, batch_size)
@@ -348,16 +347,16 @@ def kneighbors(model, Q, R, k: int, *, exact_rerank: bool, level: float, n_candi
         vals, idx = knn_embedded(ZQ, ZR, k, distance=model.distance_fn, block_size=blk)
         return KNNResult(_inputs.rewrap(idx, like), _inputs.rewrap(vals.double(), like), np.zeros(src_q.n),
                          exact=False)
-    wq, wr = model.histograms(Q, "Q"), model.histograms(R, "R")  # float64 weights for the exact solver
+    W, nq = model._exact_data(Q, R)  # the inputs as the exact solver reads them
     lower = None
     if n_candidates is None:
         cal, level = model._need_calibrator("adaptive exact re-ranking"), check_level(level, "re-ranking")
         lower = lambda est: cal.lower_bound(est, level)
     else:
         n_candidates = max(check_pos_int("n_candidates", n_candidates), k)
-    idx, val, spent = rerank_blocks(ZQ, ZR, wq, wr, k, model._exact_solver(), distance=model.distance_fn,
+    idx, val, spent = rerank_blocks(ZQ, ZR, W, k, model._exact_solver(), distance=model.distance_fn,
                                     lower=lower, n_candidates=n_candidates, block_size=blk)
     if lower is not None:
-        warn_brute_force(int(spent.sum()), wq.shape[0], wr.shape[0], k, level, stacklevel=4)  # 4: the user
+        warn_brute_force(int(spent.sum()), nq, src_r.n, k, level, stacklevel=4)  # 4: the user
     return KNNResult(_inputs.rewrap(torch.from_numpy(idx), like), _inputs.rewrap(torch.from_numpy(val), like),
                      spent, exact=True)

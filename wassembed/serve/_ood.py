@@ -1,6 +1,6 @@
 """Out-of-distribution check: inputs unlike the images held out at training.
 
-Two scores, each calibrated on the held-out images (unseen at training, like new inputs); an input is flagged
+Three scores, each calibrated on the held-out inputs (unseen at training, like new inputs); an input is flagged
 when its score exceeds their ``level`` quantile (99 % by default):
 
 * ``"pca"`` (the default of models that store its reference): the distance of :math:`\\sqrt{x}` (the
@@ -15,9 +15,15 @@ when its score exceeds their ``level`` quantile (99 % by default):
   several times the cost of the encoder's. Stored as ``calibration["train_recon"]``; the default of models
   without the arrays above (files written before them).
 
-Scores in the latent space (Mahalanobis distance to the training embeddings, distance to the nearest of them)
-were measured too and flag far fewer foreign images; see "Out-of-distribution check" in
-``docs/benchmarks-serving.md`` (``wassembed bench ood``).
+* ``"latent"`` (the default of point-cloud models, which have neither pixels nor a cheap reconstruction): the
+  Mahalanobis distance of the embedding :math:`z = \\varphi(x)` to the training embeddings,
+  :math:`\\|(z - \\bar z) A\\|^2` with :math:`A = (\\Sigma + \\epsilon I)^{-1/2}` (:func:`latent_reference`),
+  free once the encoder has run. Stored as ``calibration["latent_mean"]``, ``["latent_whiten"]`` and
+  ``["latent_scores"]``.
+
+On images, latent scores (this Mahalanobis distance, the distance to the nearest training embedding) flag far
+fewer foreign images than ``"pca"``; see "Out-of-distribution check" in ``docs/benchmarks-serving.md``
+(``wassembed bench ood``).
 """
 
 from __future__ import annotations
@@ -32,17 +38,20 @@ from . import _forward
 from ._conformal import check_level
 from ._warnings import ServingWarning
 
-__all__ = ["MAX_COMPONENTS", "MAX_FIT_IMAGES", "SCORES", "OutOfDistributionWarning", "default_score", "encode",
-           "has_reference", "n_components", "ood_threshold", "pca_reference", "pca_scores", "resolve_score", "scores",
-           "warn_if_ood", "warn_score"]
+__all__ = ["MAX_COMPONENTS", "MAX_FIT_IMAGES", "SCORES", "OutOfDistributionWarning", "batch_score", "default_score",
+           "encode", "has_reference", "latent_reference", "latent_scores", "n_components", "ood_threshold",
+           "pca_reference", "pca_scores", "resolve_score", "scores", "warn_if_ood", "warn_score"]
 
 #: the scores a model can compute, and the calibration array of each that holds the held-out images' scores
-SCORES = {"pca": "pca_scores", "reconstruction": "train_recon"}
+SCORES = {"pca": "pca_scores", "latent": "latent_scores", "reconstruction": "train_recon"}
+#: the reference arrays each score needs besides the held-out scores
+_REFERENCE = {"pca": ("pca_mean", "pca_basis"), "latent": ("latent_mean", "latent_whiten"), "reconstruction": ()}
 #: most principal directions kept (``q = min(k // 8, MAX_COMPONENTS)``: 98 for 28×28 images)
 MAX_COMPONENTS = 128
 #: most training images the principal directions are fitted on (evenly spaced among them)
 MAX_FIT_IMAGES = 10_000
 _WHAT = {"pca": "lie farther from the principal subspace of the training images than",
+         "latent": "embed farther from the training embeddings (Mahalanobis) than",
          "reconstruction": "reconstruct worse than"}
 
 
@@ -115,6 +124,54 @@ def pca_scores(x: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor) -> torc
     return ((c * c).sum(1) - (c @ basis).square().sum(1)).clamp_min(0).double()
 
 
+def latent_reference(Z, ridge: float = 1e-3) -> dict:
+    """The reference of the ``"latent"`` score from training embeddings ``Z (n, d)``.
+
+    .. math:: A = (\\Sigma + \\epsilon I)^{-1/2}, \\qquad \\epsilon = \\mathrm{ridge} \\cdot \\mathrm{tr}(\\Sigma) / d,
+
+    with :math:`\\Sigma` the covariance of the embeddings (at most :data:`MAX_FIT_IMAGES`, evenly spaced).
+
+    Parameters
+    ----------
+    Z : Tensor or ndarray, shape (n, d)
+        Embeddings of training inputs (n >= 2).
+    ridge : float
+        Relative regularisation of the covariance (flat directions do not blow the score up).
+
+    Returns
+    -------
+    dict
+        ``latent_mean (d,)`` and ``latent_whiten (d, d)`` float64 numpy arrays.
+
+    Examples
+    --------
+    >>> ref = latent_reference(np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]]))
+    >>> ref["latent_mean"].tolist(), ref["latent_whiten"].shape
+    ([1.0, 1.0], (2, 2))
+    """
+    Z = torch.as_tensor(Z).double()
+    if Z.shape[0] > MAX_FIT_IMAGES:
+        Z = Z[torch.linspace(0, Z.shape[0] - 1, MAX_FIT_IMAGES, device=Z.device).round().long()]
+    mean = Z.mean(0)
+    C = Z - mean
+    cov = C.T @ C / max(Z.shape[0] - 1, 1)
+    eps = ridge * float(torch.trace(cov)) / cov.shape[0] or 1e-12
+    vals, vecs = torch.linalg.eigh(cov + eps * torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device))
+    whiten = vecs @ torch.diag(vals.clamp_min(1e-300).rsqrt()) @ vecs.T
+    return {"latent_mean": mean.cpu().numpy(), "latent_whiten": whiten.cpu().numpy()}
+
+
+def latent_scores(z: torch.Tensor, mean: torch.Tensor, whiten: torch.Tensor) -> torch.Tensor:
+    """``"latent"`` scores ``(n,)`` float64 of embeddings ``z (n, d)``: :math:`\\|(z - \\bar z) A\\|^2`.
+
+    Examples
+    --------
+    >>> latent_scores(torch.tensor([[3.0, 1.0]]), torch.tensor([1.0, 1.0]), torch.eye(2)).tolist()
+    [4.0]
+    """
+    return ((z.float() - mean) @ whiten).square().sum(1).double()
+
+
 def _sqrt(x: torch.Tensor) -> torch.Tensor:
     """``x.sqrt()``; on the CPU through numpy (the same correctly rounded values): torch's float32 square root
     of zeros, most of a digit image's bins, takes several times longer (measured: 1.9 vs 0.3 µs per 28×28 image)."""
@@ -123,22 +180,45 @@ def _sqrt(x: torch.Tensor) -> torch.Tensor:
     return x.sqrt()
 
 
-def _pca_tensors(calibration: dict, dev: torch.device, cache: dict):
-    """``(mean, basis)`` float32 on ``dev``, converted once per device and stored in ``cache``."""
-    key = (dev, id(calibration["pca_mean"]), id(calibration["pca_basis"]))
-    got = cache.get(dev)
+def _tensors(calibration: dict, score: str, dev: torch.device, cache: dict):
+    """The reference arrays of ``score`` as float32 tensors on ``dev``, converted once per device and score and
+    stored in ``cache``."""
+    names = _REFERENCE[score]
+    key = (dev, *(id(calibration[a]) for a in names))
+    got = cache.get((dev, score))
     if got is None or got[0] != key:
         got = (key, *(torch.as_tensor(np.ascontiguousarray(calibration[a]), dtype=torch.float32, device=dev)
-                      for a in ("pca_mean", "pca_basis")))  # one memory layout: the same sums, file or not
-        cache[dev] = got
-    return got[1], got[2]
+                      for a in names))  # one memory layout: the same sums, file or not
+        cache[(dev, score)] = got
+    return got[1:]
+
+
+def _pca_tensors(calibration: dict, dev: torch.device, cache: dict):
+    """``(mean, basis)`` of the ``"pca"`` reference, float32 on ``dev`` (:func:`_tensors`)."""
+    return _tensors(calibration, "pca", dev, cache)
+
+
+def batch_score(score: str | None, calibration: dict, dev: torch.device, cache: dict):
+    """For ``"pca"`` and ``"latent"``: a function ``(x, z) -> (b,)`` float64 of a float32 input batch ``x`` and
+    its embeddings ``z`` (on ``dev``); None for the other scores (``"reconstruction"`` needs the decoder)."""
+    if score == "pca":
+        mean, basis = _tensors(calibration, "pca", dev, cache)
+        return lambda x, z: pca_scores(x, mean, basis)
+    if score == "latent":
+        mean, whiten = _tensors(calibration, "latent", dev, cache)
+        return lambda x, z: latent_scores(z, mean, whiten)
+    return None
+
+
+def _has(calibration: dict, score: str) -> bool:
+    return all(calibration.get(a) is not None for a in (*_REFERENCE[score], SCORES[score]))
 
 
 def default_score(calibration: dict) -> str:
     """``"pca"`` when ``calibration`` holds its reference (``pca_mean``, ``pca_basis``, ``pca_scores``), else
-    ``"reconstruction"`` (models saved before the ``"pca"`` score)."""
-    return "pca" if all(calibration.get(a) is not None for a in ("pca_mean", "pca_basis", "pca_scores")) \
-        else "reconstruction"
+    ``"latent"`` when it holds that one (point-cloud models), else ``"reconstruction"`` (models saved before the
+    ``"pca"`` score)."""
+    return next((s for s in ("pca", "latent") if _has(calibration, s)), "reconstruction")
 
 
 def resolve_score(calibration: dict, score: str | None) -> str:
@@ -147,12 +227,14 @@ def resolve_score(calibration: dict, score: str | None) -> str:
         return default_score(calibration)
     if score not in SCORES:
         raise InputError(explain("unknown out-of-distribution score", expected=" or ".join(map(repr, SCORES)),
-                                 received=repr(score), fix="pass score='pca' or score='reconstruction'"))
-    if score == "pca" and (calibration.get("pca_mean") is None or calibration.get("pca_basis") is None):
-        raise InputError(explain("this model has no 'pca' out-of-distribution reference", expected="calibration"
-                                 "['pca_mean'] and ['pca_basis'] stored at training time", received="a model "
-                                 "without them (saved before the 'pca' score)",
-                                 fix="use score='reconstruction', or train the model again"))
+                                 received=repr(score), fix="pass one of them, or None for the model's default"))
+    missing = [a for a in _REFERENCE[score] if calibration.get(a) is None]
+    if missing:
+        raise InputError(explain(f"this model has no {score!r} out-of-distribution reference",
+                                 expected=f"calibration{missing} stored at training time",
+                                 received="a model without them (another kind of model, or saved before the score)",
+                                 fix=f"use score={default_score(calibration)!r} (the model's default), or train the "
+                                     "model again"))
     return score
 
 
@@ -187,18 +269,12 @@ def ood_threshold(calibration: dict, level: float = 0.99, *, score: str | None =
 def encode(enc, dec, w: np.ndarray, dev: torch.device, batch_size: int, *, score: str | None, calibration: dict,
            cache: dict):
     """Embeddings ``(n, d)`` float32 on ``dev`` of histograms ``w (n, k)`` and, for a ``score``, the inputs'
-    scores ``(n,)`` float64 numpy (``"pca"`` in the same batches as the encoder, sharing its float32 input).
-    ``cache`` keeps the ``"pca"`` reference's tensors per device."""
-    if score is None or score == "reconstruction":
-        return _forward.encode(enc, dec, w, dev, batch_size, recon=score is not None)
-    mean, basis = _pca_tensors(calibration, dev, cache)
-    zs, ss = [], []
-    with torch.inference_mode():
-        for s in range(0, w.shape[0], batch_size):
-            x = torch.from_numpy(w[s:s + batch_size]).to(dev, torch.float32)
-            zs.append(enc(x).float())
-            ss.append(pca_scores(x, mean, basis))
-    return (torch.cat(zs) if len(zs) > 1 else zs[0]), torch.cat(ss).cpu().numpy()
+    scores ``(n,)`` float64 numpy, computed in the same batches as the encoder (:func:`batch_score`).
+    ``cache`` keeps the references' tensors per device."""
+    batches = (torch.from_numpy(w[s:s + batch_size]).to(dev, torch.float32) for s in range(0, w.shape[0], batch_size))
+    Z, s = _forward.encode_batches(enc, dec, batches, recon=score == "reconstruction",
+                                   score=batch_score(score, calibration, dev, cache))
+    return Z if score is None else (Z, s.cpu().numpy())
 
 
 def warn_if_ood(scores, threshold: float, *, score: str = "reconstruction", stacklevel: int = 3) -> int:
@@ -208,18 +284,15 @@ def warn_if_ood(scores, threshold: float, *, score: str = "reconstruction", stac
     flagged = int(sum((np.asarray(s) > threshold).sum() for s in scores))
     if flagged:
         total = sum(np.size(s) for s in scores)
-        warnings.warn(f"{flagged} of {total} inputs {_WHAT[score]} 99 % of the held-out images of the training "
+        warnings.warn(f"{flagged} of {total} inputs {_WHAT[score]} 99 % of the held-out inputs of the training "
                       f"data (out of distribution? score '{score}'): estimates may be unreliable; pass "
                       "warn_ood=False to silence", OutOfDistributionWarning, stacklevel=stacklevel)
     return flagged
 
 
-def scores(nets, w: np.ndarray, dev: torch.device, batch_size: int, *, score: str, calibration: dict,
-           cache: dict) -> np.ndarray:
-    """Scores ``(n,)`` float64 of ``score`` (checked) of histograms ``w (n, k)``: ``"pca"`` without a network
-    pass, ``"reconstruction"`` with the networks ``nets = (encoder, decoder)`` on ``dev``."""
-    if score == "reconstruction":
-        return _forward.encode(*nets, w, dev, batch_size, recon=True)[1]
+def scores(w: np.ndarray, dev: torch.device, batch_size: int, *, calibration: dict, cache: dict) -> np.ndarray:
+    """``"pca"`` scores ``(n,)`` float64 of histograms ``w (n, k)``, without a network pass (the other scores
+    come with the embeddings: :func:`encode`)."""
     mean, basis = _pca_tensors(calibration, dev, cache)
     with torch.inference_mode():
         out = [pca_scores(torch.from_numpy(w[s:s + batch_size]).to(dev, torch.float32), mean, basis)
