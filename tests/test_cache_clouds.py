@@ -11,7 +11,7 @@ import pytest
 
 from wassembed.data import HistogramSet, PointCloudSet, load_dataset, make_shapes, mnist_clouds
 from wassembed.errors import CacheError, CacheMismatchError, CorruptShardError, InputError
-from wassembed.exact import CloudSolver, DistanceCache, has_lot_support, precompute, verify
+from wassembed.exact import CloudLOT, CloudSolver, DistanceCache, has_lot_support, precompute, read_lot_targets, verify
 
 from .conftest import run_cli
 
@@ -219,10 +219,24 @@ def test_pool_in_process_and_solver_bit_identical(which, request, tmp_path):
         assert abs(value[t] - ot.emd2(wa, wb, ot.dist(pa, pb))) <= 1e-9
 
 
-def test_lot_skipped_for_clouds(shapes, small_digits, tmp_path):
-    assert not has_lot_support(shapes, 2) and has_lot_support(small_digits, 2)
-    r = precompute(shapes, tmp_path / "c", pairs=10, workers=1, progress=False)  # lot=True by default
-    assert r.lot_requested == 0 and not (tmp_path / "c" / "lot").exists()
+def test_lot_targets_of_clouds_equal_a_direct_cloudlot(shapes, tmp_path):
+    """precompute caches one CloudLOT solve per cloud of the plan (p = 2), against one fixed reference; a pool
+    gives the same files; p = 1 has none."""
+    assert has_lot_support(shapes, 2) and not has_lot_support(shapes, 1)
+    r = precompute(shapes, tmp_path / "c", pairs=30, workers=1, progress=False)  # lot=True by default
+    lot = read_lot_targets(DistanceCache.open(tmp_path / "c"))
+    i, j, _ = content(tmp_path / "c")
+    assert r.lot_requested == r.lot_computed == np.unique(np.concatenate([i, j])).size == len(lot)
+    assert lot.reference.shape == (64, 3)
+    direct, split = CloudLOT(lot.reference).transform(shapes.subset(lot.index), return_split=True)
+    np.testing.assert_allclose(lot.embedding, direct, rtol=1e-6, atol=1e-5)  # stored as float32
+    np.testing.assert_array_equal(lot.split, split)
+    assert (split >= -1e-9).all()
+    precompute(shapes, tmp_path / "pool", pairs=30, workers=2, progress=False)
+    files = lambda d: {f.name: f.read_bytes() for f in sorted((d / "lot").glob("*.npz"))}
+    assert files(tmp_path / "pool") == files(tmp_path / "c")
+    assert precompute(shapes, tmp_path / "c", pairs=30, workers=1, progress=False).lot_computed == 0  # resumed
+    assert precompute(shapes, tmp_path / "w1", pairs=10, workers=1, progress=False, p=1).lot_requested == 0
 
 
 # -- the command line on a ragged .npz ----------------------------------------------------------------

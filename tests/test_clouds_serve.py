@@ -37,6 +37,7 @@ def trained(clouds, tmp_path_factory):
         model = wassembed.train(root / "cache", model=cfg, epochs=3, progress=False, threads=1, seed=0,
                                 augment="rot,flip")
     model.save(root / "model")
+    precompute(clouds, root / "unseen", pairs=60, images="70:90", workers=1, progress=False, lot=False)
     return model, root
 
 
@@ -54,6 +55,8 @@ def test_training_on_clouds_gives_a_calibrated_cloud_model(trained):
     assert len(hist) == 3 and all(np.isfinite(h["train_loss"]) for h in hist)
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
     assert model.info["dataset"]["kind"] == "point_clouds"
+    distilled = model.info["training"]["distillation"]  # precompute cached one CloudLOT solve per cloud
+    assert distilled["used"] and distilled["images"] >= 50 and distilled["dim"] == 8
 
 
 def test_every_form_of_clouds_gives_the_same_distances(trained, clouds):
@@ -152,9 +155,25 @@ def test_refusals_say_what_to_do(trained, clouds, small_digits, tmp_path):
 
 def test_evaluate_on_unseen_clouds(trained, clouds):
     model, root = trained
-    precompute(clouds, root / "unseen", pairs=60, images="70:90", workers=1, progress=False)
     out = wassembed.evaluate(model, root / "unseen")
     assert out["n_pairs"] == 60 and out["n_dropped"] == 0 and -1 <= out["pearson"] <= 1
+
+
+def test_bench_clouds_rows(trained):
+    from wassembed.bench._clouds import format_clouds_benchmark, run_clouds_benchmark
+    from wassembed.exact import DistanceCache
+
+    model, root = trained
+    r = run_clouds_benchmark(root / "cache", root / "unseen", [root / "model"], lot_points=8, speed_pairs=20)
+    lot, ours = r["rows"]
+    tr, te = DistanceCache.open(root / "cache").read(), DistanceCache.open(root / "unseen").read()
+    clouds = np.unique(np.concatenate([tr.i, tr.j, te.i, te.j]))
+    assert lot["solves"] == clouds.size + 1200  # one per cloud, and the pairs of the correction
+    ev = wassembed.evaluate(model, root / "unseen")
+    assert ours["pearson"] == pytest.approx(ev["pearson"]) and ours["mse"] == pytest.approx(ev["mse"])
+    assert ours["solves"] == 1200 + np.unique(np.concatenate([tr.i, tr.j])).size
+    assert -1 <= lot["pearson"] <= 1 and lot["pairs_per_cpu_s"] > 0 and r["exact"]["pairs_per_cpu_s"] > 0
+    assert "| LOT (CloudLOT, 8 reference points) |" in format_clouds_benchmark(r)
 
 
 @pytest.mark.parametrize("ops", [["rot"], ["flip"], ["shift"], ["rot", "flip", "shift"]])
@@ -189,3 +208,34 @@ def test_cli_serves_ragged_npz(trained, clouds, tmp_path):
     r = run("knn", root / "model", q, q, "-k", "2", "--exact-rerank", "--n-candidates", "10")
     rows = [line.split("\t") for line in r.stdout.strip().splitlines() if line[:1].isdigit()]
     assert r.exit_code == 0 and [row[2] for row in rows if row[1] == "0"] == [str(i) for i in range(10)]
+
+
+def test_point_clouds_example_runs_and_prints_exact_objectives(tmp_path):
+    """The example's tiny run: its figure, and barycenter objectives that respect the bound every cloud b
+    obeys, mean_i W2²(b, x_i) >= P / 4 with P the mean W2² between the class's members (triangle inequality)."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from wassembed.data import load_dataset, mnist_clouds
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "point_clouds.py"
+    proc = subprocess.run([sys.executable, str(script), "--tiny", "--work", str(tmp_path)], capture_output=True,
+                          text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "cloud_barycenters.png").stat().st_size > 5000
+    r = float(re.search(r"Pearson r (-?[0-9.]+)", proc.stdout).group(1))
+    assert -1 <= r <= 1
+    same = re.search(r"(\d)/5 queries equal brute force", proc.stdout)
+    assert same, proc.stdout
+    digits = load_dataset("digits")
+    clouds = mnist_clouds(digits.images(), seed=0, labels=digits.labels)
+    solver = CloudSolver(2)
+    rows = re.findall(r"^\s+(\d)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)$", proc.stdout, flags=re.M)
+    assert [int(c) for c, *_ in rows] == list(range(10))
+    for c, ours, pot, best in rows:
+        members = np.flatnonzero(clouds.labels[:200] == int(c))[:5]
+        P = np.mean([solver.solve(clouds.cloud(int(a)), clouds.cloud(int(b))) for a in members for b in members])
+        assert min(float(ours), float(pot), float(best)) >= P / 4 - 1e-3
+        assert float(best) <= P * len(members) / (len(members) - 1) + 1e-3  # the best member beats the average one

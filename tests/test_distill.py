@@ -38,6 +38,24 @@ def test_targets_use_training_images_only_and_need_more_images_than_dimensions()
     assert distill_targets(lot, np.arange(5), pairs, dim=8) is None
 
 
+def test_cloud_targets_end_with_the_exact_means_and_fit_what_they_leave():
+    """LOT embeddings of clouds (m = 3 reference points in 2-D): the last 2 targets are each cloud's mean, the
+    others the scaled principal axes of the centred part; the scale is fitted on y - |mean_i - mean_j|²."""
+    rng = np.random.default_rng(0)
+    T = rng.normal(size=(25, 3, 2))  # barycentric maps of 25 clouds
+    means = T.mean(1)
+    E = (np.sqrt(1 / 3) * T).reshape(25, 6).astype(np.float32)
+    i, j = np.triu_indices(25, 1)
+    centred = (T - means[:, None, :]) * np.sqrt(1 / 3)
+    y = ((means[i] - means[j]) ** 2).sum(1) + 3.0 * ((centred[i] - centred[j]) ** 2).sum((1, 2))
+    lot = LOTTargets(index=np.arange(25), embedding=E, split=np.zeros(25), reference=np.zeros((3, 2)))
+    t = distill_targets(lot, np.arange(25), PairTable(i=i, j=j, value=y), dim=8, mean_dims=2)
+    np.testing.assert_allclose(t.targets[:, 6:], means, atol=1e-5)
+    assert t.scale == pytest.approx(3.0, rel=1e-4) and t.explained == pytest.approx(1.0)
+    d = ((t.targets[i].astype(np.float64) - t.targets[j]) ** 2).sum(1)
+    np.testing.assert_allclose(d, y, rtol=1e-4)
+
+
 def test_distillation_lowers_the_target_error():
     lot, pairs = _synthetic(m=40, D=4)
     t = distill_targets(lot, np.arange(40), pairs, dim=4)

@@ -1,4 +1,4 @@
-"""``wassembed bench exact|serve|dask|ood|gpu``: speed and accuracy figures measured in one run.
+"""``wassembed bench exact|serve|dask|ood|gpu|index|clouds``: speed and accuracy figures measured in one run.
 
 ``bench exact`` and ``bench dask`` measure the exact stage as ``wassembed precompute`` runs it (POT without
 its torch backend, also in the workers they start); ``bench serve``, ``bench ood`` and ``bench gpu`` need the
@@ -188,3 +188,24 @@ def bench_index(data, extra, model, out, n_refs, k, queries, rerank_queries, n_c
                               search_block=search_block, check_refs=check_refs, check_queries=check_queries,
                               threads=threads, seed=seed, log=lambda msg: click.echo(msg, err=True))
     echo_json(res) if as_json else click.echo(format_index_benchmark(res))
+
+
+@needs_learning_stack
+@bench.command("clouds")
+@click.option("--train-cache", required=True, help="The cache of clouds the models were trained on (LOT fits there).")
+@click.option("--test-cache", required=True, help="A cache of pairs among clouds no model was trained on.")
+@click.option("--model", "models", multiple=True, help="Trained point-cloud model (path; repeatable).")
+@click.option("--lot-points", default=64, show_default=True, type=_count, help="Points of the LOT reference.")
+@click.option("--speed-pairs", default=1000, show_default=True, type=_count)
+@click.option("--threads", default=1, show_default=True, type=_count, help="torch threads (CPU figures: 1).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors(words=_WORDS)
+def bench_clouds(train_cache, test_cache, models, lot_points, speed_pairs, threads, seed, as_json):
+    """Point-cloud models against linear optimal transport and the exact solver on unseen pairs: accuracy,
+    exact solves spent, speed on new pairs."""
+    from ..bench._clouds import format_clouds_benchmark, run_clouds_benchmark
+
+    r = run_clouds_benchmark(train_cache, test_cache, models, lot_points=lot_points, speed_pairs=speed_pairs,
+                             threads=threads, seed=seed)
+    echo_json(r) if as_json else click.echo(format_clouds_benchmark(r))

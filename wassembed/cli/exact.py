@@ -39,8 +39,8 @@ exact_stage_only()
               help="With --scheduler: how long to wait for workers whenever the cluster has none, before "
                    "failing (the cache stays resumable)  [default: 60]")
 @click.option("--lot/--no-lot", default=True, show_default=True,
-              help="Also cache one exact LOT solve per image (the trainer's distillation targets; p=2 with a grid "
-                   "or coordinates).")
+              help="Also cache one exact LOT solve per image (the trainer's distillation targets; p=2 on a grid, "
+                   "coordinates or point clouds).")
 @click.option("--lot-images", default=None, help="Index range A:B: only the plan's images inside it get a LOT "
                                                    "solve [default: every image of the plan].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

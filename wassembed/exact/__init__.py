@@ -6,6 +6,7 @@ Nothing here imports torch: a machine (or Dask worker) that only solves exact pr
 """
 
 from ._cache import DistanceCache, describe_cache, quantity_name
+from ._cloud_lot import CloudLOT, split_mean
 from ._clouds import CloudSolver, cloud_ground_cost
 from ._dask import DaskExecutor, connect
 from ._executors import InProcessExecutor, LocalPoolExecutor, default_workers
@@ -32,6 +33,8 @@ __all__ = [
     "CloudSolver",
     "cloud_ground_cost",
     "LinearOT",
+    "CloudLOT",
+    "split_mean",
     "LOTTargets",
     "compute_lot_targets",
     "has_lot_support",

@@ -175,10 +175,11 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
     client : dask.distributed.Client, optional
         Run the chunks on a Dask cluster instead of local processes.
     lot : bool
-        Also solve, once per image of the plan, the LOT problem from a reference (the mean of those images)
-        and cache the embeddings (:mod:`wassembed.exact._teacher`): the targets of the trainer's
-        distillation phase. Only where defined (``p = 2``, a grid or coordinates; not for point clouds, for which
-        it is skipped); computed by local processes
+        Also solve, once per image of the plan, the LOT problem from a reference (the mean of those images;
+        for point clouds a free-support barycenter of up to 200 of them, :class:`CloudLOT`) and cache the
+        embeddings (:mod:`wassembed.exact._teacher`): the targets of the trainer's distillation phase. Only
+        where defined (``p = 2`` on a grid, coordinates or point clouds; skipped otherwise); computed by local
+        processes
         (``workers``) even with a Dask ``client``; resumable like the pairs.
     lot_images : str or array-like, optional
         Only the images of the plan inside this range (``"A:B"`` or indices) get per-image solves (default:

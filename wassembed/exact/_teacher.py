@@ -5,7 +5,8 @@ optimal transport embedding (:class:`~wassembed.exact.LinearOT`: the barycentric
 the target the trainer first regresses (:mod:`wassembed.learn`: distillation, then exact pairs). They live
 next to the pairs::
 
-    CACHE/lot/reference.npz     the reference histogram (k,), the images it is the mean of, a sha256
+    CACHE/lot/reference.npz     the reference histogram (k,) (point clouds: the reference points (m, d), a
+                                free-support barycenter), the images it was made from, a sha256
     CACHE/lot/<key>.npz         a chunk of images: int64 index (m,), float32 embedding (m, K·d),
                                 float64 split (m,) (see LinearOT.transform), a sha256 of the three
 
@@ -13,7 +14,8 @@ Guarantees are those of the pair shards: atomic writes, a checksum verified on e
 raises :class:`~wassembed.errors.CorruptShardError` naming the file), chunks named by their content so a
 rerun computes only missing images, claims (``flock``) so two processes never compute one chunk twice.
 The reference is fixed by the first run (the mean of the images planned then); images added later are
-solved against the same reference. Only ``p = 2`` on supports with coordinates has LOT targets.
+solved against the same reference. Only ``p = 2`` on supports with coordinates, or on point clouds
+(:class:`~wassembed.exact.CloudLOT`), has LOT targets.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import numpy as np
 
 from .._io import atomic_write
 from .._progress import progress as show_progress
+from ..data import PointCloudSet
 from ..errors import CorruptShardError, InputError, explain
+from ._cloud_lot import CloudLOT
 from ._lot import LinearOT
 from ._solver import DEFAULT_NUM_ITER_MAX
 
@@ -49,8 +53,8 @@ class LOTTargets:
         Their LOT embeddings :math:`e_i = (\\sqrt{r_k} T_i(y_k))_k`.
     split : ndarray, shape (m,), float64
         Split terms (:math:`\\|e_i - e_\\sigma\\|^2 + \\text{split}_i = W_2^2(\\sigma, \\mu_i)`).
-    reference : ndarray, shape (k,), float64
-        The reference histogram on the cache's support.
+    reference : ndarray, shape (k,) or (m, d), float64
+        The reference histogram on the cache's support, or the reference points of point clouds.
     """
 
     index: np.ndarray
@@ -72,10 +76,10 @@ class LOTTargets:
 
 
 def has_lot_support(data, p: int) -> bool:
-    """Whether LOT targets are defined: ``p = 2`` and a support with coordinates (a grid or ``coords``).
-
-    False for point clouds (:class:`~wassembed.data.PointCloudSet`: no common support; not supported yet).
-    """
+    """Whether LOT targets are defined: ``p = 2`` and a support with coordinates (a grid or ``coords``), or
+    point clouds (:class:`~wassembed.exact.CloudLOT`)."""
+    if isinstance(data, PointCloudSet):
+        return int(p) == 2
     return int(p) == 2 and (getattr(data, "grid", None) is not None or getattr(data, "coords", None) is not None)
 
 
@@ -111,8 +115,11 @@ def _reference(cache, images: np.ndarray) -> np.ndarray:
     f = _lot_dir(cache) / "reference.npz"
     if f.exists():
         return _read_npz(f, ("reference", "images"))["reference"]
-    r = cache.data.weights[images].mean(axis=0)
-    r = r / r.sum()
+    if isinstance(cache.data, PointCloudSet):  # reference points (m, d): a free-support barycenter
+        r = CloudLOT().fit(cache.data.subset(images)).reference_
+    else:
+        r = cache.data.weights[images].mean(axis=0)
+        r = r / r.sum()
     imgs = np.asarray(images, dtype=np.int64)
     f.parent.mkdir(exist_ok=True)
     atomic_write(f, lambda fh: np.savez(fh, reference=r, images=imgs, sha256=_digest(r, imgs)),
@@ -140,11 +147,15 @@ def _init(coords, reference, num_iter_max, worker=False):
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         exact_stage_only()
-    _STATE["lot"] = LinearOT(coords, reference=reference, num_iter_max=num_iter_max)
+    if coords is None:  # point clouds
+        _STATE["lot"] = CloudLOT(reference, num_iter_max=num_iter_max)
+    else:
+        _STATE["lot"] = LinearOT(coords, reference=reference, num_iter_max=num_iter_max)
 
 
-def _solve(weights):
-    return _STATE["lot"].transform(weights, return_split=True)
+def _solve(data):
+    """Embeddings and split terms of histograms ``(m, k)`` or of a :class:`PointCloudSet`."""
+    return _STATE["lot"].transform(data, return_split=True)
 
 
 def _done(cache) -> np.ndarray:
@@ -190,7 +201,7 @@ def compute_lot_targets(cache, images, *, workers: int = 1, chunk_size: int = 32
     """
     if not has_lot_support(cache.data, cache.p):
         raise InputError(explain("LOT targets need p=2 and bin coordinates", expected="a grid or coords support, p=2",
-                                 received=f"p={cache.p}, support {cache.data.support_kind}",
+                                 received=f"p={cache.p}, support {getattr(cache.data, 'support_kind', 'point clouds')}",
                                  fix="precompute with --no-lot (pairs only)"))
     images = np.unique(np.asarray(list(images) if not isinstance(images, np.ndarray) else images, dtype=np.int64))
     reference = _reference(cache, images)
@@ -204,8 +215,11 @@ def compute_lot_targets(cache, images, *, workers: int = 1, chunk_size: int = 32
 
 
 def _run(cache, todo, reference, workers, chunk_size, progress, num_iter_max) -> int:
-    W = cache.data.weights
-    coords = np.asarray(cache.data.support_coords(), dtype=np.float64)
+    data = cache.data
+    if isinstance(data, PointCloudSet):
+        rows, coords = data.subset, None
+    else:
+        rows, coords = (lambda idx: data.weights[idx]), np.asarray(data.support_coords(), dtype=np.float64)
     chunks = [todo[s:s + chunk_size] for s in range(0, todo.size, chunk_size)]
     pool = None
     if workers > 1 and len(chunks) > 1:
@@ -222,9 +236,9 @@ def _run(cache, todo, reference, workers, chunk_size, progress, num_iter_max) ->
     computed, clean = 0, False
     try:
         if pool is None:
-            results = ((idx, _solve(W[idx])) for idx in chunks)
+            results = ((idx, _solve(rows(idx))) for idx in chunks)
         else:
-            futures = {pool.submit(_solve, W[idx]): idx for idx in chunks}
+            futures = {pool.submit(_solve, rows(idx)): idx for idx in chunks}
             results = ((futures[f], f.result()) for f in cf.as_completed(futures))
         for idx, (emb, split) in results:
             computed += _store(cache, idx, emb, split)

@@ -11,7 +11,8 @@ with :math:`V_d` the first ``d`` principal axes of the training images' embeddin
 latent size) and :math:`a` the least-squares scale of :math:`\\|V_d^\\top (e_i - e_j)\\|^2` against the exact
 values of the training pairs (no intercept: a latent distance has none). Only training images are used
 (held-out images keep their role: their pairs select and calibrate the model). The pair epochs then
-fine-tune φ on the exact values (:mod:`._epoch`).
+fine-tune φ on the exact values (:mod:`._epoch`). For point clouds (:class:`~wassembed.exact.CloudLOT`
+targets) the encoder's appended exact mean takes the mean part of the embeddings (``mean_dims``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..exact import LOTTargets, PairTable
+from ..exact import LOTTargets, PairTable, split_mean
 
 __all__ = ["DistillTargets", "distill", "distill_targets"]
 
@@ -57,7 +58,8 @@ class DistillTargets:
                 "explained_variance": self.explained, "pairs_for_scale": self.pairs_used}
 
 
-def distill_targets(lot: LOTTargets, train_images: np.ndarray, train: PairTable, dim: int) -> DistillTargets | None:
+def distill_targets(lot: LOTTargets, train_images: np.ndarray, train: PairTable, dim: int, *,
+                    mean_dims: int = 0) -> DistillTargets | None:
     """Principal-axis targets of the training images (None when fewer than ``dim + 1`` images have one).
 
     Parameters
@@ -70,22 +72,33 @@ def distill_targets(lot: LOTTargets, train_images: np.ndarray, train: PairTable,
         The run's training pairs (for the scale).
     dim : int
         The model's latent size ``d``.
+    mean_dims : int
+        For a point-cloud encoder that appends the exact mean of a cloud (``centre``): the clouds' dimension.
+        The embeddings are split into the mean and a centred part (:func:`wassembed.exact.split_mean`); the
+        principal axes of the centred part give the first ``d - mean_dims`` targets, the means the last ones
+        (exact, as the encoder outputs them), and the scale is fitted on what the means leave of each exact
+        value.
     """
     images = np.intersect1d(train_images, lot.index)
     if images.size <= dim:
         return None
     E = lot.embedding[lot.rows(images)].astype(np.float64)
+    means = np.zeros((images.size, 0))
+    if mean_dims:
+        E, means = split_mean(E, mean_dims)
     E -= E.mean(axis=0)
     _, s, vt = np.linalg.svd(E, full_matrices=False)
-    d = min(dim, vt.shape[0])
-    Z = np.zeros((images.size, dim))
+    d = min(dim - mean_dims, vt.shape[0])
+    Z = np.zeros((images.size, dim - mean_dims))
     Z[:, :d] = E @ vt[:d].T
     explained = float((s[:d] ** 2).sum() / (s ** 2).sum())
     both = np.isin(train.i, images) & np.isin(train.j, images)
     pi, pj = np.searchsorted(images, train.i[both]), np.searchsorted(images, train.j[both])
     dz = ((Z[pi] - Z[pj]) ** 2).sum(1)
-    scale = float(dz @ train.value[both] / (dz @ dz)) if both.sum() >= 2 and dz @ dz > 0 else 1.0
-    return DistillTargets(images=images, targets=(np.sqrt(max(scale, 0.0)) * Z).astype(np.float32), scale=scale,
+    y = train.value[both] - ((means[pi] - means[pj]) ** 2).sum(1)
+    scale = float(dz @ y / (dz @ dz)) if both.sum() >= 2 and dz @ dz > 0 else 1.0
+    targets = np.concatenate([np.sqrt(max(scale, 0.0)) * Z, means], axis=1)
+    return DistillTargets(images=images, targets=targets.astype(np.float32), scale=scale,
                           explained=explained, pairs_used=int(both.sum()))
 
 

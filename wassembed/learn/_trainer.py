@@ -253,7 +253,8 @@ def _teacher(cache, pairs: TrainingPairs, cfg: ModelConfig, settings: TrainSetti
     lot = read_lot_targets(cache)
     if lot is None:
         return None, "the cache has no per-image LOT targets"
-    targets = distill_targets(lot, pairs.train_images, pairs.train, cfg.embed_dim)
+    mean_dims = cfg.point_dim if cfg.kind == "set" and cfg.centre else 0  # the set encoder's exact mean
+    targets = distill_targets(lot, pairs.train_images, pairs.train, cfg.embed_dim, mean_dims=mean_dims)
     if targets is None:
         return None, f"fewer than {cfg.embed_dim + 1} training images have LOT targets"
     return targets, None
