@@ -1,4 +1,6 @@
-"""Benchmarks behind ``wassembed bench``: exact stage, serving, Dask (figures measured in one run)."""
+"""Benchmarks behind ``wassembed bench``: exact stage, serving, Dask, OOD scores, GPU, reference indexes, point
+clouds (figures measured in one run; the learning-stack ones live in private modules imported by their
+command)."""
 
 from ._dask import format_dask_benchmark, run_dask_benchmark
 from ._exact import format_exact_benchmark, run_exact_benchmark

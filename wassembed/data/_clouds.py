@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike
 
 from .._io import atomic_write
 from ..errors import InputError, explain
-from ._loaders import DAMAGED_FILE_ERRORS, _np_load
+from ._loaders import open_npz
 from ._support import FINGERPRINT_VERSION
 
 __all__ = ["PointCloudSet", "as_cloud"]
@@ -220,8 +220,7 @@ class PointCloudSet:
     def load(cls, path: str | os.PathLike) -> PointCloudSet:
         """Read an ``.npz`` with ``points`` (N, d), ``offsets`` (n + 1,), optional ``weights`` (N,), ``labels``."""
         path = Path(path)
-        z = _np_load(path)
-        try:
+        with open_npz(path, fix="re-save it with PointCloudSet.save") as z:
             missing = {"points", "offsets"} - set(z.files)
             if missing:
                 raise InputError(explain(f"{path} holds no point clouds",
@@ -229,14 +228,6 @@ class PointCloudSet:
                                          received=f"arrays {sorted(z.files)}", fix="save it with PointCloudSet.save"))
             return cls(z["points"], z["weights"] if "weights" in z.files else None, z["offsets"],
                        labels=z["labels"] if "labels" in z.files else None)
-        except InputError:
-            raise
-        except DAMAGED_FILE_ERRORS as exc:  # members are read lazily: damage shows up here
-            raise InputError(explain(f"cannot read {path}", expected="a valid .npz archive without pickled objects",
-                                     received=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                                     fix="re-save it with PointCloudSet.save")) from None
-        finally:
-            z.close()
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the set to ``path`` (an ``.npz``, written atomically) in the format :meth:`load` reads."""

@@ -3,6 +3,7 @@ built-in ``digits``."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import struct
@@ -17,7 +18,7 @@ from .._validation import check_pos_int
 from ..errors import InputError, explain
 from ._histograms import HistogramSet
 
-__all__ = ["DAMAGED_FILE_ERRORS", "load_dataset"]
+__all__ = ["DAMAGED_FILE_ERRORS", "load_dataset", "open_npz"]
 
 
 # -- loaders ----------------------------------------------------------------------------------------
@@ -168,18 +169,26 @@ def _np_load(path: Path):
                                  received=str(exc).split("\n")[0], fix="re-save it with numpy.save/savez")) from None
 
 
-def _load_npz(path: Path):
+@contextlib.contextmanager
+def open_npz(path: Path, fix: str = "re-save it with numpy.savez"):
+    """The archive ``np.load(path)``, closed on exit; damage found while its members are read (numpy reads
+    them lazily) becomes one :class:`~wassembed.errors.InputError` naming the file, with ``fix``."""
     z = _np_load(path)
     try:
-        return _npz_to_set(z, path)
+        yield z
     except InputError:
         raise
-    except DAMAGED_FILE_ERRORS as exc:  # members are read lazily: damage shows up here
+    except DAMAGED_FILE_ERRORS as exc:
         raise InputError(explain(f"cannot read {path}", expected="a valid .npz archive without pickled objects",
                                  received=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                                 fix="re-save it with numpy.savez")) from None
+                                 fix=fix)) from None
     finally:
         z.close()
+
+
+def _load_npz(path: Path):
+    with open_npz(path) as z:
+        return _npz_to_set(z, path)
 
 
 def _npz_to_set(z, path: Path):

@@ -218,13 +218,7 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
         cache.add_plan(i_all, j_all)
     new_all = ~np.isin(i_all * hs.n + j_all, cache.pair_keys())  # one set operation for the whole plan
     already = int((~new_all).sum())
-    todo = []
-    for s in range(0, i_all.size, chunk_size):
-        ci, cj = i_all[s:s + chunk_size], j_all[s:s + chunk_size]
-        key = chunk_key(ci, cj)
-        new = new_all[s:s + chunk_size]
-        if new.any() and not cache.shard_path(key).exists():
-            todo.append((key, ci[new], cj[new]))
+    todo = _missing_chunks(cache, i_all, j_all, new_all, chunk_size)
     if isinstance(ex, LocalPoolExecutor) and len(todo) < 2:  # one chunk: starting a pool costs more than it saves
         ex = InProcessExecutor()
     total = int(sum(t[1].size for t in todo))
@@ -239,18 +233,33 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
     done = {"requested": 0, "computed": 0, "seconds": 0.0}
     if lot and has_lot_support(hs, p):
         with _cache_io(out):
-            lot_workers = default_workers() if workers is None or workers == 0 else check_pos_int("workers", workers)
-            planned = np.union1d(i_all, j_all)
-            if lot_images is not None:
-                planned = np.intersect1d(planned, parse_range(lot_images, hs.n, what="lot_images"))
-            done = compute_lot_targets(cache, planned, workers=lot_workers, progress=progress,
-                                       num_iter_max=num_iter_max)
+            done = _lot_step(cache, np.union1d(i_all, j_all), lot_images, workers, progress, num_iter_max)
     return PrecomputeResult(cache=str(cache.path), requested=int(i_all.size), already_cached=already,
                             computed=computed, done_elsewhere=elsewhere, seconds=seconds,
                             pairs_per_s=computed / seconds if seconds > 0 and computed else 0.0,
                             workers=int(getattr(ex, "workers", 1)), executor=ex.name,
                             total_in_cache=counts["pairs"], lot_requested=done["requested"],
                             lot_computed=done["computed"], lot_seconds=done["seconds"])
+
+
+def _missing_chunks(cache, i_all, j_all, new_all, chunk_size: int) -> list:
+    """``(key, i, j)`` of each chunk of the plan with pairs not in the cache yet and no shard on disk."""
+    todo = []
+    for s in range(0, i_all.size, chunk_size):
+        ci, cj = i_all[s:s + chunk_size], j_all[s:s + chunk_size]
+        key = chunk_key(ci, cj)
+        new = new_all[s:s + chunk_size]
+        if new.any() and not cache.shard_path(key).exists():
+            todo.append((key, ci[new], cj[new]))
+    return todo
+
+
+def _lot_step(cache, planned: np.ndarray, lot_images, workers, progress: bool, num_iter_max: int) -> dict:
+    """The per-image LOT solves of the plan's images (inside ``lot_images`` when given), on local processes."""
+    lot_workers = default_workers() if workers is None or workers == 0 else check_pos_int("workers", workers)
+    if lot_images is not None:
+        planned = np.intersect1d(planned, parse_range(lot_images, cache.data.n, what="lot_images"))
+    return compute_lot_targets(cache, planned, workers=lot_workers, progress=progress, num_iter_max=num_iter_max)
 
 
 def _run(cache, ex, hs, p, todo, total, num_iter_max, progress) -> tuple[int, int]:
