@@ -372,8 +372,9 @@ class WassersteinEmbedding:
     def ood_score(self, X: Inputs, *, score: str | None = None, batch_size: int | None = None,
                   device: Device = None) -> np.ndarray:
         """Out-of-distribution scores ``(n,)`` float64 of the inputs (one image ``(H, W)`` or histogram
-        ``(k,)``: ``(1,)``): ``score="pca"`` (the default of models that store its reference; no network pass)
-        or ``"reconstruction"`` (``KL(x ‖ ψ(φ(x)))`` in nats, the function training minimises; one encoder and
+        ``(k,)``: ``(1,)``): ``score="pca"`` (the default of models that store its reference; no network pass),
+        ``"latent"`` (Mahalanobis distance of the embedding; the default of point-cloud models) or
+        ``"reconstruction"`` (``KL(x ‖ ψ(φ(x)))`` in nats, the function training minimises; one encoder and
         one decoder pass; the default of older model files). Training stores the scores of images it held out
         (unseen, like new inputs) to calibrate :meth:`ood_threshold`."""
         score, dev = _ood.resolve_score(self.calibration, score), self._device(device)
