@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +17,39 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("WASSEMBED_MNIST_DIR", ROOT.parent / "shared" / "data" / "mnist"))
 MNIST_IMAGES = MNIST_DIR / "mnist-8k-images-idx3-ubyte.gz"
+
+
+def _share_bytecode_between_subprocesses() -> None:
+    """Let this process and the Python subprocesses of the suite cache bytecode, outside the work tree and venv.
+
+    The suite starts over a hundred Python subprocesses (the console entry point, examples, README blocks,
+    Dask workers). Where ``PYTHONDONTWRITEBYTECODE`` is set and the venv was installed without byte-compiling
+    (``make`` installs with ``--no-compile``), each of them compiled torch, scipy, POT... from source again:
+    ~4 s of CPU per process that imports torch, more than most of those tests do. Here this process and its
+    subprocesses write their bytecode under one temporary ``PYTHONPYCACHEPREFIX`` (removed at exit, in the
+    background: deleting thousands of fresh files can take seconds) and later imports reuse it. What the
+    subprocesses run and print is unchanged (a first import still compiles, as before; test_package checks
+    POT's compile-time warning with an explicit ``compile``). A prefix the user set, or an environment that
+    already writes bytecode, is left alone.
+    """
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    prefix = tempfile.mkdtemp(prefix="wassembed-tests-pycache-")
+    atexit.register(_remove_in_background, prefix)
+    os.environ["PYTHONPYCACHEPREFIX"] = prefix
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    sys.pycache_prefix, sys.dont_write_bytecode = prefix, False  # this process's imports warm the cache too
+
+
+def _remove_in_background(path: str) -> None:
+    try:
+        subprocess.Popen(["rm", "-rf", "--", path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:  # no rm: remove it now
+        shutil.rmtree(path, ignore_errors=True)
+
+
+_share_bytecode_between_subprocesses()
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +84,42 @@ def digits():
 @pytest.fixture(scope="session")
 def small_digits(digits):
     return digits.subset(np.arange(60))
+
+
+class BackgroundRun:
+    """A command started in a subprocess now and waited for later (tests that start several at once share the
+    cores); its output goes to files next to ``cwd``, so that runs side by side never block on a full pipe."""
+
+    def __init__(self, cmd: list, *, cwd: Path, env: dict, timeout: float = 300):
+        self.name, self.deadline = " ".join(map(str, cmd[:3])), time.monotonic() + timeout
+        self.out, self.err = ((cwd.parent / f"{cwd.name}.{what}").open("w+") for what in ("stdout", "stderr"))
+        self.proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, stdout=self.out, stderr=self.err, text=True,
+                                     env=env)
+
+    def result(self) -> tuple[int, str, str]:
+        """Wait (killed past its deadline, raising TimeoutExpired); its exit status, stdout and stderr."""
+        try:
+            self.proc.wait(timeout=max(self.deadline - time.monotonic(), 0))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        texts = []
+        for fh in (self.out, self.err):
+            fh.seek(0)
+            texts.append(fh.read())
+            fh.close()
+        return self.proc.returncode, texts[0], texts[1]
+
+    def stdout(self) -> str:
+        """:meth:`result`'s stdout, once the command exited 0."""
+        rc, out, err = self.result()
+        assert rc == 0, f"{self.name} exited {rc}\nstdout:\n{out}\nstderr:\n{err}"
+        return out
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def run_cli(*args, check=False, timeout=300, **kw) -> subprocess.CompletedProcess:

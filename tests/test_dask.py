@@ -26,9 +26,12 @@ Client, LocalCluster = distributed.Client, distributed.LocalCluster
 
 pytestmark = [pytest.mark.timeout(600)] if importlib.util.find_spec("pytest_timeout") else []
 
-# POT imported (without its torch backend) before a worker joins, also when its nanny restarts it after a kill
+# POT imported (without its torch backend) before a worker joins, also when its nanny restarts it after a kill.
+# The preload (the text of a module) sets what a precompute pool worker sets before it imports POT
+# (exact_stage_only): without it POT still imported torch through GeomLoss, seconds per worker start.
+WORKER_PRELOAD = "from wassembed._deps import exact_stage_only; exact_stage_only(); import ot"
 CLUSTER = dict(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0",
-               env=POT_EXACT_ONLY_ENV, preload=["ot"])
+               env=POT_EXACT_ONLY_ENV, preload=[WORKER_PRELOAD])
 
 
 def content(path):

@@ -2,7 +2,7 @@
 
 - every ```python block runs, in a fresh temporary directory, in a subprocess (as a user would paste it);
 - every ```bash block preceded by ``<!-- readme-test: run -->`` runs there too, with this environment's
-  ``wassembed`` on the PATH;
+  ``wassembed`` on the PATH (the blocks run side by side: see ``block_runs``);
 - every ``wassembed …`` command shown anywhere (blocks of README.md and docs/*.md, inline code of the README)
   names real subcommands whose ``--help`` works, and only options those subcommands have;
 - every ``make`` target, ``pip install`` extra and example script named in the README exists.
@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +21,8 @@ import pytest
 from click.testing import CliRunner
 
 from wassembed.cli import main
+
+from .conftest import BackgroundRun
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -105,22 +106,74 @@ def test_readme_has_the_blocks_this_test_runs():
     assert any(run for _, _, run in blocks(README, "bash")), f"no bash block marked {RUN_MARK!r}"
 
 
-@pytest.mark.parametrize("line, code", [(n, c) for n, c, _ in blocks(README, "python")])
-def test_python_blocks_run(line, code, tmp_path):
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, PYTHONWARNINGS="ignore"))
-    assert proc.returncode == 0, f"README.md:{line} failed\n{proc.stdout}\n{proc.stderr[-3000:]}"
+PYTHON_BLOCKS = [(n, c) for n, c, _ in blocks(README, "python")]
+SHELL_BLOCKS = [(n, c) for n, c, run in blocks(README, "bash") if run]
+BLOCK_TIMEOUT = 300  # seconds, for each block, from its start
 
 
-@pytest.mark.parametrize("line, code", [(n, c) for n, c, run in blocks(README, "bash") if run])
-def test_marked_shell_blocks_run(line, code, tmp_path):
+def _console_bindir() -> Path | None:
     bindir = Path(sys.executable).parent
-    if not (bindir / "wassembed").exists():
+    return bindir if (bindir / "wassembed").exists() else None
+
+
+def _start_block(kind: str, code: str, cwd: Path) -> BackgroundRun:
+    """Start one block as a user would paste it."""
+    if kind == "python":
+        cmd, env = [sys.executable, "-c", code], dict(os.environ, PYTHONWARNINGS="ignore")
+    else:
+        bindir = _console_bindir()
+        cmd = ["bash", "-euo", "pipefail", "-c", code]
+        env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONWARNINGS="ignore")
+    return BackgroundRun(cmd, cwd=cwd, env=env, timeout=BLOCK_TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def block_runs(request, tmp_path_factory):
+    """Every README block selected in this session, all started at once, each in its own fresh directory.
+
+    Why at once: the quick-start python block and the marked shell block each precompute the same caches and
+    train the same 10-epoch model on one torch thread (the README's ``threads=1`` / ``--threads 1``), which
+    leaves a core idle; run one after the other they were the two slowest tests of the suite (~100 s of a
+    loaded 2-core machine). Started together they share the two cores and take about the time of the slower
+    one. Each still runs as written, alone in a fresh directory (neither reuses the other's caches or model:
+    ``wassembed train`` refuses an --out that holds a model, as the python block leaves it), and each test
+    below checks its own block's exit status and shows its own output.
+    """
+    me = sys.modules[__name__]
+    wanted = {"test_python_blocks_run": ("python", dict(PYTHON_BLOCKS)),
+              "test_marked_shell_blocks_run": ("bash", dict(SHELL_BLOCKS))}
+    runs: dict = {}
+    for item in request.session.items:
+        name = getattr(item, "originalname", None)
+        if getattr(item, "module", None) is not me or name not in wanted or not hasattr(item, "callspec"):
+            continue
+        kind, codes = wanted[name]
+        line = item.callspec.params["line"]
+        if (kind, line) in runs or (kind == "bash" and _console_bindir() is None):
+            continue
+        runs[(kind, line)] = _start_block(kind, codes[line], tmp_path_factory.mktemp(f"readme-{kind}-{line}"))
+    yield runs
+    for run in runs.values():  # a test that did not wait for its block (stopped early): no stray process
+        run.kill()
+
+
+def _block_result(block_runs, kind: str, line: int, code: str, tmp_path: Path) -> tuple[int, str, str]:
+    run = block_runs.get((kind, line)) or _start_block(kind, code, tmp_path)
+    return run.result()
+
+
+@pytest.mark.parametrize("line, code", PYTHON_BLOCKS)
+def test_python_blocks_run(line, code, tmp_path, block_runs):
+    rc, out, err = _block_result(block_runs, "python", line, code, tmp_path)
+    assert rc == 0, f"README.md:{line} failed\n{out}\n{err[-3000:]}"
+
+
+@pytest.mark.parametrize("line, code", SHELL_BLOCKS)
+def test_marked_shell_blocks_run(line, code, tmp_path, block_runs):
+    if _console_bindir() is None:
         pytest.skip(f"no wassembed console script beside {sys.executable}")
-    env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONWARNINGS="ignore")
-    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, env=env)
-    assert proc.returncode == 0, f"README.md:{line} failed\n{proc.stdout}\n{proc.stderr[-3000:]}"
+    rc, out, err = _block_result(block_runs, "bash", line, code, tmp_path)
+    assert rc == 0, f"README.md:{line} failed\n{out}\n{err[-3000:]}"
 
 
 COMMANDS = [c for path in (README, *DOCS) for c in wassembed_commands(path)]
