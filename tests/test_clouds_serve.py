@@ -69,6 +69,8 @@ def test_every_form_of_clouds_gives_the_same_distances(trained, clouds):
     np.testing.assert_allclose(model.distance(sub.subset([0]), sub), ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.distance(as_list[0][0], [p for p, _ in as_list]), ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.distance(pack_clouds(sub)[:1], pack_clouds(sub)), ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.distance(as_list[0], tuple(as_list)), ref, rtol=1e-5, atol=1e-6)  # a tuple
+    np.testing.assert_allclose(model.distance(as_list[0], tuple(as_list[:2])), ref[:2], rtol=1e-5, atol=1e-6)
     # a point split into two copies of half its weight, in another order: the same cloud
     p, w = as_list[1]
     split = (np.concatenate([p, p[:1]])[::-1], np.concatenate([w[:1] / 2, w[1:], w[:1] / 2])[::-1])

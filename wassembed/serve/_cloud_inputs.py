@@ -49,6 +49,14 @@ def _from_array(a: np.ndarray, d: int, what: str) -> PointCloudSet:
                              fix="pass a list of (k, d) arrays or a PointCloudSet"))
 
 
+def _rank(a) -> int:
+    """``np.ndim(a)``, or -1 for a ragged sequence (e.g. a ``(points, weights)`` tuple)."""
+    try:
+        return int(np.ndim(a))
+    except ValueError:
+        return -1
+
+
 def as_clouds(X, what: str, d: int) -> tuple[PointCloudSet, torch.device | None]:
     """``(clouds, like)``: ``X`` (any form of the module docstring) as a validated set of dimension ``d``, and
     the torch device of a tensor input (None otherwise).
@@ -66,7 +74,7 @@ def as_clouds(X, what: str, d: int) -> tuple[PointCloudSet, torch.device | None]
         X = X.detach().to("cpu", torch.float64).numpy()
     if isinstance(X, PointCloudSet):
         cs = X
-    elif isinstance(X, tuple) and len(X) == 2 and np.ndim(X[1]) == 1 and np.ndim(X[0]) == 2:
+    elif isinstance(X, tuple) and len(X) == 2 and _rank(X[1]) == 1 and _rank(X[0]) == 2:
         cs = PointCloudSet.from_clouds([X])  # one (points, weights) cloud
     elif isinstance(X, (list, tuple)):
         cs = PointCloudSet.from_clouds(list(X))
