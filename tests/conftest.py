@@ -52,6 +52,17 @@ def _remove_in_background(path: str) -> None:
 _share_bytecode_between_subprocesses()
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): on a
+    shared 2-core machine, oversubscribed threads are many times slower; restored afterwards."""
+    torch = pytest.importorskip("torch")
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(autouse=True)
 def _pot_backend_env():
     """Undo what an in-process exact-stage command sets (POT_BACKEND_DISABLE_*), so that it does not leak into

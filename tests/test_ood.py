@@ -23,12 +23,8 @@ from wassembed.serve._ood import n_components, pca_reference, pca_scores
 PCA_KEYS = ("pca_mean", "pca_basis", "pca_scores")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+#: one torch thread (conftest): on a shared 2-core machine, oversubscribed threads are many times slower
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -29,12 +29,8 @@ GRID, K = (6, 6), 36
 BF16_REL = 0.01
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+#: one torch thread (conftest): on a shared 2-core machine, oversubscribed threads are many times slower
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _images(n, seed=0, grid=GRID):

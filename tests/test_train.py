@@ -21,13 +21,8 @@ from .conftest import run_cli
 FAST = dict(epochs=2, progress=False, batch_images=64, threads=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine, oversubscribed threads are many times slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+#: one torch thread (conftest): on a shared 2-core machine, oversubscribed threads are many times slower
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def blobs(n, grid=(12, 12), seed=0):
