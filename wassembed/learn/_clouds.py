@@ -8,7 +8,7 @@ stopping, checkpoints, conformal calibration. Four pieces depend on the data and
   (:func:`~wassembed.nn.suggest_coord_scale`), unless a ``kind="set"`` config is given;
 * the reconstruction term: the debiased Sinkhorn divergence :math:`S_\\varepsilon` between a cloud and its
   decoding (:func:`~wassembed.nn.cloud_reconstruction_loss`, in the units of :math:`W_2^2`), divided by the
-  target scale ``s``, on the first :data:`RECON_CLOUDS` clouds of each batch (it costs several encoder steps
+  target scale ``s``, on :data:`RECON_CLOUDS` clouds of each batch (it costs several encoder steps
   per cloud on a CPU):
 
   .. math:: L = \\frac{1}{s^2}\\,\\mathrm{mean}\\big(\\|z_i - z_j\\|^2 - y_{ij}\\big)^2
@@ -68,7 +68,8 @@ def cloud_config(model, data: PointCloudSet) -> ModelConfig:
 
 @dataclass(frozen=True)
 class CloudReconstructionLoss:
-    """Mean Sinkhorn divergence between the first ``clouds`` inputs and their decodings, divided by ``scale``.
+    """Mean Sinkhorn divergence between ``clouds`` inputs of the batch (evenly spaced) and their decodings,
+    divided by ``scale``.
 
     Called as ``loss(decoded, x)`` with packed decoded clouds ``(n, m, d + 1)`` and inputs ``(n, k, d + 1)``
     (the argument order of :class:`~wassembed.learn.ReconstructionLoss`). The inputs' self-transport term is
@@ -79,8 +80,9 @@ class CloudReconstructionLoss:
     clouds: int = RECON_CLOUDS
 
     def __call__(self, decoded: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        m = min(self.clouds, x.shape[0])
-        return cloud_reconstruction_loss(x[:m].float(), decoded[:m].float(), input_term=False).mean() / self.scale
+        # evenly spaced rows: a batch's clouds come sorted by index, so its first rows would favour low indices
+        take = torch.linspace(0, x.shape[0] - 1, min(self.clouds, x.shape[0]), device=x.device).round().long()
+        return cloud_reconstruction_loss(x[take].float(), decoded[take].float(), input_term=False).mean() / self.scale
 
 
 def _random_orthogonal(d: int, rng: np.random.Generator, reflect: bool) -> np.ndarray:
