@@ -17,6 +17,7 @@ All times are CPU seconds of this process (``time.process_time``), on ``threads`
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -63,7 +64,8 @@ def _model_row(path: str, test, speed_pairs: np.ndarray) -> dict:
     model = wassembed.load(path)
     ev = wassembed.evaluate(model, test)
     info = model.info.get("training", {})
-    cache = DistanceCache.open(model.info["cache_path"]) if model.info.get("cache_path") else None
+    where = model.info.get("cache_path")  # as given at training time (relative to where it ran)
+    cache = DistanceCache.open(where) if where and (Path(where) / "manifest.json").exists() else None
     n_lot = len(read_lot_targets(cache) or ()) if cache is not None else 0
     n_pairs = len(cache.read()) if cache is not None else None
     clouds = test.data
@@ -72,9 +74,10 @@ def _model_row(path: str, test, speed_pairs: np.ndarray) -> dict:
     t = time.process_time()
     model.distance(A, B, warn_ood=False)
     speed = speed_pairs.shape[1] / (time.process_time() - t)
-    return {"name": str(path), "solves": None if n_pairs is None else n_pairs + n_lot,
-            "solves_note": f"{n_pairs} pairs + {n_lot} LOT targets", **{k: float(ev[k]) for k in
-                                                                         ("pearson", "mse", "mean_relative_error")},
+    note = (f"{n_pairs} pairs + {n_lot} LOT targets" if cache is not None
+            else f"training cache {where} not found from here")
+    return {"name": str(path), "solves": None if n_pairs is None else n_pairs + n_lot, "solves_note": note,
+            **{k: float(ev[k]) for k in ("pearson", "mse", "mean_relative_error")},
             "train_wall_s": info.get("wall_seconds"), "distilled": (info.get("distillation") or {}).get("used"),
             "epochs_run": info.get("epochs_run"), "pairs_per_cpu_s": speed}
 
