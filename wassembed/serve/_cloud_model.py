@@ -24,6 +24,7 @@ import os
 import numpy as np
 import torch
 
+from ..data import PointCloudSet
 from ..errors import InputError, explain
 from . import _inputs
 from ._cloud_inputs import as_clouds, prepare_clouds
@@ -95,8 +96,6 @@ class CloudEmbedding(WassersteinEmbedding):
         return prepare_clouds(X, what, self.point_dim)
 
     def _exact_data(self, Q, R):
-        from ..data import PointCloudSet
-
         cq, cr = prepare_clouds(Q, "Q", self.point_dim).clouds, prepare_clouds(R, "R", self.point_dim).clouds
         both = PointCloudSet(np.concatenate([cq.points, cr.points]), np.concatenate([cq.weights, cr.weights]),
                              np.concatenate([cq.offsets, cr.offsets[1:] + cq.offsets[-1]]))
