@@ -1,7 +1,7 @@
 """Wasserstein Wormhole (Haviv et al., ICML 2024; PyPI ``wassersteinwormhole``) against exact W2² on MNIST clouds.
 
 Runs in its OWN environment (JAX + wassersteinwormhole + numpy + scipy), never in wassembed's: it reads only
-plain ``.npz`` files that wassembed wrote (the benchmark notes, wormhole.md, give the commands):
+plain ``.npz`` files that wassembed wrote (``docs/benchmarks-clouds.md`` gives the commands):
 
 - CLOUDS: a ragged point-cloud file (``points (N, 2)``, ``weights (N,)``, ``offsets (n + 1,)``), as written by
   ``wassembed.data.PointCloudSet.save``;
