@@ -97,6 +97,32 @@ def small_digits(digits):
     return digits.subset(np.arange(60))
 
 
+def content(path):
+    """``(i, j, value)`` of every pair in the cache at ``path``."""
+    from wassembed.exact import DistanceCache
+
+    t = DistanceCache.open(path).read()
+    return t.i, t.j, t.value
+
+
+def same(a, b) -> bool:
+    """Two :func:`content` tuples hold equal arrays."""
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def shard_bytes(path) -> dict:
+    """``{file name: bytes}`` of the cache's shards (byte-for-byte comparisons of two caches)."""
+    return {f.name: f.read_bytes() for f in sorted((Path(path) / "shards").glob("*.npz"))}
+
+
+def random_images(n, seed=0, grid=(6, 6)) -> np.ndarray:
+    """``n`` random uint8 images of ``grid``, none all zero (pixel (0, 0) is at least 1)."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 256, (n, *grid)).astype(np.uint8)
+    X[:, 0, 0] = 1
+    return X
+
+
 class BackgroundRun:
     """A command started in a subprocess now and waited for later (tests that start several at once share the
     cores); its output goes to files next to ``cwd``, so that runs side by side never block on a full pipe."""

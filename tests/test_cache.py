@@ -17,16 +17,7 @@ from wassembed.errors import (
 )
 from wassembed.exact import DistanceCache, precompute, verify
 
-from .conftest import run_cli
-
-
-def content(path):
-    t = DistanceCache.open(path).read()
-    return t.i, t.j, t.value
-
-
-def same(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(a, b))
+from .conftest import content, run_cli, same
 
 
 def test_precompute_values_and_manifest(small_digits, tmp_path):

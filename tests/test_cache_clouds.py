@@ -13,20 +13,7 @@ from wassembed.data import HistogramSet, PointCloudSet, load_dataset, make_shape
 from wassembed.errors import CacheError, CacheMismatchError, CorruptShardError, InputError
 from wassembed.exact import CloudLOT, CloudSolver, DistanceCache, has_lot_support, precompute, read_lot_targets, verify
 
-from .conftest import run_cli
-
-
-def content(path):
-    t = DistanceCache.open(path).read()
-    return t.i, t.j, t.value
-
-
-def same(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(a, b))
-
-
-def shard_bytes(path):
-    return {f.name: f.read_bytes() for f in sorted((Path(path) / "shards").glob("*.npz"))}
+from .conftest import content, run_cli, same, shard_bytes
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from wassembed._deps import POT_EXACT_ONLY_ENV
 from wassembed.errors import ClusterError, InputError, SolverError
 from wassembed.exact import DaskExecutor, DistanceCache, connect, precompute, verify
 
-from .conftest import run_cli
+from .conftest import content, run_cli, same, shard_bytes
 from .test_reliability import record
 
 distributed = pytest.importorskip("distributed")
@@ -32,20 +32,6 @@ pytestmark = [pytest.mark.timeout(600)] if importlib.util.find_spec("pytest_time
 WORKER_PRELOAD = "from wassembed._deps import exact_stage_only; exact_stage_only(); import ot"
 CLUSTER = dict(n_workers=2, processes=True, threads_per_worker=1, host="127.0.0.1", dashboard_address=":0",
                env=POT_EXACT_ONLY_ENV, preload=[WORKER_PRELOAD])
-
-
-def content(path):
-    t = DistanceCache.open(path).read()
-    return t.i, t.j, t.value
-
-
-def same(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(a, b))
-
-
-def shard_bytes(path):
-    d = path / "shards"
-    return {f.name: f.read_bytes() for f in sorted(d.glob("*.npz"))}
 
 
 @pytest.fixture(scope="module")

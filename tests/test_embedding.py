@@ -31,15 +31,10 @@ from wassembed.serve import (
     conformal_quantile,
 )
 
+from .conftest import random_images
+
 GRID = (6, 6)
 K = 36
-
-
-def _images(n, seed=0, grid=GRID):
-    rng = np.random.default_rng(seed)
-    X = rng.integers(0, 256, (n, *grid)).astype(np.uint8)
-    X[:, 0, 0] = 1  # never an all-zero row
-    return X
 
 
 def _linear_model(p=2, calibration=None, seed=0):
@@ -92,7 +87,7 @@ def quantile_model():
 
 # -- distances and matrices ------------------------------------------------------------------------
 def test_distance_is_squared_embedding_distance(emb):
-    X, Y = _images(7, 1), _images(7, 2)
+    X, Y = random_images(7, 1), random_images(7, 2)
     Z1, Z2 = emb.embed(X), emb.embed(Y)
     assert Z1.shape == (7, 8) and Z1.dtype == np.float32
     np.testing.assert_allclose(emb.distance(X, Y), ((Z1 - Z2) ** 2).sum(1), rtol=1e-5)
@@ -102,7 +97,7 @@ def test_distance_is_squared_embedding_distance(emb):
 
 def test_p1_distance_is_the_norm():
     e1 = _linear_model(p=1)
-    X, Y = _images(5, 3), _images(5, 4)
+    X, Y = random_images(5, 3), random_images(5, 4)
     Z1, Z2 = e1.embed(X), e1.embed(Y)
     np.testing.assert_allclose(e1.distance(X, Y), np.linalg.norm(Z1 - Z2, axis=1), rtol=1e-5)
     np.testing.assert_allclose(e1.distance(X, Y, root=True), e1.distance(X, Y))
@@ -113,7 +108,7 @@ def test_every_estimate_comes_from_the_one_latent_distance():
     """distance, cdist, pdist and kneighbors all use ``distance_fn`` (LatentDistance, safe_sqrt for W1)."""
     from wassembed.nn import LatentDistance, safe_sqrt
 
-    X, Y = _images(9, 16), _images(12, 17)
+    X, Y = random_images(9, 16), random_images(12, 17)
     for p in (1, 2):
         e = _linear_model(p=p)
         assert e.distance_fn == LatentDistance(p)
@@ -137,7 +132,7 @@ def test_every_estimate_comes_from_the_one_latent_distance():
 def test_ood_score_is_the_training_reconstruction_kl(emb):
     from wassembed.nn import reconstruction_kl
 
-    X = _images(20, 18)
+    X = random_images(20, 18)
     x = torch.from_numpy(as_weights(X)[0]).float()
     with torch.no_grad():
         want = reconstruction_kl(emb.decoder(emb.encoder(x)), x).double().numpy()
@@ -147,14 +142,14 @@ def test_ood_score_is_the_training_reconstruction_kl(emb):
 
 
 def test_normalisation_matches_the_cache(emb):
-    X = _images(4, 5)
+    X = random_images(4, 5)
     w, _ = as_weights(X)
     np.testing.assert_allclose(emb.embed(X), emb.embed(w), rtol=1e-6)
     np.testing.assert_allclose(emb.embed(X), emb.embed(X.astype(np.float64) * 3.0), rtol=1e-6)
 
 
 def test_cdist_equals_a_loop_over_distance(emb):
-    A, B = _images(9, 6), _images(11, 7)
+    A, B = random_images(9, 6), random_images(11, 7)
     D = emb.cdist(A, B)
     assert D.shape == (9, 11) and D.dtype == np.float64
     loop = np.array([[emb.distance(A[i:i + 1], B[j:j + 1])[0] for j in range(11)] for i in range(9)])
@@ -162,7 +157,7 @@ def test_cdist_equals_a_loop_over_distance(emb):
 
 
 def test_results_do_not_depend_on_block_size(emb):
-    A, B = _images(149, 8), _images(1501, 9)
+    A, B = random_images(149, 8), random_images(1501, 9)
     ref = emb.cdist(A, B, block_size=4096)
     D = emb.cdist(A, B, block_size=33, batch_size=100)
     np.testing.assert_allclose(D, ref, rtol=1e-5, atol=1e-6 * ref.max())
@@ -179,13 +174,13 @@ def test_results_do_not_depend_on_block_size(emb):
 
 
 def test_pdist_of_two_and_one(emb):
-    X = _images(2, 10)
+    X = random_images(2, 10)
     np.testing.assert_allclose(emb.pdist(X), emb.distance(X[:1], X[1:]), rtol=1e-4)
     assert emb.pdist(X[:1]).shape == (0,)
 
 
 def test_kneighbors_without_rerank_matches_cdist(emb):
-    Q, R = _images(6, 11), _images(50, 12)
+    Q, R = random_images(6, 11), random_images(50, 12)
     idx, val = emb.kneighbors(Q, R, k=5)
     D = emb.cdist(Q, R)
     np.testing.assert_array_equal(idx, np.argsort(D, axis=1, kind="stable")[:, :5])
@@ -195,7 +190,7 @@ def test_kneighbors_without_rerank_matches_cdist(emb):
 
 
 def test_numpy_torch_parity(emb):
-    X, Y = _images(10, 13), _images(10, 14)
+    X, Y = random_images(10, 13), random_images(10, 14)
     tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
     for name, args in [("embed", (X,)), ("distance", (X, Y)), ("cdist", (X, Y)), ("pdist", (X,))]:
         a = getattr(emb, name)(*args)
@@ -210,7 +205,7 @@ def test_numpy_torch_parity(emb):
 
 
 def test_concurrent_calls_equal_serial_calls(emb):
-    inputs = [_images(64, 100 + t) for t in range(8)]
+    inputs = [random_images(64, 100 + t) for t in range(8)]
     serial = [(emb.embed(X, batch_size=16), emb.cdist(X, X, block_size=17)) for X in inputs]
     results = [None] * 8
 
@@ -229,7 +224,7 @@ def test_concurrent_calls_equal_serial_calls(emb):
 
 def test_pickle_round_trip(emb):
     e2 = pickle.loads(pickle.dumps(emb))
-    X = _images(3, 15)
+    X = random_images(3, 15)
     np.testing.assert_array_equal(e2.embed(X), emb.embed(X))
 
 
@@ -262,14 +257,14 @@ def test_exact_rerank_equals_brute_force(quantile_model):
 @pytest.mark.filterwarnings("ignore::wassembed.serve.RerankWarning")  # an untrained model: brute force is expected
 def test_exact_rerank_with_a_poor_model_still_exact():
     """A random model: loose bounds make the rule solve (almost) everything, but the answer is exact."""
-    X = _images(30, 30)
+    X = random_images(30, 30)
     solver = ExactSolver(make_ground_cost(grid=GRID, p=2), 2)
     emb = _linear_model()
     w = as_weights(X)[0]
     i, j = np.arange(0, 30, 2), np.arange(1, 30, 2)
     emb.calibration = {"val_pred": emb.distance(X[i], X[j]).astype(np.float64),
                        "val_target": solver.solve_pairs(w, i, j)}
-    Q, R = _images(2, 31), _images(25, 32)
+    Q, R = random_images(2, 31), random_images(25, 32)
     want_i, want_v = _brute_force(solver, Q, R, 3)
     res = emb.kneighbors(Q, R, k=3, exact_rerank=True)
     np.testing.assert_array_equal(res.indices, want_i)
@@ -321,7 +316,7 @@ def test_interval_coverage_of_the_served_model(quantile_model):
 # -- out of distribution ---------------------------------------------------------------------------
 def test_ood_flags_unusual_inputs():
     emb = _linear_model()
-    train = _images(200, 50)
+    train = random_images(200, 50)
     emb.calibration = {"train_recon": emb.ood_score(train)}
     assert emb.is_ood(train).mean() <= 0.02
     diracs = np.zeros((5, *GRID))
@@ -337,7 +332,7 @@ def test_ood_flags_unusual_inputs():
 
 # -- geometry --------------------------------------------------------------------------------------
 def test_barycenter_interpolate_principal_directions(emb):
-    X = _images(12, 60)
+    X = random_images(12, 60)
     b = emb.barycenter(X)
     assert b.shape == GRID and abs(b.sum() - 1) < 1e-5  # a grid model decodes images
     np.testing.assert_allclose(emb.barycenter(X[:2], [1, 0]), emb.decode(emb.embed(X[:1]))[0], rtol=1e-5)
@@ -367,14 +362,14 @@ def test_barycenter_interpolate_principal_directions(emb):
     (np.array([["a"] * 36]), "not a numeric array"),
 ])
 def test_bad_inputs_are_explained(emb, bad, match):
-    for call in (lambda: emb.embed(bad), lambda: emb.distance(bad, bad), lambda: emb.cdist(bad, _images(2)),
-                 lambda: emb.kneighbors(bad, _images(3), k=1)):
+    for call in (lambda: emb.embed(bad), lambda: emb.distance(bad, bad), lambda: emb.cdist(bad, random_images(2)),
+                 lambda: emb.kneighbors(bad, random_images(3), k=1)):
         with pytest.raises(InputError, match=match):
             call()
 
 
 def test_bad_options_are_explained(emb):
-    X = _images(4, 70)
+    X = random_images(4, 70)
     with pytest.raises(InputError, match="k is larger than the reference set.*k <= 4.*received k = 5"):
         emb.kneighbors(X, X, k=5)
     with pytest.raises(InputError, match="bad number of neighbours"):
@@ -409,7 +404,7 @@ def test_bad_options_are_explained(emb):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_request_without_gpu_is_explained(emb):
     with pytest.raises(InputError, match="CUDA was requested but no GPU.*fix: use device='cpu'"):
-        emb.embed(_images(2), device="cuda")
+        emb.embed(random_images(2), device="cuda")
     with pytest.raises(InputError, match="CUDA was requested"):
         _linear_model().to("cuda")
 
@@ -418,7 +413,7 @@ def test_cuda_request_without_gpu_is_explained(emb):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cpu_cuda_parity(quantile_model):
     emb = _linear_model()
-    A, B = _images(149, 80), _images(301, 81)
+    A, B = random_images(149, 80), random_images(301, 81)
     for name, args in [("embed", (A,)), ("distance", (A, B[:149])), ("cdist", (A, B)), ("pdist", (A,))]:
         cpu = getattr(emb, name)(*args, device="cpu")
         gpu = getattr(emb, name)(*args, device="cuda")
@@ -463,7 +458,7 @@ def test_one_image_is_one_input_not_a_stack_of_rows():
     """The issue: on a 16×16 model, distance(X[0], X[1:4]) read the image X[0] as 16 histograms."""
     torch.manual_seed(0)
     m = WassersteinEmbedding(torch.nn.Linear(256, 4), torch.nn.Linear(4, 256), config=None, p=2, grid=(16, 16))
-    X = _images(4, 1, grid=(16, 16))
+    X = random_images(4, 1, grid=(16, 16))
     want = m.distance(X[:1], X[1:4])
     assert want.shape == (3,)
     np.testing.assert_array_equal(m.distance(X[0], X[1:4]), want)  # one against many
@@ -473,7 +468,7 @@ def test_one_image_is_one_input_not_a_stack_of_rows():
 
 
 def test_every_method_reads_a_single_input_as_a_batch_of_one():
-    X, R = _images(5, 90), _images(12, 91)
+    X, R = random_images(5, 90), random_images(12, 91)
     emb = _linear_model()
     emb.calibration = {"train_recon": emb.ood_score(R)}
 
@@ -528,7 +523,7 @@ def test_every_distance_is_float64_and_network_outputs_float32(quantile_model):
     for name, v in outs.items():
         assert v.dtype == np.float64, name
     e = _linear_model()
-    X = _images(4, 97)
+    X = random_images(4, 97)
     assert e.ood_score(X).dtype == np.float64
     assert e.embed(X).dtype == np.float32 and e.decode(e.embed(X)).dtype == np.float32
     assert e.barycenter(X).dtype == np.float32 and e.interpolate(X[0], X[1], 3).dtype == np.float32
@@ -551,7 +546,7 @@ def test_decoded_histograms_have_the_shape_of_the_inputs():
     assert m.decode(m.embed(H)).shape == (6, k)
     assert m.principal_directions(H, 2, scales=(0.0, 1.0)).histograms.shape == (2, 2, k)
     e = _linear_model()
-    X = _images(6, 98)
+    X = random_images(6, 98)
     D = e.decode(e.embed(X))
     assert D.shape == (6, *GRID) and e.decode(e.embed(X)[0]).shape == (1, *GRID)
     np.testing.assert_allclose(D.sum((1, 2)), 1, rtol=1e-5)
@@ -584,14 +579,14 @@ def test_error_bars_on_too_few_calibration_pairs_warn(quantile_model):
 
 
 def test_rerank_that_degenerates_to_brute_force_warns(quantile_model):
-    X = _images(30, 30)
+    X = random_images(30, 30)
     solver = ExactSolver(make_ground_cost(grid=GRID, p=2), 2)
     poor = _linear_model()
     w = as_weights(X)[0]
     i, j = np.arange(0, 30, 2), np.arange(1, 30, 2)
     poor.calibration = {"val_pred": poor.distance(X[i], X[j]).astype(np.float64),
                         "val_target": solver.solve_pairs(w, i, j)}
-    Q, R = _images(2, 31), _images(25, 32)
+    Q, R = random_images(2, 31), random_images(25, 32)
     with pytest.warns(RerankWarning, match=r"solved 50 of the 50 .*100 %, 25\.0 of 25 references per query.*"
                       r"level=0\.99.*fix: .*better-trained model.*lower level.*n_candidates=12") as rec:
         res = poor.kneighbors(Q, R, k=3, exact_rerank=True)
@@ -609,7 +604,7 @@ def _evaluation_cache(tmp_path, seed):
     from wassembed.data import HistogramSet
     from wassembed.exact import DistanceCache, precompute
 
-    hs = HistogramSet.from_images(_images(12, seed).astype(np.float64), name=f"eval{seed}")
+    hs = HistogramSet.from_images(random_images(12, seed).astype(np.float64), name=f"eval{seed}")
     precompute(hs, tmp_path / f"c{seed}", pairs=30, workers=1, progress=False)
     return DistanceCache.open(tmp_path / f"c{seed}")
 

@@ -20,21 +20,16 @@ from wassembed.exact import ExactSolver
 from wassembed.nn import ModelConfig, build_decoder, build_encoder
 from wassembed.serve import KNNResult, ReferenceIndex, WassersteinEmbedding, _index_search, build_index, open_index
 
+from .conftest import random_images
+
 GRID = (6, 6)
-
-
-def _images(n, seed):
-    rng = np.random.default_rng(seed)
-    X = rng.integers(0, 256, (n, *GRID)).astype(np.uint8)
-    X[:, 0, 0] = 1  # never an all-zero image
-    return X
 
 
 @pytest.fixture(scope="module")
 def model():
     cfg = ModelConfig.preset("mlp", k=36).replace(hidden=(16,), embed_dim=4)
     emb = WassersteinEmbedding(build_encoder(cfg, seed=0), build_decoder(cfg, seed=0), config=cfg, p=2, grid=GRID)
-    X = _images(200, 1)
+    X = random_images(200, 1)
     solver = ExactSolver(make_ground_cost(grid=GRID, p=2), 2)
     i, j = np.arange(0, 200, 2), np.arange(1, 200, 2)
     emb.calibration = {"val_pred": emb.distance(X[i], X[j]).astype(np.float64),
@@ -44,7 +39,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def data():
-    return _images(160, 2), _images(6, 3)  # references, queries
+    return random_images(160, 2), random_images(6, 3)  # references, queries
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +201,7 @@ def test_bench_index_command(model, tmp_path):
 
     from wassembed.cli import main
 
-    X = _images(40, 5)
+    X = random_images(40, 5)
     X[:, [0, -1], :] = 0  # room for shifts
     X[:, :, [0, -1]] = 0
     X[:, 2, 2] = 7

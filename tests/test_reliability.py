@@ -27,7 +27,7 @@ import pytest
 from wassembed.errors import CacheError, CorruptShardError, WassembedError
 from wassembed.exact import DistanceCache, plan_pairs, precompute, verify
 
-from .conftest import run_cli
+from .conftest import content, run_cli, same, shard_bytes
 
 LOG_ENV = "WASSEMBED_RELIABILITY_LOG"
 
@@ -75,19 +75,6 @@ def table(rows: list[dict]) -> str:
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def shard_bytes(path) -> dict:
-    return {f.name: f.read_bytes() for f in sorted((Path(path) / "shards").glob("*.npz"))}
-
-
-def content(path):
-    t = DistanceCache.open(path).read()
-    return t.i, t.j, t.value
-
-
-def same(a, b) -> bool:
-    return all(np.array_equal(x, y) for x, y in zip(a, b))
-
-
 def intact(path) -> bool:
     """Every shard verifies and no temporary file is left under a final name."""
     rep = verify(path)

@@ -24,6 +24,8 @@ from wassembed.serve import _neighbors as neighbors
 from wassembed.serve._device_inputs import normalise, prepare
 from wassembed.serve._ood import pca_reference, pca_scores
 
+from .conftest import random_images
+
 GRID, K = (6, 6), 36
 #: documented bound of precision="bf16": |Δ| ≤ 1 % of ‖a − c‖² + ‖b − c‖² (c the centre); analysis: 3 · 2⁻⁹
 BF16_REL = 0.01
@@ -31,13 +33,6 @@ BF16_REL = 0.01
 
 #: one torch thread (conftest): on a shared 2-core machine, oversubscribed threads are many times slower
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _images(n, seed=0, grid=GRID):
-    rng = np.random.default_rng(seed)
-    X = rng.integers(0, 256, (n, *grid)).astype(np.uint8)
-    X[:, 0, 0] = 1  # never an all-zero row
-    return X
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +96,7 @@ def test_uint8_and_float_inputs_give_the_same_results(digits_model):
 
 
 def test_read_only_and_reversed_arrays_and_single_inputs(lin):
-    X = _images(10, 3)
+    X = random_images(10, 3)
     ro = X.copy()
     ro.setflags(write=False)
     with warnings.catch_warnings():
@@ -145,7 +140,7 @@ def test_validation_errors_are_those_of_the_numpy_path(lin, case):
     with pytest.raises(InputError) as want_b:
         as_weights(bad.reshape(40, K), what="XB", grid=GRID)
     with pytest.raises(InputError, match="^" + re.escape(str(want_b.value)) + "$"):
-        lin.cdist(_images(3), torch.from_numpy(bad))
+        lin.cdist(random_images(3), torch.from_numpy(bad))
 
 
 def test_shape_errors_are_those_of_the_numpy_path(lin):
@@ -235,8 +230,8 @@ class _Rounded(torch.nn.Module):
 
 def test_kneighbors_sorts_ties_by_index_on_the_device():
     emb = WassersteinEmbedding(_Rounded(), None, config=None, p=2, grid=GRID)
-    R = np.repeat(_images(8, 40), 4, axis=0)  # every reference four times: ties everywhere
-    Q = _images(5, 41)
+    R = np.repeat(random_images(8, 40), 4, axis=0)  # every reference four times: ties everywhere
+    Q = random_images(5, 41)
     D = emb.cdist(Q, R)
     for block in (3, 256):
         idx, val = emb.kneighbors(torch.from_numpy(Q), torch.from_numpy(R), k=9, block_size=block)

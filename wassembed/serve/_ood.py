@@ -193,11 +193,6 @@ def _tensors(calibration: dict, score: str, dev: torch.device, cache: dict):
     return got[1:]
 
 
-def _pca_tensors(calibration: dict, dev: torch.device, cache: dict):
-    """``(mean, basis)`` of the ``"pca"`` reference, float32 on ``dev`` (:func:`_tensors`)."""
-    return _tensors(calibration, "pca", dev, cache)
-
-
 def batch_score(score: str | None, calibration: dict, dev: torch.device, cache: dict):
     """For ``"pca"`` and ``"latent"``: a function ``(x, z) -> (b,)`` float64 of a float32 input batch ``x`` and
     its embeddings ``z`` (on ``dev``); None for the other scores (``"reconstruction"`` needs the decoder)."""
@@ -293,7 +288,7 @@ def warn_if_ood(scores, threshold: float, *, score: str = "reconstruction", stac
 def scores(w: np.ndarray, dev: torch.device, batch_size: int, *, calibration: dict, cache: dict) -> np.ndarray:
     """``"pca"`` scores ``(n,)`` float64 of histograms ``w (n, k)``, without a network pass (the other scores
     come with the embeddings: :func:`encode`)."""
-    mean, basis = _pca_tensors(calibration, dev, cache)
+    mean, basis = _tensors(calibration, "pca", dev, cache)
     with torch.inference_mode():
         out = [pca_scores(torch.from_numpy(w[s:s + batch_size]).to(dev, torch.float32), mean, basis)
                for s in range(0, w.shape[0], batch_size)]
