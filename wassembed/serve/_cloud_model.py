@@ -96,7 +96,7 @@ class CloudEmbedding(WassersteinEmbedding):
         return prepare_clouds(X, what, self.point_dim)
 
     def _exact_data(self, Q, R):
-        cq, cr = prepare_clouds(Q, "Q", self.point_dim).clouds, prepare_clouds(R, "R", self.point_dim).clouds
+        cq, cr = Q.clouds, R.clouds  # prepared (validated) by _prepare
         both = PointCloudSet(np.concatenate([cq.points, cr.points]), np.concatenate([cq.weights, cr.weights]),
                              np.concatenate([cq.offsets, cr.offsets[1:] + cq.offsets[-1]]))
         return both, cq.n

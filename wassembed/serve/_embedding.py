@@ -216,10 +216,10 @@ class WassersteinEmbedding:
         return _device_inputs.prepare(X, what, grid=self.grid, k=self.k)
 
     def _exact_data(self, Q, R):
-        """``(data, nq)``: ``Q`` then ``R`` in the form the exact solver reads (float64 histograms ``(nq + nr, k)``),
-        and the number of queries."""
-        wq = self.histograms(Q, "Q")
-        return np.concatenate([wq, self.histograms(R, "R")]), wq.shape[0]
+        """``(data, nq)``: the prepared inputs ``Q`` then ``R`` (:meth:`_prepare`) in the form the exact solver
+        reads (float64 histograms ``(nq + nr, k)``), and the number of queries."""
+        wq = self.histograms(Q.data, "Q")
+        return np.concatenate([wq, self.histograms(R.data, "R")]), wq.shape[0]
 
     def _embed_input(self, X, what, device, batch_size, score=None):
         """``(embeddings, like, dev)`` of inputs ``X`` (or an already prepared input: :meth:`_prepare`), read on

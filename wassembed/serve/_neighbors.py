@@ -347,7 +347,7 @@ def kneighbors(model, Q, R, k: int, *, exact_rerank: bool, level: float, n_candi
         vals, idx = knn_embedded(ZQ, ZR, k, distance=model.distance_fn, block_size=blk)
         return KNNResult(_inputs.rewrap(idx, like), _inputs.rewrap(vals.double(), like), np.zeros(src_q.n),
                          exact=False)
-    W, nq = model._exact_data(Q, R)  # the inputs as the exact solver reads them
+    W, nq = model._exact_data(src_q, src_r)  # the inputs as the exact solver reads them
     lower = None
     if n_candidates is None:
         cal, level = model._need_calibrator("adaptive exact re-ranking"), check_level(level, "re-ranking")
