@@ -257,14 +257,23 @@ def test_bench_gpu_table_on_cpu(digits):
     from wassembed.bench._gpu import format_gpu_benchmark, run_gpu_benchmark
 
     r = run_gpu_benchmark(digits.subset(np.arange(200)), device="cpu", n_embed=64, n_pairs=64, matrix_size=32,
-                          repeats=1, parity_pairs=32, threads=1)
+                          repeats=1, parity_pairs=32, threads=1, train_pairs=160, train_batch_images=(8, 64),
+                          train_epochs=1)
     table = format_gpu_benchmark(r)
     assert len(r["rows"]) == 10 and all(row["rate"] > 0 for row in r["rows"])
     assert r["parity"]["device_vs_cpu_max_abs"] == 0 and r["parity"]["numpy_vs_tensor_max_abs"] == 0
     assert r["parity"]["bf16_vs_fp32_max_abs"] <= BF16_REL * 4 * r["parity"]["cdist_mean"] + 1e-6
     for what in ("encoder alone, fp32", "bf16 autocast", "embed", "distance", "cdist 32×32", "torch.cdist",
-                 "Parity on 32 pairs", "cdist bf16 vs fp32"):
+                 "Parity on 32 pairs", "cdist bf16 vs fp32", "Training: a fresh fast network", "| 8 | 4 |"):
         assert what in table, what
+    # the training rows: every random pair (none with i == j) once per epoch, in batches of batch_images / 2
+    tr = r["training"]
+    assert [row["batch_images"] for row in tr["rows"]] == [8, 64] and tr["images"] == 200 and tr["epochs"] == 1
+    assert all(row["pairs"] == tr["pairs"] and 150 <= tr["pairs"] <= 160 for row in tr["rows"])
+    assert [row["steps"] for row in tr["rows"]] == [-(-tr["pairs"] // 4), -(-tr["pairs"] // 32)]
+    assert all(row["rate"] > 0 and np.isfinite(row["loss"]) for row in tr["rows"])
+    with pytest.raises(InputError, match="train_batch_images"):
+        run_gpu_benchmark(digits.subset(np.arange(50)), device="cpu", train_batch_images=(2,))
 
 
 # -- the same on CUDA ----------------------------------------------------------------------------------------

@@ -16,7 +16,14 @@ same table can be checked anywhere), on uint8 images (per image rescaled to 0–
 Each timed row is the best of ``repeats`` calls after one warm-up call (CUDA: synchronised before and after),
 with the fraction of its time spent outside the encoder's forward passes (input transfer, normalisation and
 validation, distances, output transfer): one minus the encoder-alone time of its images over its time.
-No training row: training throughput is measured by the learning benchmarks.
+
+A second table times **training** on the same device: pair epochs of the trainer's own loop
+(:func:`wassembed.learn._epoch.run_epoch`: batches laid out on the device once per epoch, one Adam step per
+batch, losses read every few dozen steps) on random pairs of the images with synthetic targets (the squared
+distance between the images' centroids: the speed does not depend on them), a fresh network of the model's
+architecture, for a few batch sizes: seconds per epoch (the best of ``train_epochs`` after a warm-up epoch),
+pairs per second and the number of Python steps per epoch. Accuracy per epoch is measured by the learning
+benchmarks.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import time
 
 import numpy as np
 
-from .._validation import check_pos_int
+from .._validation import check_int, check_pos_int
 from ..errors import InputError, explain
 from ._hardware import hardware
 
@@ -34,6 +41,9 @@ __all__ = ["DEFAULT_SIZES", "format_gpu_benchmark", "run_gpu_benchmark"]
 #: default sizes per device type: images embedded, pairs, cdist side
 DEFAULT_SIZES = {"cuda": {"n_embed": 1_000_000, "n_pairs": 1_000_000, "matrix_size": 16_384},
                  "cpu": {"n_embed": 4_000, "n_pairs": 2_000, "matrix_size": 1_000}}
+#: default training rows per device type: pairs per epoch, images per batch of each row
+DEFAULT_TRAINING = {"cuda": {"train_pairs": 262_144, "train_batch_images": (128, 1024, 4096)},
+                    "cpu": {"train_pairs": 2_048, "train_batch_images": (128, 1024)}}
 
 
 def _uint8_images(images) -> np.ndarray:
@@ -164,11 +174,50 @@ def _parity(emb, arrays, dev, parity_pairs, batch_size):
             "bf16_vs_fp32_mean_abs": float((bf16 - fp32).abs().mean())}
 
 
+def _training_rows(X, emb, dev, train: dict, epochs: int, seed: int) -> dict:
+    """Pair epochs of the trainer's loop on random pairs of ``X`` (synthetic targets), one row per batch size."""
+    import torch
+
+    from ..exact import PairTable
+    from ..learn import DistanceLoss, DWELoss, TrainSettings
+    from ..learn._epoch import EpochPlan, run_epoch
+    from ..learn._state import new_state
+    from ..nn import ModelConfig
+
+    rng = np.random.default_rng([seed, 0x7A1])
+    n = min(X.shape[0], 2 * train["train_pairs"])
+    i, j = rng.integers(0, n, (2, train["train_pairs"]))
+    i, j = np.minimum(i, j)[i != j], np.maximum(i, j)[i != j]
+    H, W = X.shape[1:]
+    w = X[:n].reshape(n, -1).astype(np.float64)
+    w /= np.maximum(w.sum(1, keepdims=True), 1e-12)
+    rows, cols = np.divmod(np.arange(H * W), W)
+    centroid = np.stack([w @ rows, w @ cols], axis=1)
+    pairs = PairTable(i, j, ((centroid[i] - centroid[j]) ** 2).sum(1) + 1.0)
+    Xd = torch.as_tensor(w, dtype=torch.float32, device=dev)
+    cfg = emb.config if isinstance(emb.config, ModelConfig) else ModelConfig.preset("fast", grid=(H, W))
+    loss = DWELoss(DistanceLoss(p=2, scale=float(pairs.value.mean())), recon_weight=1.0)
+    out = []
+    for b in train["train_batch_images"]:
+        settings = TrainSettings(epochs=epochs + 1, batch_images=b, distill_epochs=0)
+        plan = EpochPlan(settings=settings, X=Xd, train=pairs, units=list(np.arange(len(pairs))[:, None]),
+                         loss=loss, grid=(H, W), ops=[], bboxes=None, amp=dev.type == "cuda", progress=False,
+                         checkpoint_dir=None)
+        state = new_state(cfg, settings, seed, dev)
+        records = [run_epoch(state, plan, e) for e in range(1, epochs + 2)][1:]  # the first warms up
+        best, done = min(r["seconds"] for r in records), int(records[0]["train_pairs"])
+        out.append({"batch_images": int(b), "steps": int(records[0]["batches"]), "pairs": done,
+                    "seconds": float(best), "rate": float(done / best), "loss": float(records[-1]["train_loss"])})
+    return {"model": getattr(cfg, "name", "model"), "images": int(n), "pairs": len(pairs), "epochs": int(epochs),
+            "amp": dev.type == "cuda", "rows": out}
+
+
 def run_gpu_benchmark(images, *, device: str = "auto", model=None, n_embed: int | None = None,
                       n_pairs: int | None = None, matrix_size: int | None = None, batch_size: int | None = None,
                       parity_pairs: int = 4096, repeats: int = 3, threads: int | None = None, seed: int = 0,
+                      train_pairs: int | None = None, train_batch_images=None, train_epochs: int = 2,
                       log=None) -> dict:
-    """Time the serving path on one device (see the module docstring).
+    """Time the serving path and training on one device (see the module docstring).
 
     Parameters
     ----------
@@ -187,10 +236,17 @@ def run_gpu_benchmark(images, *, device: str = "auto", model=None, n_embed: int 
         Timed calls per row after a warm-up (best kept).
     threads : int, optional
         ``torch.set_num_threads`` during the run (restored after); None: 1 on the CPU, unchanged on CUDA.
+    train_pairs : int, optional
+        Random pairs of the training rows (default: :data:`DEFAULT_TRAINING` of the device type).
+    train_batch_images : sequence of int, optional
+        Images per batch of each training row (at least 4 each; default: :data:`DEFAULT_TRAINING`).
+    train_epochs : int
+        Timed epochs per training row, after a warm-up epoch (best kept).
 
     Returns
     -------
-    dict with ``environment``, ``settings``, ``rows`` and ``parity``.
+    dict with ``environment``, ``settings``, ``rows``, ``parity`` and ``training`` (``rows``: one per batch
+    size, with ``steps`` per epoch, ``pairs``, ``seconds`` per epoch and ``rate`` in pairs per second).
     """
     import torch
 
@@ -202,6 +258,13 @@ def run_gpu_benchmark(images, *, device: str = "auto", model=None, n_embed: int 
              **{k: check_pos_int(k, v) for k, v in (("n_embed", n_embed), ("n_pairs", n_pairs),
                                                     ("matrix_size", matrix_size)) if v is not None}}
     repeats, parity_pairs = check_pos_int("repeats", repeats), check_pos_int("parity_pairs", parity_pairs)
+    train = dict(DEFAULT_TRAINING["cuda" if dev.type == "cuda" else "cpu"])
+    if train_pairs is not None:
+        train["train_pairs"] = check_pos_int("train_pairs", train_pairs)
+    if train_batch_images is not None:
+        train["train_batch_images"] = tuple(check_int("train_batch_images", b, minimum=4, example=1024)
+                                            for b in train_batch_images)
+    train_epochs = check_pos_int("train_epochs", train_epochs)
     X = _uint8_images(images)
     old_threads = torch.get_num_threads()
     threads = 1 if threads is None and dev.type == "cpu" else threads
@@ -223,6 +286,8 @@ def run_gpu_benchmark(images, *, device: str = "auto", model=None, n_embed: int 
         say("parity")
         parity = _parity(emb, arrays, dev, min(parity_pairs, sizes["n_pairs"]), bs)
         _outside(rows + more)
+        say(f"training: batches of {', '.join(map(str, train['train_batch_images']))} images")
+        training = _training_rows(X, emb, dev, train, train_epochs, seed)
     finally:
         torch.set_num_threads(old_threads)
     env = {"hardware": hardware(), "device": str(dev), "torch": torch.__version__, "torch_threads":
@@ -230,7 +295,7 @@ def run_gpu_benchmark(images, *, device: str = "auto", model=None, n_embed: int 
            "cuda": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None}
     return {"environment": env, "settings": {**sizes, "batch_size": bs, "repeats": repeats, "model": name,
                                              "grid": [int(X.shape[1]), int(X.shape[2])]},
-            "rows": rows + more, "parity": parity}
+            "rows": rows + more, "parity": parity, "training": training}
 
 
 def format_gpu_benchmark(result: dict) -> str:
@@ -254,4 +319,20 @@ def format_gpu_benchmark(result: dict) -> str:
               f"cdist bf16 vs fp32 (mean distance {par['cdist_mean']:.4g}): max |Δ| "
               f"{rel(par['bf16_vs_fp32_max_abs'], par['cdist_mean'])}, mean |Δ| "
               f"{rel(par['bf16_vs_fp32_mean_abs'], par['cdist_mean'])}"]
-    return "\n".join(lines)
+    return "\n".join(lines + _training_table(result.get("training")))
+
+
+def _training_table(tr: dict | None) -> list[str]:
+    """The lines of the training table (none without training rows)."""
+    if not tr:
+        return []
+    lines = ["", f"Training: a fresh {tr['model']} network, {tr['pairs']:,} random pairs of {tr['images']:,} images, "
+                 f"synthetic targets{', bf16 autocast' if tr['amp'] else ''}; seconds per epoch: best of "
+                 f"{tr['epochs']} after a warm-up epoch", "",
+             "| training, batch images | pairs per step | Python steps per epoch | seconds per epoch "
+             "| pairs per second |",
+             "|---:|---:|---:|---:|---:|"]
+    for r in tr["rows"]:
+        lines.append(f"| {r['batch_images']:,} | {r['pairs'] / r['steps']:,.0f} | {r['steps']:,} | "
+                     f"{r['seconds']:.4f} | {r['rate']:,.0f} |")
+    return lines

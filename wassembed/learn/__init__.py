@@ -8,7 +8,9 @@
 - ``_losses``: the DWE loss on :class:`wassembed.nn.LatentDistance` and :func:`wassembed.nn.reconstruction_kl`;
 - ``_state``: the trainer state (networks, optimizer, schedule, best weights, history, epoch, RNG);
 - ``_schedule``: learning-rate schedules on :mod:`torch.optim.lr_scheduler`;
-- ``_epoch``: one training epoch; ``_predict``: validation predictions;
+- ``_epoch``: one training epoch (losses read in batches, divergence undone by a replay);
+  ``_device_batches``: an epoch's batches laid out and copied to the device at once; ``_predict``:
+  validation predictions;
 - ``_checkpoints``: checkpoint files, saving and resuming a run;
 - ``_calibration``: conformal calibration pairs and the out-of-distribution reference;
 - ``_smalldata``: :class:`SmallDataWarning`, when the held-out pairs are too few for error bars or early stopping;

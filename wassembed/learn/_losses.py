@@ -130,7 +130,8 @@ class DWELoss:
 
     Call with embeddings ``z (n, d)``, decoder logits ``(n, k)`` (or None when ``λ = 0``), histograms
     ``x (n, k)``, pairs ``i, j (m,)`` and targets ``(m,)``; returns ``(total, parts)`` with ``parts`` a dict
-    of detached floats ``{"distance", "recon"}``.
+    of detached 0-d tensors ``{"distance", "recon"}`` on the loss's device (no host read: the trainer reads
+    them in batches, :mod:`wassembed.learn._epoch`).
     """
 
     distance: DistanceLoss = DistanceLoss()
@@ -142,7 +143,7 @@ class DWELoss:
     def __call__(self, z, logits, x, i, j, target):
         d = self.distance(z, i, j, target)
         if logits is None:
-            return d, {"distance": float(d.detach()), "recon": float("nan")}
+            return d, {"distance": d.detach(), "recon": torch.full_like(d.detach(), float("nan"))}
         r = self.reconstruction(logits, x)
         total = d + 2.0 * self.recon_weight * r
-        return total, {"distance": float(d.detach()), "recon": float(r.detach())}
+        return total, {"distance": d.detach(), "recon": r.detach()}
