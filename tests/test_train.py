@@ -322,10 +322,17 @@ def test_p1_trains(tmp_path):
     (dict(epochs=0), "epochs"), (dict(lr=2.0), "lr"), (dict(schedule="step"), "schedule"),
     (dict(augment="shear"), "augment"), (dict(val_fraction=0.95), "val_fraction"),
     (dict(target_scale=-1.0), "target_scale"), (dict(batch_images=2), "batch_images"),
+    (dict(distill_epochs=-1), "distill_epochs"),
 ])
 def test_settings_validation(kw, match):
     with pytest.raises(InputError, match=match):
         TrainSettings(**kw)
+
+
+def test_distillation_epochs_default_by_kind_of_data():
+    assert TrainSettings().distillation_epochs(clouds=False) == 80
+    assert TrainSettings().distillation_epochs(clouds=True) == 40
+    assert TrainSettings(distill_epochs=7).distillation_epochs(clouds=True) == 7
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")

@@ -38,7 +38,8 @@ from ._common import handle_errors
 @click.option("--augment", default=None, help="Exact symmetries: comma-separated shift,flip,rot or '' "
                                               "(point clouds: a translation, reflection, rotation).")
 @click.option("--distill-epochs", default=None, type=click.IntRange(min=0),
-              help="Epochs regressing the cache's per-image LOT targets before the pair epochs; 0 skips [40].")
+              help="Epochs regressing the cache's per-image LOT targets before the pair epochs; 0 skips [80; "
+                   "40 for point clouds].")
 @click.option("--finetune-lr", default=None, type=float, help="Peak learning rate of the pair epochs after "
                                                               "distillation [3e-4].")
 @click.option("--threads", default=None, type=click.IntRange(min=1),

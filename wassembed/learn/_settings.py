@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from .._validation import check_int, check_number, check_pos_int
 from ..errors import InputError, explain
 
-__all__ = ["DEFAULT_EPOCHS", "DEFAULT_FINETUNE_EPOCHS", "TrainSettings"]
+__all__ = ["DEFAULT_DISTILL_EPOCHS", "DEFAULT_EPOCHS", "DEFAULT_FINETUNE_EPOCHS", "TrainSettings"]
 
 #: maximum pair epochs when ``epochs`` is not given: without, and after, a distillation phase
 DEFAULT_EPOCHS = 40
 DEFAULT_FINETUNE_EPOCHS = 20
+#: distillation epochs when ``distill_epochs`` is not given: histograms (80 measured better than 40 on MNIST,
+#: docs/benchmarks.md), point clouds (40, as measured in docs/benchmarks-clouds.md)
+DEFAULT_DISTILL_EPOCHS = {"histograms": 80, "clouds": 40}
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,10 @@ class TrainSettings:
     batching : {"groups", "pairs"}
         ``"groups"``: pack groups of pairs that share images (each distinct image embedded once per
         batch); ``"pairs"``: ordinary shuffled pair batches of ``batch_images / 2`` pairs (for comparison).
-    distill_epochs : int
+    distill_epochs : int or None
         Epochs of the distillation phase before the pair epochs, when the cache holds per-image LOT targets
         (``wassembed precompute`` computes them by default; see :mod:`wassembed.learn._distill`); 0 skips it.
+        None (the default): 80 for histograms, 40 for point clouds (:meth:`distillation_epochs`).
     finetune_lr : float
         Peak learning rate of the pair epochs after a distillation phase (replaces ``lr`` there: a fresh
         ``lr`` undoes much of what the distillation taught; measured in docs/benchmarks.md).
@@ -77,7 +81,7 @@ class TrainSettings:
     max_shift: int = 3
     weight_decay: float = 0.0
     batching: str = "groups"
-    distill_epochs: int = 40
+    distill_epochs: int | None = None
     finetune_lr: float = 3e-4
 
     def __post_init__(self):
@@ -87,8 +91,10 @@ class TrainSettings:
         if self.epochs is not None:
             object.__setattr__(self, "epochs", check_pos_int("epochs", self.epochs))
         check_int("batch_images", self.batch_images, minimum=4, example=64)
-        for name in ("patience", "lr_patience", "max_shift", "distill_epochs"):
+        for name in ("patience", "lr_patience", "max_shift"):
             check_int(name, getattr(self, name), minimum=0, example=getattr(TrainSettings, name))
+        if self.distill_epochs is not None:
+            check_int("distill_epochs", self.distill_epochs, minimum=0, example=80)
         for name in ("lr", "finetune_lr"):
             check_number(name, getattr(self, name), low=0, high=1, low_open=True, high_open=True,
                          example=getattr(TrainSettings, name))
@@ -111,6 +117,13 @@ class TrainSettings:
         if self.epochs is not None:
             return int(self.epochs)
         return DEFAULT_FINETUNE_EPOCHS if distilled else DEFAULT_EPOCHS
+
+    def distillation_epochs(self, clouds: bool) -> int:
+        """The distillation epochs of a run: ``distill_epochs``, or its default for the data (80 histograms;
+        40 point clouds)."""
+        if self.distill_epochs is not None:
+            return int(self.distill_epochs)
+        return DEFAULT_DISTILL_EPOCHS["clouds" if clouds else "histograms"]
 
     def to_dict(self) -> dict:
         """The settings as a JSON-able dict (field name → value)."""

@@ -282,6 +282,7 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     cache = _open_cache(cache)
     data, p = cache.data, int(cache.p)
     cfg = _model_config(model, data)
+    settings = dataclasses.replace(settings, distill_epochs=settings.distillation_epochs(cfg.kind == "set"))
     pairs = split_pairs(cache, settings, seed)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     log = Path(log) if log is not None else (ckpt / "train_log.jsonl" if ckpt else None)
