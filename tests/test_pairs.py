@@ -24,6 +24,9 @@ def test_random_pairs_distinct_deterministic_prefix_stable():
     assert (i == i2).all() and (j == j2).all()
     i3, j3 = random_pairs(np.arange(100), 200, seed=3)
     assert (i3 == i[:200]).all() and (j3 == j[:200]).all()
+    big_i, big_j = random_pairs(np.arange(6000), 14000, seed=0)  # plans larger than one round of draws
+    more_i, more_j = random_pairs(np.arange(6000), 34000, seed=0)
+    assert (more_i[:14000] == big_i).all() and (more_j[:14000] == big_j).all()
     assert not (random_pairs(np.arange(100), 500, seed=4)[0] == i).all()
 
 

@@ -131,7 +131,9 @@ def random_pairs(indices: ArrayLike, n_pairs: int, seed: int = 0) -> tuple[np.nd
     seen: set = set()
     out_i: list = []
     out_j: list = []
-    batch = max(1024, int(n_pairs * 1.2))
+    # a fixed number of draws per round, whatever n_pairs: the stream, hence the order of first appearance,
+    # is the same for every n_pairs (a batch that grew with n_pairs broke prefix stability above 853 pairs)
+    batch = 1024
     while len(out_i) < n_pairs:
         a = idx[rng.integers(0, m, size=batch)]
         b = idx[rng.integers(0, m, size=batch)]
