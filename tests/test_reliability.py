@@ -462,7 +462,8 @@ TRAIN_EPOCHS = 24
 
 def _train_cmd(cache, out, *extra, epochs=TRAIN_EPOCHS):
     return [sys.executable, "-m", "wassembed", "train", str(cache), "--out", str(out), "--epochs", str(epochs),
-            "--threads", "1", "--batch-images", "64", "--quiet", "--seed", "3", *map(str, extra)]
+            "--threads", "1", "--batch-images", "64", "--quiet", "--seed", "3", "--patience", "0",  # every epoch runs
+            *map(str, extra)]
 
 
 def _ckpt_epoch(out) -> int:
