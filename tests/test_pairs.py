@@ -9,6 +9,7 @@ from wassembed.exact import (
     parse_range,
     random_pairs,
     read_pairs_file,
+    sparse_pairs,
 )
 
 
@@ -43,6 +44,22 @@ def test_block_pairs_share_images_and_stay_in_range():
     assert i.min() >= 100 and j.max() < 300
     first = np.unique(np.r_[i[:190], j[:190]])  # the first group: all 190 pairs of 20 images
     assert first.size == 20
+
+
+def test_sparse_pairs_few_partners_inside_groups_every_image_prefix_stable():
+    idx = np.arange(100, 300)
+    i, j = sparse_pairs(idx, 390, block_size=20, partners=2, seed=0)
+    _check(i, j)
+    assert i.min() >= 100 and j.max() < 300
+    assert np.unique(np.r_[i, j]).size == 200  # one round already meets every image (blocks: 20 per group)
+    first = np.unique(np.r_[i[:30], j[:30]])  # the first group's pairs stay inside its 20 images
+    assert first.size <= 20
+    deg = np.bincount(np.r_[i, j] - 100, minlength=200)
+    assert deg.max() <= 4 * 2 and np.median(deg) <= 5  # a few partners each, not the whole group
+    more_i, more_j = sparse_pairs(idx, 3000, block_size=20, partners=2, seed=0)
+    assert (more_i[:390] == i).all() and (more_j[:390] == j).all()
+    with pytest.raises(InputError, match="partners"):
+        sparse_pairs(idx, 10, partners=0)
 
 
 def test_train_test_ranges_never_mix():

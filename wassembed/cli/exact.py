@@ -28,8 +28,9 @@ exact_stage_only()
               help="2: W2² (squared Euclidean ground cost); 1: W1 (Euclidean).")
 @click.option("--images", default=None, help="Index range A:B the pairs are drawn among (e.g. 0:6000).")
 @click.option("--against", default=None, help="Index range C:D: pairs between --images and these.")
-@click.option("--sampling", default="random", show_default=True, type=click.Choice(["random", "blocks"]),
-              help="Uniform pairs, or all pairs inside random groups of --block-size images.")
+@click.option("--sampling", default="random", show_default=True, type=click.Choice(["random", "blocks", "sparse"]),
+              help="Uniform pairs; all pairs inside random groups of --block-size images; or sparse blocks: "
+                   "inside such groups, each image with 2 random partners per round.")
 @click.option("--block-size", default=64, show_default=True, type=int)
 @click.option("--pairs-file", default=None, type=click.Path(dir_okay=False),
               help="Explicit pairs (.npy (m, 2), .npz with i and j, or text).")

@@ -20,6 +20,7 @@ from ._pairs import (
     parse_range,
     random_pairs,
     read_pairs_file,
+    sparse_pairs,
 )
 from ._precompute import PrecomputeResult, plan_pairs, precompute
 from ._shards import PairTable, chunk_key
@@ -41,6 +42,7 @@ __all__ = [
     "read_lot_targets",
     "all_pairs",
     "block_pairs",
+    "sparse_pairs",
     "canonical",
     "cross_pairs",
     "n_distinct_pairs",

@@ -11,6 +11,8 @@ Samplers
 - :func:`block_pairs`: all pairs inside random groups of ``block_size`` images, over several random
   partitions. The same number of exact pairs touches far fewer distinct images per group, so a trainer can
   embed each image once for many pairs (see :mod:`wassembed.train`);
+- :func:`sparse_pairs`: inside random groups, each image with a few random partners (sparse blocks: shared
+  images for the trainer, as many distinct images as random pairs);
 - :func:`cross_pairs`: pairs between two index sets (e.g. queries against references);
 - :func:`all_pairs`: every pair of a small set;
 - :func:`read_pairs_file`: an explicit list (``.npy`` ``(m, 2)``, ``.npz`` with ``i``/``j``, or text).
@@ -178,6 +180,52 @@ def block_pairs(indices: ArrayLike, n_pairs: int, block_size: int = 64,
                 break
         stale_rounds = stale_rounds + 1 if len(out_i) == before else 0
         if stale_rounds > 50:  # groups keep repeating pairs already drawn: top up uniformly
+            ri, rj = random_pairs(idx, n_pairs, seed=seed + 1)
+            _first_new(ri, rj, seen, n_pairs, out_i, out_j)
+    return np.asarray(out_i, dtype=np.int64), np.asarray(out_j, dtype=np.int64)
+
+
+def sparse_pairs(indices: ArrayLike, n_pairs: int, block_size: int = 64, partners: int = 2,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse blocks: inside random groups of ``block_size`` images, each image paired with ``partners``
+    others of its group drawn at random, over successive random partitions.
+
+    Consecutive pairs share images, as in :func:`block_pairs`, so a trainer embeds each image of a group once
+    for its pairs; but each image meets only a few partners per round, so a plan of ``N`` pairs touches as
+    many images as :func:`random_pairs` (measured on MNIST: as accurate per exact solve as random pairs, with
+    training 1.8× faster; docs/benchmarks.md).
+
+    Examples
+    --------
+    >>> i, j = sparse_pairs(np.arange(8), 8, block_size=4, partners=2, seed=0)
+    >>> bool((i < j).all()), len(set(zip(i.tolist(), j.tolist()))), len(np.unique(np.r_[i, j]))
+    (True, 8, 8)
+    """
+    idx = np.asarray(indices, dtype=np.int64)
+    m = idx.size
+    _check_count(n_pairs, n_distinct_pairs(m), m)
+    block_size = check_int("--block-size", block_size, minimum=2, example=64)
+    bs = min(block_size, m)
+    k = min(check_int("partners", partners, minimum=1, example=2), bs - 1)
+    rng = np.random.default_rng(seed)
+    seen: set = set()
+    out_i: list = []
+    out_j: list = []
+    stale_rounds = 0
+    while len(out_i) < n_pairs:
+        before = len(out_i)
+        perm = idx[rng.permutation(m)]
+        for start in range(0, m - bs + 1, bs):
+            group = perm[start:start + bs]
+            picks = [rng.choice(bs - 1, k, replace=False) for _ in range(bs)]  # among the others of the group
+            a = np.repeat(group, k)
+            b = np.concatenate([group[q + (q >= p)] for p, q in enumerate(picks)])
+            a, b = canonical(a, b)
+            _first_new(a, b, seen, n_pairs, out_i, out_j)
+            if len(out_i) >= n_pairs:
+                break
+        stale_rounds = stale_rounds + 1 if len(out_i) == before else 0
+        if stale_rounds > 50:  # rounds keep drawing pairs already drawn: top up uniformly
             ri, rj = random_pairs(idx, n_pairs, seed=seed + 1)
             _first_new(ri, rj, seen, n_pairs, out_i, out_j)
     return np.asarray(out_i, dtype=np.int64), np.asarray(out_j, dtype=np.int64)

@@ -40,6 +40,7 @@ from ._pairs import (
     parse_range,
     random_pairs,
     read_pairs_file,
+    sparse_pairs,
 )
 from ._shards import chunk_key
 from ._solver import DEFAULT_NUM_ITER_MAX
@@ -47,7 +48,7 @@ from ._teacher import compute_lot_targets, has_lot_support
 
 __all__ = ["PrecomputeResult", "plan_pairs", "precompute"]
 
-SAMPLINGS = ("random", "blocks")
+SAMPLINGS = ("random", "blocks", "sparse")
 
 #: a number of pairs, "all", explicit index arrays (i, j), or None (with a pairs file)
 PairsSpec = int | str | tuple[ArrayLike, ArrayLike] | None
@@ -93,8 +94,9 @@ def plan_pairs(data: HistogramSet | PointCloudSet, pairs: PairsSpec = None, *, s
         Index range ``"A:B"`` (or indices) the pairs are drawn among (default: all images).
     against : str or array-like, optional
         If given, pairs go between ``images`` and ``against`` (e.g. test images against references).
-    sampling : {"random", "blocks"}
-        Uniform pairs, or all pairs inside random groups of ``block_size`` images (cheaper to train on).
+    sampling : {"random", "blocks", "sparse"}
+        Uniform pairs; all pairs inside random groups of ``block_size`` images (cheaper to train on); or
+        sparse blocks: inside such groups, each image with 2 random partners per round (:func:`sparse_pairs`).
     pairs_file : path, optional
         An explicit list of pairs (see :func:`wassembed.exact.read_pairs_file`).
     """
@@ -127,9 +129,11 @@ def plan_pairs(data: HistogramSet | PointCloudSet, pairs: PairsSpec = None, *, s
                                  received="nothing", fix="pass --pairs N"))
     if sampling not in SAMPLINGS:
         raise InputError(explain("unknown sampling", expected=" or ".join(SAMPLINGS), received=repr(sampling),
-                                 fix="use --sampling random or --sampling blocks"))
+                                 fix="use --sampling random, blocks or sparse"))
     if sampling == "blocks":
         return block_pairs(idx, pairs, block_size=block_size, seed=seed)
+    if sampling == "sparse":
+        return sparse_pairs(idx, pairs, block_size=block_size, seed=seed)
     return random_pairs(idx, pairs, seed=seed)
 
 
