@@ -162,27 +162,9 @@ def block_pairs(indices: ArrayLike, n_pairs: int, block_size: int = 64,
     m = idx.size
     _check_count(n_pairs, n_distinct_pairs(m), m)
     block_size = check_int("--block-size", block_size, minimum=2, example=64)
-    rng = np.random.default_rng(seed)
     bs = min(block_size, m)
     tri_a, tri_b = np.triu_indices(bs, k=1)
-    seen: set = set()
-    out_i: list = []
-    out_j: list = []
-    stale_rounds = 0
-    while len(out_i) < n_pairs:
-        before = len(out_i)
-        perm = idx[rng.permutation(m)]
-        for start in range(0, m - bs + 1, bs):
-            group = perm[start:start + bs]
-            a, b = canonical(group[tri_a], group[tri_b])
-            _first_new(a, b, seen, n_pairs, out_i, out_j)
-            if len(out_i) >= n_pairs:
-                break
-        stale_rounds = stale_rounds + 1 if len(out_i) == before else 0
-        if stale_rounds > 50:  # groups keep repeating pairs already drawn: top up uniformly
-            ri, rj = random_pairs(idx, n_pairs, seed=seed + 1)
-            _first_new(ri, rj, seen, n_pairs, out_i, out_j)
-    return np.asarray(out_i, dtype=np.int64), np.asarray(out_j, dtype=np.int64)
+    return _group_rounds(idx, n_pairs, bs, seed, lambda group, rng: (group[tri_a], group[tri_b]))
 
 
 def sparse_pairs(indices: ArrayLike, n_pairs: int, block_size: int = 64, partners: int = 2,
@@ -207,6 +189,17 @@ def sparse_pairs(indices: ArrayLike, n_pairs: int, block_size: int = 64, partner
     block_size = check_int("--block-size", block_size, minimum=2, example=64)
     bs = min(block_size, m)
     k = min(check_int("partners", partners, minimum=1, example=2), bs - 1)
+
+    def partners_of(group, rng):
+        picks = [rng.choice(bs - 1, k, replace=False) for _ in range(bs)]  # among the others of the group
+        return np.repeat(group, k), np.concatenate([group[q + (q >= p)] for p, q in enumerate(picks)])
+
+    return _group_rounds(idx, n_pairs, bs, seed, partners_of)
+
+
+def _group_rounds(idx: np.ndarray, n_pairs: int, bs: int, seed: int, group_pairs) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n_pairs`` distinct pairs that ``group_pairs(group, rng) -> (a, b)`` draws inside the groups of
+    ``bs`` images of successive random partitions of ``idx`` (topped up uniformly if rounds stop adding)."""
     rng = np.random.default_rng(seed)
     seen: set = set()
     out_i: list = []
@@ -214,18 +207,14 @@ def sparse_pairs(indices: ArrayLike, n_pairs: int, block_size: int = 64, partner
     stale_rounds = 0
     while len(out_i) < n_pairs:
         before = len(out_i)
-        perm = idx[rng.permutation(m)]
-        for start in range(0, m - bs + 1, bs):
-            group = perm[start:start + bs]
-            picks = [rng.choice(bs - 1, k, replace=False) for _ in range(bs)]  # among the others of the group
-            a = np.repeat(group, k)
-            b = np.concatenate([group[q + (q >= p)] for p, q in enumerate(picks)])
-            a, b = canonical(a, b)
+        perm = idx[rng.permutation(idx.size)]
+        for start in range(0, idx.size - bs + 1, bs):
+            a, b = canonical(*group_pairs(perm[start:start + bs], rng))
             _first_new(a, b, seen, n_pairs, out_i, out_j)
             if len(out_i) >= n_pairs:
                 break
         stale_rounds = stale_rounds + 1 if len(out_i) == before else 0
-        if stale_rounds > 50:  # rounds keep drawing pairs already drawn: top up uniformly
+        if stale_rounds > 50:  # rounds keep repeating pairs already drawn: top up uniformly
             ri, rj = random_pairs(idx, n_pairs, seed=seed + 1)
             _first_new(ri, rj, seen, n_pairs, out_i, out_j)
     return np.asarray(out_i, dtype=np.int64), np.asarray(out_j, dtype=np.int64)
