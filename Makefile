@@ -8,10 +8,18 @@ BIN     := $(VENV)/bin
 WHEELS  ?= /opt/wheels
 PIP     := $(BIN)/pip install -q --no-compile
 PYTEST_ARGS ?=
+# Two guards make a hang fail the run: pytest-timeout ends a test that runs past its limit (pyproject.toml:
+# exit 1 and every thread's stack), and `timeout` bounds the whole pytest process (a hang outside any test, e.g.
+# at interpreter exit): SIGABRT after the limit (faulthandler prints every thread's stack), SIGKILL 30 s later,
+# exit code 124. Limits in seconds; a machine without coreutils' `timeout` runs the first guard only.
+SUITE_LIMIT ?= 1800
+SLOW_LIMIT  ?= 14400
+GUARD   := $(shell command -v timeout >/dev/null 2>&1 && echo "timeout --signal=ABRT --kill-after=30")
+guarded  = $(if $(GUARD),$(GUARD) $(1) )$(BIN)/python -X faulthandler -m pytest
 # images for `make bench-*`: the standard MNIST IDX files (override: make bench-exact BENCH_DATA=path)
 BENCH_DATA ?= ../shared/data/mnist/mnist-8k-images-idx3-ubyte.gz
 
-.PHONY: demo test lint test-slow test-gpu bench-exact bench-serve bench-dask clean
+.PHONY: demo test suite lint test-slow test-gpu bench-exact bench-serve bench-dask clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -47,7 +55,11 @@ demo: $(VENV)/.demo
 # the house rules (`make lint`), then the test suite: what .ci/run runs (pytest's summary is the last line)
 test: $(VENV)/.test
 	@$(MAKE) --no-print-directory lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory suite
+
+# the test suite alone, under the two guards (after `make test` has set up the environment)
+suite:
+	$(call guarded,$(SUITE_LIMIT)) -q $(PYTEST_ARGS)
 
 # ruff (style, bugs, imports) and import-linter (the layers and forbidden imports in pyproject.toml)
 lint: $(VENV)/.lint
@@ -55,11 +67,11 @@ lint: $(VENV)/.lint
 	$(BIN)/lint-imports
 
 test-slow: $(VENV)/.test
-	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+	$(call guarded,$(SLOW_LIMIT)) -q -m slow $(PYTEST_ARGS)
 
 # on a CUDA machine: the gpu-marked tests, then `wassembed bench gpu` (one table, under 6 minutes on one GPU)
 test-gpu: $(VENV)/.test
-	$(BIN)/python -m pytest -q -m gpu $(PYTEST_ARGS)
+	$(call guarded,$(SUITE_LIMIT)) -q -m gpu $(PYTEST_ARGS)
 	$(BIN)/wassembed bench gpu --device cuda --data $(BENCH_DATA)
 
 bench-exact: $(VENV)/.demo

@@ -157,7 +157,18 @@ def test_executor_accepts_address_and_validates(cluster, digits, tmp_path):
         DaskExecutor(object())
 
 
+def _started_clients() -> list:
+    """Dask clients alive in this process that are not closed (a half-built one is "connecting")."""
+    import gc
+
+    return [o for o in gc.get_objects() if isinstance(o, Client) and o.status != "closed"]
+
+
 def test_connect_unreachable_or_malformed():
+    """Failed connections leave nothing behind: no client to be closed later by the garbage collector (whose
+    finaliser, run in the middle of another test starting a client, once deadlocked the suite) and no
+    event-loop thread."""
+    threads = set(threading.enumerate())
     t = time.time()
     with pytest.raises(ClusterError, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:1.*dask scheduler"):
         connect("127.0.0.1:1", timeout=1)
@@ -166,6 +177,9 @@ def test_connect_unreachable_or_malformed():
         connect("nonsense://x")
     with pytest.raises(InputError, match="bad Dask scheduler address"):
         connect("")
+    assert _started_clients() == []
+    left = [th for th in set(threading.enumerate()) - threads if th.is_alive()]
+    assert left == [], left
 
 
 def test_missing_dask_gives_install_hint(monkeypatch):
@@ -385,9 +399,13 @@ class WorkerPool:
         self.env = dict(os.environ, **POT_EXACT_ONLY_ENV)
         self.cluster = LocalCluster(n_workers=0, processes=False, protocol="tcp", host="127.0.0.1",
                                     dashboard_address=":0")
-        self.client = Client(self.cluster, set_as_default=False)
-        self.procs: list = []
-        self.ensure(n)
+        self.client, self.procs = None, []
+        try:  # a failed start closes what it started: nothing is left to the garbage collector
+            self.client = Client(self.cluster, set_as_default=False)
+            self.ensure(n)
+        except BaseException:
+            self.close()
+            raise
 
     def spawn(self, n: int) -> None:
         cmd = [sys.executable, "-m", "distributed.cli.dask_worker", self.cluster.scheduler_address, "--no-nanny",
@@ -408,7 +426,8 @@ class WorkerPool:
         for p in self.procs:
             p.kill()
             p.wait()
-        self.client.close()
+        if self.client is not None:
+            self.client.close()
         self.cluster.close()
 
 

@@ -6,6 +6,7 @@ called.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 from .._validation import check_number
@@ -73,7 +74,7 @@ def connect(address: str, *, timeout: float | None = None) -> distributed.Client
         timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
     timeout = check_number("timeout", timeout, low=0, low_open=True, example=10)
     try:
-        return distributed.Client(address, timeout=float(timeout), set_as_default=False)
+        return _client(distributed, address, float(timeout))
     except ValueError as exc:  # unknown scheme, unparsable host:port
         raise InputError(explain("bad Dask scheduler address", expected="tcp://HOST:PORT",
                                  received=f"{address!r} ({exc})",
@@ -85,3 +86,32 @@ def connect(address: str, *, timeout: float | None = None) -> distributed.Client
                                    fix="start it with `dask scheduler` (and workers with `dask worker ADDRESS`), "
                                        "check the address and firewall, or drop --scheduler to use local "
                                        "processes")) from None
+
+
+def _client(distributed, address: str, timeout: float) -> distributed.Client:
+    """A connected, non-default ``distributed.Client``; on failure the exception, with the half-built client
+    closed first.
+
+    A client whose constructor fails (an unknown scheme, an unreachable scheduler) has already started its
+    event-loop thread, and its status can stay "connecting". Left alone it is closed by its finaliser, whenever
+    and in whichever thread the garbage collector runs: in a test suite, in the middle of another test that is
+    starting a client, where it can deadlock. So the object is created first and its constructor run inside
+    ``try``: on any failure it is closed and its loop thread stopped here, deterministically.
+    """
+    client = distributed.Client.__new__(distributed.Client)
+    try:
+        client.__init__(address, timeout=timeout, set_as_default=False)
+    except BaseException:
+        _dispose(client)
+        raise
+    return client
+
+
+def _dispose(client) -> None:
+    """Close a client whose start failed and stop its event-loop thread (best effort, never raises)."""
+    with contextlib.suppress(Exception):
+        client.close(timeout=5)  # a no-op when the failed start already set the status "closed"
+    runner = getattr(client, "_loop_runner", None)  # that leaves the loop thread running: stop it too
+    if runner is not None:
+        with contextlib.suppress(Exception):
+            runner.stop()
