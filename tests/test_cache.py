@@ -15,6 +15,7 @@ from wassembed.errors import (
     CorruptShardError,
     SolverError,
 )
+from wassembed.data import HistogramSet
 from wassembed.exact import DistanceCache, precompute, verify
 
 from .conftest import content, run_cli, same
@@ -34,8 +35,10 @@ def test_precompute_values_and_manifest(small_digits, tmp_path):
     t = c.read()
     from wassembed.exact import ExactSolver
 
-    ref = ExactSolver(small_digits.ground_cost(2)).solve_pairs(small_digits.weights, t.i, t.j)
-    np.testing.assert_array_equal(t.value, ref)
+    grid = ExactSolver(coords=small_digits.support_coords())  # the digits are integer images: the grid path
+    np.testing.assert_array_equal(t.value, grid.solve_pairs(small_digits.weights, t.i, t.j))
+    pot = ExactSolver(small_digits.ground_cost(2), method="pot").solve_pairs(small_digits.weights, t.i, t.j)
+    np.testing.assert_allclose(t.value, pot, rtol=1e-12, atol=0)
 
 
 def test_resume_computes_only_missing_pairs(small_digits, tmp_path):
@@ -75,10 +78,22 @@ def test_corrupt_shard_detected_and_repaired(small_digits, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:numItermax reached:UserWarning")  # the non-optimal solve is the point
-def test_solver_failure_is_never_cached(small_digits, tmp_path):
+def test_solver_failure_is_never_cached(small_digits, tmp_path, monkeypatch):
+    # POT's path (float weights that are not rationals of integer counts): its iteration limit reached
+    noisy = HistogramSet.from_histograms(small_digits.weights + 1e-3 * np.sqrt(2), grid=small_digits.grid)
     with pytest.raises(SolverError, match="did not reach optimality"):
-        precompute(small_digits, tmp_path / "c", pairs=20, workers=1, progress=False, num_iter_max=2)
+        precompute(noisy, tmp_path / "c", pairs=20, workers=1, progress=False, num_iter_max=2)
     assert DistanceCache.open(tmp_path / "c").read().i.size == 0
+    # the grid path (integer images): LEMON reporting anything but an optimum
+    import pylmcf
+
+    def infeasible(self):
+        raise RuntimeError("Solver failed: problem is INFEASIBLE")
+
+    monkeypatch.setattr(pylmcf.Graph, "solve", infeasible)
+    with pytest.raises(SolverError, match=r"did not reach optimality.*INFEASIBLE"):
+        precompute(small_digits, tmp_path / "g", pairs=20, workers=1, progress=False)
+    assert DistanceCache.open(tmp_path / "g").read().i.size == 0
 
 
 def test_failed_write_is_clear_and_resumable(small_digits, tmp_path, monkeypatch):

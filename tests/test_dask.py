@@ -17,6 +17,7 @@ import pytest
 from wassembed._deps import POT_EXACT_ONLY_ENV
 from wassembed.errors import ClusterError, InputError, SolverError
 from wassembed.exact import DaskExecutor, DistanceCache, connect, precompute, verify
+from wassembed.exact._jobs import ExactJob
 
 from .conftest import content, run_cli, same, shard_bytes
 from .test_reliability import record
@@ -91,10 +92,10 @@ def test_dataset_shipped_once(digits, client, tmp_path, monkeypatch):
     monkeypatch.setattr(client, "scatter", scatter)
     monkeypatch.setattr(client, "submit", submit)
     ex = DaskExecutor(client)
-    ex.start(hs, 2, 10_000_000)
+    ex.start(ExactJob.pairs(hs, 2, 10_000_000))
     try:
         assert len(calls["scatter"]) == 1 and not calls["scatter"][0].get("broadcast")
-        futs = [ex.submit(np.arange(5), np.arange(5) + 1) for _ in range(4)]
+        futs = [ex.submit((np.arange(5), np.arange(5) + 1)) for _ in range(4)]
         for f in futs:
             assert ex.result(ex.wait_any([f])[0]).shape == (5,)
         assert len(calls["scatter"]) == 1  # the data stayed in the cluster: shipped once for every task
@@ -135,10 +136,10 @@ def test_worker_versions_checked_at_start_and_by_the_tasks(digits, client, tmp_p
                                                r"0.0.0-other, received wassembed \S+; fix: install"):
             precompute(hs, tmp_path / "c", pairs=20, client=client, progress=False, lot=False)
     ex = DaskExecutor(client)
-    ex.start(hs, 2, 10_000_000)
+    ex.start(ExactJob.pairs(hs, 2, 10_000_000))
     try:
         ex._versions = dict(ex._versions, wassembed="0.0.0-other")  # as if the workers ran another version
-        h = ex.submit(np.arange(3), np.arange(3) + 1)
+        h = ex.submit((np.arange(3), np.arange(3) + 1))
         with pytest.raises(ClusterError, match=rf"Dask worker tcp://\S+ runs other versions: expected wassembed "
                                                rf"0.0.0-other, received wassembed {__version__}"):
             ex.result(ex.wait_any([h])[0])

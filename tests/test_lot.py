@@ -7,6 +7,7 @@ import pytest
 from wassembed.data import HistogramSet
 from wassembed.errors import InputError, SolverError
 from wassembed.exact import LinearOT
+from wassembed.exact._rational import dyadic_reference
 
 
 def _random_hist(rng, n, k, zeros=0.3):
@@ -25,7 +26,8 @@ def test_embedding_equals_a_direct_pot_computation():
     w = _random_hist(rng, 5, 12)
     lot = LinearOT(x).fit(w)
     e = lot.transform(w)
-    r = w.mean(0)
+    r = dyadic_reference(w.mean(0))  # the default reference: the mean, rounded to multiples of 2**-24
+    assert np.abs(r - w.mean(0)).max() <= 2.0 ** -24 and r.sum() == 1.0
     K = np.flatnonzero(r > 0)
     assert e.shape == (5, K.size * 2) and e.dtype == np.float64
     for i in range(5):

@@ -50,9 +50,10 @@ print("ot" in sys.modules, "torch" in sys.modules, [type(b).__name__ for b in ot
 
 def test_spawned_pool_worker_imports_pot_without_torch():
     """A worker started fresh (spawn) gets the exact-stage environment before it imports POT."""
-    code = ("import sys, numpy as np; from wassembed.exact._executors import _init_worker, _solve_chunk, PairJob; "
-            "_init_worker(PairJob('histograms', (np.eye(2), np.ones((2, 2)) - np.eye(2)), 2, 100)); "
-            "print(_solve_chunk(np.array([0]), np.array([1])).tolist(), 'ot' in sys.modules, 'torch' in sys.modules)")
+    code = ("import sys, numpy as np; from wassembed.exact._executors import _init_worker, _run_task, ExactJob; "
+            "_init_worker(ExactJob('pairs', 'histograms', (np.eye(2), np.zeros(2, np.int64), np.ones((2, 2)) - "
+            "np.eye(2)), 2, 100)); "
+            "print(_run_task((np.array([0]), np.array([1]))).tolist(), 'ot' in sys.modules, 'torch' in sys.modules)")
     assert _run(code) == "[1.0] True False"
 
 

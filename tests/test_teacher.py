@@ -8,6 +8,7 @@ import pytest
 from wassembed.data import HistogramSet, load_dataset
 from wassembed.errors import CacheMismatchError, CorruptShardError, InputError
 from wassembed.exact import DistanceCache, LinearOT, precompute
+from wassembed.exact._rational import dyadic_reference
 from wassembed.exact._teacher import compute_lot_targets, read_lot_targets
 
 
@@ -22,8 +23,9 @@ def test_targets_equal_a_direct_linear_ot_computation(tmp_path, hs):
     assert (r["requested"], r["computed"], r["already_cached"]) == (30, 30, 0)
     t = read_lot_targets(c)
     assert t.index.tolist() == list(range(30)) and t.embedding.dtype == np.float32
-    ref = hs.weights[:30].mean(0)
-    np.testing.assert_allclose(t.reference, ref / ref.sum())
+    ref = hs.weights[:30].mean(0)  # the reference: their mean, rounded to multiples of 2**-24 (exactly)
+    np.testing.assert_array_equal(t.reference, dyadic_reference(ref))
+    assert np.abs(t.reference - ref).max() <= 2.0 ** -24
     direct, split = LinearOT(hs, reference=t.reference).transform(hs.weights[:30], return_split=True)
     assert t.embedding.shape == direct.shape == (30, 2 * int((t.reference > 0).sum()))
     np.testing.assert_allclose(t.embedding, direct, rtol=1e-6, atol=1e-5)

@@ -61,8 +61,11 @@ def _versions() -> dict:
     import ot
     import scipy
 
+    from ._grid import lemon
+
+    pylmcf = lemon()
     return {"wassembed": __version__, "pot": ot.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "python": platform.python_version()}
+            "pylmcf": None if pylmcf is None else pylmcf.__version__, "python": platform.python_version()}
 
 
 class DistanceCache:

@@ -4,13 +4,14 @@
 ``precompute(..., client=Client(...))``) runs exactly the chunks the local process pool would run, on the
 workers of a Dask cluster. The cache format and content are identical whichever executor computed them:
 the plan, the chunking, the solver and the shard writer are the same; only where the chunks are solved
-(``ExactSolver.solve_pairs`` for histograms, ``CloudSolver.solve_pairs`` for point clouds) changes.
+(``ExactSolver.solve_pairs`` for histograms, ``CloudSolver.solve_pairs`` for point clouds) changes. The
+per-image LOT targets run on the same cluster the same way: any :class:`~wassembed.exact._jobs.ExactJob`.
 
 Design
 ------
-- **The dataset travels once per worker.** :meth:`DaskExecutor.start` scatters the data (the histograms and
-  the ground cost, or the point-cloud set: the parts of a :class:`~wassembed.exact._datakind.PairJob`) to one
-  worker; each task then carries only its chunk's index arrays (a few kB), the kind and settings, and
+- **The dataset travels once per worker.** :meth:`DaskExecutor.start` scatters the data (the histograms, or
+  the point-cloud set: the parts of an :class:`~wassembed.exact._jobs.ExactJob`) to one
+  worker; each task then carries only its chunk's index arrays (a few kB), the job's settings, and
   references to the scattered data, which a worker fetches from a peer when its first task needs it. (No
   ``broadcast=True``: Dask's broadcast copies through a list of workers fixed when it starts, so a worker
   that dies during it makes it fail, or never return.)
@@ -54,13 +55,11 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .._validation import check_int, check_number
-from ..errors import ClusterError, InputError, SolverError, explain
+from ..errors import ClusterError, InputError, explain
 from ._dask_connect import INSTALL_HINT, _distributed, connect
-from ._dask_workers import TaskFailure, solve_chunk, worker_versions
-from ._datakind import PairJob
+from ._dask_workers import TaskFailure, run_task, worker_versions
+from ._jobs import ExactJob
 
 if TYPE_CHECKING:
     import distributed
@@ -117,6 +116,7 @@ class DaskExecutor:
         self.worker_timeout = check_number("worker_timeout", worker_timeout, low=0, low_open=True, example=60)
         self.poll_s = check_number("poll_s", poll_s, low=0, low_open=True, example=2)
         self._owns_client = isinstance(client, str)
+        self._address_given = client if self._owns_client else None
         if self._owns_client:
             client = connect(client)
         distributed = _distributed()
@@ -127,7 +127,7 @@ class DaskExecutor:
         self._client = client
         self._dist = distributed
         self._data: list = []
-        self._job: PairJob | None = None
+        self._job: ExactJob | None = None
         self._versions: dict = {}
         self._live: dict = {}  # handle -> (i, j, the data references it uses)
         self._idle_since: float | None = None  # when the cluster was last seen without workers
@@ -218,13 +218,12 @@ class DaskExecutor:
     def _data_lost(self) -> bool:
         return not self._data or any(f.status != "finished" for f in self._data)
 
-    def _submit(self, i, j):
+    def _submit(self, task):
         if self._data_lost():  # every worker holding it died: ship it again
             self._scatter()
-        job = self._job
-        fut = self._client.submit(solve_chunk, job.kind, job.p, job.num_iter_max, i, j, self._versions, *self._data,
+        fut = self._client.submit(run_task, self._job.bare(), task, self._versions, *self._data,
                                   pure=False, retries=self.retries)
-        self._live[fut] = (i, j, self._data)
+        self._live[fut] = (task, self._data)
         return fut
 
     def _fetch(self, fut):
@@ -271,25 +270,25 @@ class DaskExecutor:
                                            "same whichever machine computed it"))
 
     # -- executor protocol --------------------------------------------------------------------------
-    def start(self, data, p, num_iter_max) -> None:
-        """Check a worker's wassembed, then ship the data into the cluster, once (both retried while workers come
-        and go).
+    def start(self, job: ExactJob) -> None:
+        """Check a worker's wassembed, then ship the job's data into the cluster, once (both retried while workers
+        come and go). An executor that owns its client reconnects when a previous job's :meth:`close` closed it.
 
         Parameters
         ----------
-        data : HistogramSet or PointCloudSet
-            The histograms (shipped with their ground cost for ``p``) or the point clouds.
-        p, num_iter_max : int
-            As for :func:`~wassembed.exact.precompute`.
+        job : ExactJob
+            The pairs of a dataset, or its images' LOT targets.
         """
+        if self._owns_client and not self._connected():
+            self._client = connect(self._address_given)
         self._check_install()
         self._versions = worker_versions()
-        self._job = PairJob.of(data, p, num_iter_max)
+        self._job = job
         self._scatter()
 
-    def submit(self, i, j):
-        """Submit one chunk; returns its handle (a Dask future)."""
-        return self._submit(i, j)
+    def submit(self, task):
+        """Submit one task (a chunk of pairs ``(i, j)`` or of images); returns its handle (a Dask future)."""
+        return self._submit(task)
 
     def wait_any(self, handles) -> list:
         """Block until at least one handle is done; checks the cluster's health while waiting."""
@@ -305,9 +304,9 @@ class DaskExecutor:
             if not any(h.status in _DONE for h in handles):
                 self._health()
 
-    def result(self, handle) -> np.ndarray:
-        """Values of a finished chunk; resubmits it (up to ``retries`` times) if its workers died."""
-        i, j, used = self._live[handle]
+    def result(self, handle):
+        """Result of a finished task; resubmits it (up to ``retries`` times) if its workers died."""
+        task, used = self._live[handle]
         fut, failures = handle, 0
         while True:
             try:
@@ -319,21 +318,17 @@ class DaskExecutor:
                 lost = isinstance(exc, self._dist.CancelledError) and (used is not self._data or self._data_lost())
                 failures += not lost
                 if failures > self.retries:
-                    raise ClusterError(explain(f"a chunk of {len(i)} pairs failed {failures} times on the "
-                                               "cluster", expected="a worker to finish it",
+                    raise ClusterError(explain(f"a chunk of {self._job.units(task)} {self._job.work} failed "
+                                               f"{failures} times on the cluster", expected="a worker to finish it",
                                                received=_first_line(exc),
                                                fix="check the workers' logs (memory limits, crashes) and "
                                                    "rerun: finished shards are kept")) from None
-                fut = self._submit(i, j)
+                fut = self._submit(task)
                 used = self._data
         self._live.pop(fut, None)
         if isinstance(out, TaskFailure):
             raise out.exc
-        values = np.asarray(out, dtype=np.float64)
-        if values.shape != (len(i),):
-            raise SolverError(explain("a Dask worker returned a malformed chunk", expected=f"{len(i)} values",
-                                      received=f"shape {values.shape}", fix="check the workers' wassembed version"))
-        return values
+        return self._job.check(task, out)
 
     def close(self, cancel: bool = False) -> None:
         """Cancel chunks still in flight (when ``cancel``) and release the scattered data."""

@@ -12,10 +12,10 @@ import numpy as np
 
 from ..errors import ClusterError, WassembedError, explain
 
-__all__ = ["TaskFailure", "solve_chunk", "worker_versions"]
+__all__ = ["TaskFailure", "run_task", "worker_versions"]
 
 #: the versions that must match between the client and the workers (the cache must not depend on the machine)
-CHECKED = ("wassembed", "pot")
+CHECKED = ("wassembed", "pot", "pylmcf")
 
 
 class TaskFailure:
@@ -67,13 +67,16 @@ def worker_versions() -> dict:
     Returns
     -------
     dict
-        ``{"wassembed": ..., "pot": ..., "numpy": ...}``.
+        ``{"wassembed": ..., "pot": ..., "numpy": ..., "pylmcf": ...}`` (pylmcf: None when unavailable).
     """
     import ot
 
     from .._version import __version__
+    from ._grid import lemon
 
-    return {"wassembed": __version__, "pot": ot.__version__, "numpy": np.__version__}
+    pylmcf = lemon()
+    return {"wassembed": __version__, "pot": ot.__version__, "numpy": np.__version__,
+            "pylmcf": None if pylmcf is None else pylmcf.__version__}
 
 
 def _worker_address() -> str:
@@ -100,34 +103,31 @@ def _version_problem(expected: dict) -> ClusterError | None:
     return _VERSION_CHECKS[key]
 
 
-def solve_chunk(kind, p, num_iter_max, i, j, versions, *parts):
-    """Solve one chunk on a worker, after checking (once per process) that it runs the client's ``versions``.
+def run_task(job, task, versions, *parts):
+    """Run one task of an :class:`~wassembed.exact._jobs.ExactJob` on a worker, after checking (once per process)
+    that it runs the client's ``versions``.
 
     Parameters
     ----------
-    kind : str
-        ``"histograms"`` or ``"point_clouds"`` (see :class:`~wassembed.exact._datakind.PairJob`).
-    p, num_iter_max : int
-        As for :class:`~wassembed.exact.ExactSolver` and :class:`~wassembed.exact.CloudSolver`.
-    i, j : numpy.ndarray
-        The chunk's pairs.
+    job : ExactJob
+        The job without its parts (:meth:`~wassembed.exact._jobs.ExactJob.bare`).
+    task
+        A chunk of pairs ``(i, j)`` or of images ``idx``.
     versions : dict
         The client's :func:`worker_versions`.
     *parts
-        The job's data (scattered, resolved by Dask): the histograms and the ground cost, or the point-cloud set.
+        The job's data (scattered, resolved by Dask).
 
     Returns
     -------
-    numpy.ndarray or TaskFailure
-        The chunk's values, or the deterministic error (other versions, a solve not optimal).
+    result or TaskFailure
+        The task's result, or the deterministic error (other versions, a solve not optimal).
     """
-    from ._datakind import PairJob
-
     problem = _version_problem(versions)
     if problem is not None:
         return TaskFailure(problem)
     _tune_malloc()
     try:
-        return PairJob(kind, tuple(parts), int(p), int(num_iter_max)).solver()(i, j)
+        return job.with_parts(parts).runner()(task)
     except WassembedError as exc:
         return TaskFailure(exc)

@@ -2,11 +2,11 @@
 
 Everything in the exact stage that depends on the kind of data goes through this module: the manifest's
 description of the data, what ``data.npz`` stores and how it is read back, the facts of the stored data the
-manifest must agree with, and :class:`PairJob` (what workers receive once to solve chunks of pairs).
+manifest must agree with. (What workers receive to solve either kind: :class:`~wassembed.exact._jobs.ExactJob`.)
 
 - **histograms** (:class:`~wassembed.data.HistogramSet`): ``data.npz`` holds ``HistogramSet.to_arrays()``;
   the fingerprint (``fingerprint(p)``) covers the weights, the support, ``p`` and the ground cost; pairs are
-  solved by :class:`~wassembed.exact.ExactSolver` from the weights and one ground cost matrix.
+  solved by :class:`~wassembed.exact.ExactSolver` (the grid path or POT, see its docstring).
 - **point clouds** (:class:`~wassembed.data.PointCloudSet`): ``data.npz`` holds the ragged arrays of the
   interchange format (``points``, ``weights``, ``offsets``, optional ``labels``: ``PointCloudSet.load``
   reads it) and ``p``, since a cloud set's fingerprint does not cover ``p``: an edited ``p`` in the
@@ -17,8 +17,6 @@ A manifest without ``dataset.kind`` (format version 1) describes histograms.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,7 @@ import numpy as np
 from ..data import HistogramSet, PointCloudSet, ground_cost_name, parse_p
 from ..errors import InputError, explain
 
-__all__ = ["HISTOGRAMS", "KINDS", "POINT_CLOUDS", "PairJob", "custom_cost", "data_arrays", "dataset_record",
+__all__ = ["HISTOGRAMS", "KINDS", "POINT_CLOUDS", "custom_cost", "data_arrays", "dataset_record",
            "describe_data", "fingerprint_of", "kind_of", "manifest_kind", "quantity_name", "read_data_file",
            "solver_record", "stored_facts"]
 
@@ -103,7 +101,9 @@ def solver_record(data: Data, num_iter_max: int) -> dict:
         name = ("ot.emd2 (network simplex) on the clouds' ground cost; two uniform clouds of equal size up to "
                 f"{ASSIGNMENT_MAX_POINTS} points: scipy.optimize.linear_sum_assignment (same optimum)")
     else:
-        name = "ot.emd2 (network simplex) restricted to nonzero bins"
+        name = ("exact network simplex: W2² on 2-D integer coordinates with rational weights (integer counts): "
+                "LEMON (pylmcf) on the separable 3-partite graph, in integers; otherwise ot.emd2 restricted to "
+                "nonzero bins (values agree within float64 rounding)")
     return {"name": name, "num_iter_max": int(num_iter_max), "not_optimal": "error (never cached)"}
 
 
@@ -154,59 +154,3 @@ def stored_facts(data: Data, p: int, stored_p: int | None) -> list[tuple[str, ob
     return [("dataset.kind", HISTOGRAMS), ("dataset.n", data.n), ("dataset.k", data.k),
             ("dataset.support", data.support_kind), ("dataset.grid", grid), ("quantity", quantity_name(p, custom)),
             ("ground_cost", ground_cost_name(p, custom))]
-
-
-# -- what the workers get -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PairJob:
-    """What an executor's workers need to solve chunks of pairs of one dataset (picklable, sent once).
-
-    Attributes
-    ----------
-    kind : str
-        ``"histograms"`` or ``"point_clouds"``.
-    parts : tuple
-        The data shipped to the workers: ``(weights (n, k), ground cost (k, k))`` for histograms,
-        ``(PointCloudSet,)`` for point clouds.
-    p : int
-        2 (W2², squared Euclidean ground cost) or 1 (W1, Euclidean).
-    num_iter_max : int
-        Network-simplex iteration limit (reaching it raises :class:`~wassembed.errors.SolverError`).
-
-    Examples
-    --------
-    >>> from wassembed.data import PointCloudSet
-    >>> cs = PointCloudSet.from_clouds([np.zeros((1, 2)), np.array([[3.0, 4.0]])])
-    >>> PairJob.of(cs, p=1, num_iter_max=100).solver()(np.array([0]), np.array([1])).tolist()
-    [5.0]
-    """
-
-    kind: str
-    parts: tuple
-    p: int
-    num_iter_max: int
-
-    @classmethod
-    def of(cls, data: Data, p: int, num_iter_max: int) -> PairJob:
-        """The job for ``data``: a :class:`~wassembed.data.HistogramSet` or a :class:`~wassembed.data.PointCloudSet`."""
-        kind = kind_of(data)
-        if kind == POINT_CLOUDS:
-            parts: tuple = (data,)
-        else:
-            parts = (np.ascontiguousarray(data.weights, dtype=np.float64),
-                     np.ascontiguousarray(data.ground_cost(p), dtype=np.float64))
-        return cls(kind, parts, int(p), int(num_iter_max))
-
-    def solver(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        """A function ``(i, j) -> values`` (float64, :math:`W_p^p` of each pair), built once per worker."""
-        if self.kind == POINT_CLOUDS:
-            from ._clouds import CloudSolver
-
-            (clouds,) = self.parts
-            cloud_solver = CloudSolver(self.p, num_iter_max=self.num_iter_max)
-            return lambda i, j: cloud_solver.solve_pairs(clouds, i, j)
-        from ._solver import ExactSolver
-
-        weights, M = self.parts
-        solver = ExactSolver(M, self.p, num_iter_max=self.num_iter_max)
-        return lambda i, j: solver.solve_pairs(weights, i, j)

@@ -27,8 +27,18 @@ the mass of a reference point (it is a map, e.g. uniform measures with as many p
 bound otherwise; :meth:`LinearOT.transform` can return the second term (the *split* term) per row.
 
 Only ``p = 2`` (W2², squared Euclidean cost between coordinates) is defined; a support given only by a cost
-matrix has no coordinates to average and is refused. A solve that POT reports as not optimal raises
+matrix has no coordinates to average and is refused. A solve that is not reported optimal raises
 :class:`~wassembed.errors.SolverError`, as in :class:`~wassembed.exact.ExactSolver`.
+
+**Two exact paths**, as for pairs. On 2-D integer coordinates (pixel grids) each problem is solved on the
+3-partite graph of :class:`~wassembed.exact.GridSolver` (a fraction of the arcs, integer arithmetic) when the
+reference and the histogram are rationals with integer counts (:func:`~wassembed.exact.rational_scales`); the
+barycentric map is read from the optimal flow, decomposed proportionally at each intermediate node (any path
+decomposition of an optimal flow is an optimal plan). The default reference, the mean, is rounded to
+multiples of :math:`2^{-24}` (:func:`dyadic_reference`: exactly representable, so every path sees the same
+reference). Elsewhere POT's ``ot.emd`` gives the plan. Optimal plans need not be unique, so the two paths
+can give different (equally optimal) maps for one histogram; translated copies get identical problems on
+either path.
 """
 
 from __future__ import annotations
@@ -38,10 +48,11 @@ from numpy.typing import ArrayLike
 
 from ..data import HistogramSet, as_weights, parse_p
 from ..errors import InputError, explain
-from ._solver import DEFAULT_NUM_ITER_MAX, raise_unless_optimal
+from ._grid import GridSolver, lemon
+from ._rational import dyadic_reference, lattice_coords, rational_scales
+from ._solver import DEFAULT_NUM_ITER_MAX, METHODS, raise_unless_optimal
 
 __all__ = ["LinearOT"]
-
 
 def _support_coords(support) -> np.ndarray:
     """Coordinates ``(k, d)`` of a HistogramSet's support or of a given array; refuses cost-only supports."""
@@ -68,12 +79,15 @@ class LinearOT:
         Bin coordinates, or a set whose support gives them (grid: integer pixel positions ``(r, c)``;
         coords: as given). A cost-only support raises :class:`InputError`.
     reference : "mean" or ndarray, shape (k,)
-        ``"mean"``: the mean of the histograms passed to :meth:`fit`; an array: that histogram (normalised).
-        Only its bins with mass > 0 are kept (``K`` of them).
+        ``"mean"``: the mean of the histograms passed to :meth:`fit`, rounded by :func:`dyadic_reference`; an
+        array: that histogram (normalised). Only its bins with mass > 0 are kept (``K`` of them).
     p : int, default 2
         Transport exponent; only 2 is defined for LOT.
+    method : {"auto", "grid", "pot"}
+        As for :class:`~wassembed.exact.ExactSolver`: the grid path where it applies (``"auto"``), never
+        (``"pot"``), or always (``"grid"``: :class:`InputError` where it cannot).
     num_iter_max : int
-        Network-simplex iteration limit per solve; reaching it raises :class:`SolverError`.
+        POT's network-simplex iteration limit per solve; reaching it raises :class:`SolverError`.
 
     Attributes
     ----------
@@ -100,12 +114,23 @@ class LinearOT:
     """
 
     def __init__(self, support: ArrayLike | HistogramSet, reference: str | ArrayLike = "mean", *, p: int = 2,
-                 num_iter_max: int = DEFAULT_NUM_ITER_MAX):
+                 method: str = "auto", num_iter_max: int = DEFAULT_NUM_ITER_MAX):
         if parse_p(p) != 2:
             raise InputError(explain("linear OT is defined for p=2 only", expected="p=2 (W2²)",
                                      received=f"p={p}", fix="use p=2, or ExactSolver for W1"))
+        if method not in METHODS:
+            raise InputError(explain("unknown method", expected=" or ".join(repr(m) for m in METHODS),
+                                     received=repr(method), fix='pass method="auto"'))
         self.coords = _support_coords(support)
+        self.method = method
         self.num_iter_max = int(num_iter_max)
+        lattice = lattice_coords(self.coords) if method != "pot" else None
+        self._grid = GridSolver(lattice) if lattice is not None and lemon() is not None else None
+        if method == "grid" and self._grid is None:
+            raise InputError(explain("the grid path does not apply", expected="2-D integer coordinates and the "
+                                     "min-cost-flow library pylmcf", received=f"coordinates of shape "
+                                     f"{self.coords.shape}" + ("" if lattice is not None else ", not 2-D integers"),
+                                     fix='use method="auto"'))
         self.correction_ = None
         self.reference_ = None
         if isinstance(reference, str):
@@ -147,6 +172,8 @@ class LinearOT:
         self.reference_ = r[bins]
         self._y = self.coords[bins]
         self.reference_embedding_ = (np.sqrt(self.reference_)[:, None] * self._y).ravel()
+        scale = int(rational_scales(r)) if self._grid is not None else 0
+        self._ref_counts = np.rint(r * scale).astype(np.int64) if scale else None
 
     def _check_fitted(self) -> None:
         if self.reference_ is None:
@@ -163,12 +190,30 @@ class LinearOT:
         """
         w = self._weights(weights, "fit weights")
         if isinstance(self.reference, str):
-            r = w.mean(axis=0)
-            self._set_reference(r / r.sum())
+            self._set_reference(dyadic_reference(w.mean(axis=0)))
         return self
 
-    def _solve_one(self, b: np.ndarray, row: int) -> tuple[np.ndarray, float]:
-        """Embedding ``(K * d,)`` of one histogram and its split term (mass spread around T(y_k))."""
+    def _solve_one(self, b: np.ndarray, row: int, scale: int = 0) -> tuple[np.ndarray, float]:
+        """Embedding ``(K * d,)`` of one histogram and its split term (mass spread around T(y_k)).
+
+        ``scale`` is the histogram's :func:`rational_scales` (0: not rational, POT solves it).
+        """
+        what = f"exact solve from the LOT reference to row {row}"
+        if self._ref_counts is not None and scale:
+            counts = np.rint(b * scale).astype(np.int64)
+            total = scale // np.gcd(scale, int(self._ref_counts.sum())) * int(self._ref_counts.sum())
+            if self._grid.fits(int(total)):
+                _, T = self._grid.barycentric_map(self._ref_counts, counts, what=what)
+                ib = np.flatnonzero(b)
+                x, wb = self.coords[ib], b[ib]
+                m = wb @ x  # Σ_kj G_kj ‖x_j − T_k‖² = Σ_j b_j ‖x_j − m‖² − Σ_k r_k ‖T_k − m‖² (any centre m)
+                split = float(wb @ ((x - m) ** 2).sum(-1) - self.reference_ @ ((T - m) ** 2).sum(-1))
+                return (np.sqrt(self.reference_)[:, None] * T).ravel(), max(split, 0.0)
+        if self.method == "grid":
+            raise InputError(explain(f"the grid path cannot solve row {row} exactly", expected="a reference and "
+                                     "histograms that are rationals c/S of integer counts, supplies within int64",
+                                     received="weights that are not, or too large supplies",
+                                     fix='use method="auto" (POT solves them)'))
         import ot
 
         ib = np.flatnonzero(b)
@@ -178,7 +223,7 @@ class LinearOT:
         # hence the same plan even when the optimum is not unique (common on integer grids).
         M = ((self._y[:, None, :] - (x - x[0])[None, :, :]) ** 2).sum(-1)
         G, log = ot.emd(self.reference_, b[ib], M, numItermax=self.num_iter_max, center_dual=False, log=True)
-        raise_unless_optimal(log, f"exact solve from the LOT reference to row {row}",
+        raise_unless_optimal(log, what,
                              fix="raise num_iter_max (LinearOT(..., num_iter_max=...)) or check that the "
                                  "histograms are finite, nonnegative and sum to 1")
         T = (G @ x) / self.reference_[:, None]
@@ -210,8 +255,9 @@ class LinearOT:
         w = self._weights(weights, "weights")
         out = np.empty((w.shape[0], self.dim), dtype=np.float64)
         split = np.empty(w.shape[0], dtype=np.float64)
+        scales = rational_scales(w) if self._ref_counts is not None else np.zeros(w.shape[0], dtype=np.int64)
         for t in range(w.shape[0]):
-            out[t], split[t] = self._solve_one(w[t], t)
+            out[t], split[t] = self._solve_one(w[t], t, int(scales[t]))
         return (out, split) if return_split else out
 
     def _correct(self, d: np.ndarray) -> np.ndarray:

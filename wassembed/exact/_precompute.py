@@ -32,6 +32,7 @@ from ..data import HistogramSet, PointCloudSet, load_dataset, parse_p
 from ..errors import CacheError, InputError, explain
 from ._cache import DistanceCache
 from ._executors import Executor, InProcessExecutor, LocalPoolExecutor, default_workers
+from ._jobs import ExactJob
 from ._pairs import (
     all_pairs,
     block_pairs,
@@ -182,9 +183,8 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
         Also solve, once per image of the plan, the LOT problem from a reference (the mean of those images;
         for point clouds a free-support barycenter of up to 200 of them, :class:`CloudLOT`) and cache the
         embeddings (:mod:`wassembed.exact._teacher`): the targets of the trainer's distillation phase. Only
-        where defined (``p = 2`` on a grid, coordinates or point clouds; skipped otherwise); computed by local
-        processes
-        (``workers``) even with a Dask ``client``; resumable like the pairs.
+        where defined (``p = 2`` on a grid, coordinates or point clouds; skipped otherwise); computed on the
+        same executor as the pairs (local processes, or the Dask ``client``); resumable like the pairs.
     lot_images : str or array-like, optional
         Only the images of the plan inside this range (``"A:B"`` or indices) get per-image solves (default:
         every image of the plan): the per-image budget when those solves are expensive (dense images).
@@ -223,21 +223,21 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
     new_all = ~np.isin(i_all * hs.n + j_all, cache.pair_keys())  # one set operation for the whole plan
     already = int((~new_all).sum())
     todo = _missing_chunks(cache, i_all, j_all, new_all, chunk_size)
-    if isinstance(ex, LocalPoolExecutor) and len(todo) < 2:  # one chunk: starting a pool costs more than it saves
-        ex = InProcessExecutor()
+    # one chunk: starting a pool costs more than it saves
+    pair_ex = InProcessExecutor() if isinstance(ex, LocalPoolExecutor) and len(todo) < 2 else ex
     total = int(sum(t[1].size for t in todo))
     computed = 0
     elsewhere = 0
     t0 = time.perf_counter()
     if todo:
-        computed, elsewhere = _run(cache, ex, hs, p, todo, total, num_iter_max, progress)
+        computed, elsewhere = _run(cache, pair_ex, ExactJob.pairs(hs, p, num_iter_max), todo, total, progress)
     seconds = time.perf_counter() - t0
     with _cache_io(out):
         counts = cache.update_counts()
     done = {"requested": 0, "computed": 0, "seconds": 0.0}
     if lot and has_lot_support(hs, p):
         with _cache_io(out):
-            done = _lot_step(cache, np.union1d(i_all, j_all), lot_images, workers, progress, num_iter_max)
+            done = _lot_step(cache, np.union1d(i_all, j_all), lot_images, ex, progress, num_iter_max)
     return PrecomputeResult(cache=str(cache.path), requested=int(i_all.size), already_cached=already,
                             computed=computed, done_elsewhere=elsewhere, seconds=seconds,
                             pairs_per_s=computed / seconds if seconds > 0 and computed else 0.0,
@@ -258,21 +258,20 @@ def _missing_chunks(cache, i_all, j_all, new_all, chunk_size: int) -> list:
     return todo
 
 
-def _lot_step(cache, planned: np.ndarray, lot_images, workers, progress: bool, num_iter_max: int) -> dict:
-    """The per-image LOT solves of the plan's images (inside ``lot_images`` when given), on local processes."""
-    lot_workers = default_workers() if workers is None or workers == 0 else check_pos_int("workers", workers)
+def _lot_step(cache, planned: np.ndarray, lot_images, ex, progress: bool, num_iter_max: int) -> dict:
+    """The per-image LOT solves of the plan's images (inside ``lot_images`` when given), on the executor ``ex``."""
     if lot_images is not None:
         planned = np.intersect1d(planned, parse_range(lot_images, cache.data.n, what="lot_images"))
-    return compute_lot_targets(cache, planned, workers=lot_workers, progress=progress, num_iter_max=num_iter_max)
+    return compute_lot_targets(cache, planned, executor=ex, progress=progress, num_iter_max=num_iter_max)
 
 
-def _run(cache, ex, hs, p, todo, total, num_iter_max, progress) -> tuple[int, int]:
+def _run(cache, ex, job, todo, total, progress) -> tuple[int, int]:
     window = max(2, 2 * int(getattr(ex, "workers", 1)))
     pending = deque((key, i, j, False) for key, i, j in todo)
     inflight: dict = {}
     computed = 0
     elsewhere = 0
-    ex.start(hs, p, num_iter_max)  # before tqdm starts its monitor thread
+    ex.start(job)  # before tqdm starts its monitor thread
     # a bar on a terminal, a plain line every 10 s in a log; closed (its line ended) before any message
     bar = show_progress(total, desc="precompute", unit="pair", enabled=progress)
     clean = False
@@ -296,7 +295,7 @@ def _run(cache, ex, hs, p, todo, total, num_iter_max, progress) -> tuple[int, in
                     elsewhere += int(i.size)
                     bar.update(int(i.size))
                     continue
-                inflight[ex.submit(i, j)] = (key, i, j, claim)
+                inflight[ex.submit((i, j))] = (key, i, j, claim)
             if not inflight:
                 continue
             for h in ex.wait_any(list(inflight)):

@@ -13,16 +13,16 @@ next to the pairs::
 Guarantees are those of the pair shards: atomic writes, a checksum verified on every read (a mismatch
 raises :class:`~wassembed.errors.CorruptShardError` naming the file), chunks named by their content so a
 rerun computes only missing images, claims (``flock``) so two processes never compute one chunk twice.
-The reference is fixed by the first run (the mean of the images planned then); images added later are
-solved against the same reference. Only ``p = 2`` on supports with coordinates, or on point clouds
-(:class:`~wassembed.exact.CloudLOT`), has LOT targets.
+The reference is fixed by the first run (the mean of the images planned then, rounded to multiples of
+2⁻²⁴); images added later are solved against the same reference. Only ``p = 2`` on supports with
+coordinates, or on point clouds (:class:`~wassembed.exact.CloudLOT`), has LOT targets.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import hashlib
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +30,13 @@ import numpy as np
 
 from .._io import atomic_write
 from .._progress import progress as show_progress
+from .._validation import check_pos_int
 from ..data import PointCloudSet
 from ..errors import CorruptShardError, InputError, explain
 from ._cloud_lot import CloudLOT
-from ._lot import LinearOT
+from ._executors import InProcessExecutor, LocalPoolExecutor
+from ._jobs import ExactJob
+from ._rational import dyadic_reference
 from ._solver import DEFAULT_NUM_ITER_MAX
 
 __all__ = ["LOTTargets", "compute_lot_targets", "has_lot_support", "read_lot_targets"]
@@ -117,9 +120,8 @@ def _reference(cache, images: np.ndarray) -> np.ndarray:
         return _read_npz(f, ("reference", "images"))["reference"]
     if isinstance(cache.data, PointCloudSet):  # reference points (m, d): a free-support barycenter
         r = CloudLOT().fit(cache.data.subset(images)).reference_
-    else:
-        r = cache.data.weights[images].mean(axis=0)
-        r = r / r.sum()
+    else:  # the mean, rounded to multiples of 2**-24: a rational reference, solved on the grid path
+        r = dyadic_reference(cache.data.weights[images].mean(axis=0))
     imgs = np.asarray(images, dtype=np.int64)
     f.parent.mkdir(exist_ok=True)
     atomic_write(f, lambda fh: np.savez(fh, reference=r, images=imgs, sha256=_digest(r, imgs)),
@@ -136,36 +138,14 @@ def _chunk_files(cache) -> list[Path]:
     return sorted(d.glob(f"{_KEY_PREFIX}*.npz")) if d.exists() else []
 
 
-_STATE: dict = {}
-
-
-def _init(coords, reference, num_iter_max, worker=False):
-    if worker:  # a pool worker only solves: POT without torch, Ctrl-C left to the parent (as the pair workers)
-        import signal
-
-        from .._deps import exact_stage_only
-
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        exact_stage_only()
-    if coords is None:  # point clouds
-        _STATE["lot"] = CloudLOT(reference, num_iter_max=num_iter_max)
-    else:
-        _STATE["lot"] = LinearOT(coords, reference=reference, num_iter_max=num_iter_max)
-
-
-def _solve(data):
-    """Embeddings and split terms of histograms ``(m, k)`` or of a :class:`PointCloudSet`."""
-    return _STATE["lot"].transform(data, return_split=True)
-
-
 def _done(cache) -> np.ndarray:
     """Images that already have a target (read from the files: a chunk's name alone does not say)."""
     parts = [_read_npz(f, ("index", "embedding", "split"))["index"] for f in _chunk_files(cache)]
     return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
 
 
-def compute_lot_targets(cache, images, *, workers: int = 1, chunk_size: int = 32, progress: bool = True,
-                        num_iter_max: int = DEFAULT_NUM_ITER_MAX) -> dict:
+def compute_lot_targets(cache, images, *, workers: int = 1, executor=None, chunk_size: int = 32,
+                        progress: bool = True, num_iter_max: int = DEFAULT_NUM_ITER_MAX) -> dict:
     """Solve the LOT problem of every image of ``images`` that has no target yet, into ``cache`` (resumable).
 
     Parameters
@@ -173,15 +153,18 @@ def compute_lot_targets(cache, images, *, workers: int = 1, chunk_size: int = 32
     cache : DistanceCache
         A cache with stored data on a support with coordinates, ``p = 2``.
     images : array-like of int, shape (m,)
-        Rows of the cache's data (duplicates ignored). The first call fixes the reference: their mean.
+        Rows of the cache's data (duplicates ignored). The first call fixes the reference: their mean
+        (rounded by :func:`~wassembed.exact._rational.dyadic_reference`).
     workers : int
-        Local processes (1 solves in this process).
+        Local processes (1 solves in this process); ignored when ``executor`` is given.
+    executor : Executor, optional
+        Where the chunks run (e.g. the Dask executor of the pairs); default: from ``workers``.
     chunk_size : int
         Images per file (the unit of atomic writing and of work lost on a crash).
     progress : bool
         Progress on stderr (``lot targets``: images done, images/s, ETA).
     num_iter_max : int
-        Network-simplex iteration limit; reaching it raises :class:`~wassembed.errors.SolverError`.
+        POT's network-simplex iteration limit; reaching it raises :class:`~wassembed.errors.SolverError`.
 
     Returns
     -------
@@ -209,46 +192,37 @@ def compute_lot_targets(cache, images, *, workers: int = 1, chunk_size: int = 32
     t0 = time.perf_counter()
     computed = 0
     if todo.size:
-        computed = _run(cache, todo, reference, workers, chunk_size, progress, num_iter_max)
+        chunks = [todo[s:s + chunk_size] for s in range(0, todo.size, chunk_size)]
+        if executor is None or (isinstance(executor, LocalPoolExecutor) and len(chunks) < 2):
+            w = check_pos_int("workers", workers)
+            executor = LocalPoolExecutor(w) if w > 1 and len(chunks) > 1 else InProcessExecutor()
+        computed = _run(cache, chunks, ExactJob.lot(cache.data, reference, num_iter_max), executor, progress)
     return {"requested": int(images.size), "already_cached": int(images.size - todo.size), "computed": computed,
             "seconds": time.perf_counter() - t0}
 
 
-def _run(cache, todo, reference, workers, chunk_size, progress, num_iter_max) -> int:
-    data = cache.data
-    if isinstance(data, PointCloudSet):
-        rows, coords = data.subset, None
-    else:
-        rows, coords = (lambda idx: data.weights[idx]), np.asarray(data.support_coords(), dtype=np.float64)
-    chunks = [todo[s:s + chunk_size] for s in range(0, todo.size, chunk_size)]
-    pool = None
-    if workers > 1 and len(chunks) > 1:
-        import multiprocessing as mp
-
-        # started before the progress bar's thread (fork after threads is unsafe), as the pair executors do
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init,
-                                      initargs=(coords, reference, num_iter_max, True))
-        cf.wait([pool.submit(int, 0) for _ in range(workers)])
-    else:
-        _init(coords, reference, num_iter_max)
-    bar = show_progress(int(todo.size), desc="lot targets", unit="image", enabled=progress)
+def _run(cache, chunks: list, job: ExactJob, ex, progress: bool) -> int:
+    """Run the chunks on ``ex`` (a window of twice its workers in flight), storing each as it finishes."""
+    ex.start(job)  # before the progress bar's thread: fork after threads is unsafe
+    bar = show_progress(int(sum(c.size for c in chunks)), desc="lot targets", unit="image", enabled=progress)
+    pending, inflight = deque(chunks), {}
+    window = max(2, 2 * int(getattr(ex, "workers", 1)))
     computed, clean = 0, False
     try:
-        if pool is None:
-            results = ((idx, _solve(rows(idx))) for idx in chunks)
-        else:
-            futures = {pool.submit(_solve, rows(idx)): idx for idx in chunks}
-            results = ((futures[f], f.result()) for f in cf.as_completed(futures))
-        for idx, (emb, split) in results:
-            computed += _store(cache, idx, emb, split)
-            bar.update(int(idx.size))
+        while pending or inflight:
+            while pending and len(inflight) < window:
+                idx = pending.popleft()
+                inflight[ex.submit(idx)] = idx
+            for h in ex.wait_any(list(inflight)):
+                idx = inflight.pop(h)
+                emb, split = ex.result(h)
+                computed += _store(cache, idx, emb, split)
+                bar.update(int(idx.size))
         clean = True
         return computed
     finally:
         bar.close()
-        if pool is not None:  # Ctrl-C or an error: stored chunks stay, queued ones are dropped
-            pool.shutdown(wait=clean, cancel_futures=not clean)
+        ex.close(cancel=not clean)  # Ctrl-C or an error: stored chunks stay, queued ones are dropped
 
 
 def _store(cache, idx: np.ndarray, emb: np.ndarray, split: np.ndarray) -> int:

@@ -348,7 +348,7 @@ class WassersteinEmbedding:
     def _exact_solver(self):
         if self._solver is None:
             from ..exact import ExactSolver
-            self._solver = ExactSolver(self.ground_cost(), self.p)
+            self._solver = ExactSolver.for_support(grid=self.grid, coords=self.coords, cost=self.cost, p=self.p)
         return self._solver
 
     # -- geometry (decoded; see :mod:`._geometry`) -------------------------------------------------

@@ -1,0 +1,153 @@
+"""Batches of exact work, as an executor runs them: pair values and per-image LOT targets.
+
+An :class:`ExactJob` is what an executor's workers receive once (its ``parts``: the data, shipped once per
+worker, scattered on a Dask cluster) and how each task of the job is run there (:meth:`ExactJob.runner`):
+
+- ``work="pairs"``: a task is a chunk of pairs ``(i, j)``; its result, their exact values ``(m,)``
+  (:class:`~wassembed.exact.ExactSolver` for histograms, :class:`~wassembed.exact.CloudSolver` for clouds);
+- ``work="lot"``: a task is a chunk of images ``idx``; its result, their LOT embeddings and split terms
+  (:class:`~wassembed.exact.LinearOT` against a fixed reference, :class:`~wassembed.exact.CloudLOT` for clouds).
+
+The in-process executor, the local process pool and the Dask executor all run the same jobs, so the cache
+does not depend on where its values were computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..errors import SolverError, explain
+from ._datakind import POINT_CLOUDS, Data, kind_of
+from ._grid import lemon
+from ._rational import lattice_coords, rational_scales
+
+__all__ = ["LOT", "PAIRS", "ExactJob"]
+
+PAIRS = "pairs"
+LOT = "lot"
+
+#: largest support (bins) for which the pair job ships a full ground cost beside the grid path (for POT's
+#: fallback rows): 4,096 bins are 128 MB of float64
+_SHIP_COST_MAX_BINS = 4096
+
+
+@dataclass(frozen=True)
+class ExactJob:
+    """One kind of exact work on one dataset (picklable: the parts travel once, tasks carry indices only).
+
+    Attributes
+    ----------
+    work : str
+        ``"pairs"`` or ``"lot"``.
+    kind : str
+        ``"histograms"`` or ``"point_clouds"``.
+    parts : tuple
+        The data shipped once to each worker: histograms ``(weights (n, k), scales (n,), ground cost (k, k) or
+        None)`` for pairs and ``(weights (n, k), reference (k,))`` for LOT; clouds ``(PointCloudSet,)`` and
+        ``(PointCloudSet, reference points (m, d))``.
+    p : int
+        2 (W2², squared Euclidean ground cost) or 1 (W1, Euclidean).
+    num_iter_max : int
+        POT's network-simplex iteration limit (reaching it raises :class:`~wassembed.errors.SolverError`).
+    coords : ndarray, shape (k, d), optional
+        The histograms' bin coordinates (the grid path, LOT's barycentric maps).
+
+    Examples
+    --------
+    >>> from wassembed.data import PointCloudSet
+    >>> cs = PointCloudSet.from_clouds([np.zeros((1, 2)), np.array([[3.0, 4.0]])])
+    >>> ExactJob.pairs(cs, p=1, num_iter_max=100).runner()((np.array([0]), np.array([1]))).tolist()
+    [5.0]
+    """
+
+    work: str
+    kind: str
+    parts: tuple
+    p: int = 2
+    num_iter_max: int = 10_000_000
+    coords: np.ndarray | None = field(default=None, compare=False)
+
+    @classmethod
+    def pairs(cls, data: Data, p: int, num_iter_max: int) -> ExactJob:
+        """The job of exact pair values of ``data`` (a HistogramSet or a PointCloudSet)."""
+        kind = kind_of(data)
+        if kind == POINT_CLOUDS:
+            return cls(PAIRS, kind, (data,), int(p), int(num_iter_max))
+        weights = np.ascontiguousarray(data.weights, dtype=np.float64)
+        coords = data.support_coords() if data.cost is None else None
+        grid = int(p) == 2 and coords is not None and lattice_coords(coords) is not None and lemon() is not None
+        scales = rational_scales(weights) if grid else np.zeros(data.n, dtype=np.int64)
+        ship_cost = not grid or (bool((scales == 0).any()) and data.k <= _SHIP_COST_MAX_BINS)
+        M = np.ascontiguousarray(data.ground_cost(p), dtype=np.float64) if ship_cost else None
+        return cls(PAIRS, kind, (weights, scales, M), int(p), int(num_iter_max),
+                   None if coords is None else np.asarray(coords, dtype=np.float64))
+
+    @classmethod
+    def lot(cls, data: Data, reference: np.ndarray, num_iter_max: int) -> ExactJob:
+        """The job of per-image LOT targets of ``data`` against ``reference`` (histogram ``(k,)``, or points)."""
+        kind = kind_of(data)
+        if kind == POINT_CLOUDS:
+            return cls(LOT, kind, (data, np.asarray(reference, dtype=np.float64)), 2, int(num_iter_max))
+        return cls(LOT, kind, (np.ascontiguousarray(data.weights, dtype=np.float64),
+                               np.asarray(reference, dtype=np.float64)), 2, int(num_iter_max),
+                   np.asarray(data.support_coords(), dtype=np.float64))
+
+    def bare(self) -> ExactJob:
+        """This job without its parts (what a Dask task carries; the parts are scattered once)."""
+        return replace(self, parts=())
+
+    def with_parts(self, parts) -> ExactJob:
+        """This job with ``parts`` (resolved on a worker)."""
+        return replace(self, parts=tuple(parts))
+
+    def units(self, task) -> int:
+        """Pairs or images in a task (progress)."""
+        return int(len(task[0]) if self.work == PAIRS else len(task))
+
+    def runner(self) -> Callable:
+        """A function ``task -> result``, built once per worker (see the module docstring)."""
+        if self.work == PAIRS:
+            return self._pair_runner()
+        if self.kind == POINT_CLOUDS:
+            from ._cloud_lot import CloudLOT
+
+            clouds, reference = self.parts
+            lot = CloudLOT(reference, num_iter_max=self.num_iter_max)
+            return lambda idx: lot.transform(clouds.subset(idx), return_split=True)
+        from ._lot import LinearOT
+
+        weights, reference = self.parts
+        lot = LinearOT(self.coords, reference=reference, num_iter_max=self.num_iter_max)
+        return lambda idx: lot.transform(weights[np.asarray(idx)], return_split=True)
+
+    def _pair_runner(self) -> Callable:
+        if self.kind == POINT_CLOUDS:
+            from ._clouds import CloudSolver
+
+            (clouds,) = self.parts
+            cloud_solver = CloudSolver(self.p, num_iter_max=self.num_iter_max)
+            return lambda task: cloud_solver.solve_pairs(clouds, *task)
+        from ._solver import ExactSolver
+
+        weights, scales, M = self.parts
+        solver = ExactSolver(M, self.p, coords=self.coords, num_iter_max=self.num_iter_max)
+        return lambda task: solver.solve_pairs(weights, *task, scales=scales)
+
+    def check(self, task, out):
+        """``out`` if it is a well-formed result of ``task`` (values ``(m,)``, or embeddings and splits)."""
+        m = self.units(task)
+        if self.work == PAIRS:
+            values = np.asarray(out, dtype=np.float64)
+            if values.shape == (m,):
+                return values
+            received = f"shape {values.shape}"
+        else:
+            emb, split = out
+            if len(emb) == m and np.shape(split) == (m,):
+                return out
+            received = f"{len(emb)} embeddings, split of shape {np.shape(split)}"
+        raise SolverError(explain("an executor returned a malformed result", expected=f"{m} results",
+                                  received=received, fix="check the workers' wassembed version"))
