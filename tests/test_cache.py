@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wassembed.data import HistogramSet
 from wassembed.errors import (
     CacheError,
     CacheMismatchError,
     CorruptShardError,
     SolverError,
 )
-from wassembed.data import HistogramSet
 from wassembed.exact import DistanceCache, precompute, verify
 
 from .conftest import content, run_cli, same
@@ -35,8 +35,10 @@ def test_precompute_values_and_manifest(small_digits, tmp_path):
     t = c.read()
     from wassembed.exact import ExactSolver
 
-    grid = ExactSolver(coords=small_digits.support_coords())  # the digits are integer images: the grid path
-    np.testing.assert_array_equal(t.value, grid.solve_pairs(small_digits.weights, t.i, t.j))
+    auto = ExactSolver(coords=small_digits.support_coords())  # what precompute runs (8×8 digits: POT's problems)
+    np.testing.assert_array_equal(t.value, auto.solve_pairs(small_digits.weights, t.i, t.j))
+    grid = ExactSolver(coords=small_digits.support_coords(), method="grid")  # integer images: the grid path too
+    np.testing.assert_allclose(t.value, grid.solve_pairs(small_digits.weights, t.i, t.j), rtol=1e-12, atol=0)
     pot = ExactSolver(small_digits.ground_cost(2), method="pot").solve_pairs(small_digits.weights, t.i, t.j)
     np.testing.assert_allclose(t.value, pot, rtol=1e-12, atol=0)
 
@@ -87,12 +89,16 @@ def test_solver_failure_is_never_cached(small_digits, tmp_path, monkeypatch):
     # the grid path (integer images): LEMON reporting anything but an optimum
     import pylmcf
 
+    from wassembed.exact._grid import lemon
+
+    assert lemon() is pylmcf  # loaded (its self-test passed) before the breakage below
+
     def infeasible(self):
         raise RuntimeError("Solver failed: problem is INFEASIBLE")
 
     monkeypatch.setattr(pylmcf.Graph, "solve", infeasible)
     with pytest.raises(SolverError, match=r"did not reach optimality.*INFEASIBLE"):
-        precompute(small_digits, tmp_path / "g", pairs=20, workers=1, progress=False)
+        precompute(small_digits, tmp_path / "g", pairs=20, workers=1, progress=False, method="grid")
     assert DistanceCache.open(tmp_path / "g").read().i.size == 0
 
 

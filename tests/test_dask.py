@@ -237,8 +237,16 @@ def test_benchmark_function_small(digits, client):
 # all of them at one moment, lets the run finish (the nanny of a LocalCluster restarts a killed worker; the
 # slow sweep starts replacement worker processes itself), and compares the cache with the local pool's:
 # same shard files byte for byte, same (i, j, value) table, every shard verified, no temporary file left.
-PLAN = dict(pairs=4000, chunk_size=250, seed=3, progress=False, lot=False)
+PLAN = dict(pairs=4000, chunk_size=250, seed=3, progress=False)  # then one LOT solve per image (13 chunks)
 CHUNKS = 16
+
+
+def lot_content(path) -> tuple:
+    """``(index, embedding, split, reference)`` of the cache's LOT targets."""
+    from wassembed.exact import read_lot_targets
+
+    t = read_lot_targets(DistanceCache.open(path))
+    return t.index, t.embedding, t.split, t.reference
 
 
 @pytest.fixture(scope="module")
@@ -266,8 +274,9 @@ def _kill(client, pids, victims, handle=None) -> list:
 
 def _install_kill(ex, client, pids, when, victims, info, monkeypatch, on_kill):
     """Arm one kill at the moment ``when`` of the next run on ``ex``: ("start", delay s after the executor's
-    start begins, 0 = right before it), ("result", k: right before the k-th result is fetched, -1 = the last),
-    ("write", k: right before the k-th shard is written, -1 = the last) or ("time", s after the run starts)."""
+    start begins, 0 = right before it, -1 = right before the LOT targets' job starts), ("result", k: right before
+    the k-th result is fetched, -1 = the last pair chunk's, above CHUNKS: a LOT chunk's), ("write", k: right
+    before the k-th shard is written, -1 = the last) or ("time", s after the run starts)."""
     kind, at = when
 
     def fire(handle=None):
@@ -281,12 +290,13 @@ def _install_kill(ex, client, pids, when, victims, info, monkeypatch, on_kill):
         th.start()
         info["thread"] = th
 
-    nth, seen = (CHUNKS if at == -1 else at), []
+    nth, seen, starts = (CHUNKS if at == -1 else at), [], []
 
     def start(*args):
-        if at == 0:
+        starts.append(args)
+        if at == 0 and len(starts) == 1 or at == -1 and len(starts) == 2:
             fire()
-        else:
+        elif at > 0 and len(starts) == 1:
             later(at)
         return real_start(*args)
 
@@ -330,7 +340,8 @@ def _kill_trial(client, hs, out, ref, when, victims, monkeypatch, on_kill=lambda
     info["seconds"] = round(end - t0, 2)
     info["during_run"] = "kill_at" in info and info.pop("kill_at") < end
     info["ok"] = bool(r.computed == 4000 and shard_bytes(out) == shard_bytes(ref) and same(content(out), content(ref))
-                      and verify(out)["ok"] and not list((out / "shards").glob(".tmp-*")))
+                      and verify(out)["ok"] and not list((out / "shards").glob(".tmp-*"))
+                      and r.lot_computed == 400 and same(lot_content(out), lot_content(ref)))
     return info
 
 
@@ -351,6 +362,30 @@ def test_worker_holding_the_last_result_killed_completes_identically(digits, cli
     record("Dask worker process holding the last result killed (SIGKILL)", 1, int(info["ok"]),
            run_seconds=info["seconds"])
     assert info.get("killed") == 1 and info["during_run"] and info["ok"], info
+
+
+def test_worker_killed_during_the_lot_targets_completes_identically(digits, client, kill_ref, tmp_path,
+                                                                   monkeypatch):
+    """The second phase: a worker dies while the cluster solves the per-image LOT targets."""
+    info = _kill_trial(client, digits.subset(np.arange(400)), tmp_path / "c", kill_ref, ("result", CHUNKS + 5),
+                       "one", monkeypatch)
+    record("Dask worker process killed during the LOT targets (SIGKILL)", 1, int(info["ok"]),
+           run_seconds=info["seconds"])
+    assert info.get("killed") == 1 and info["during_run"] and info["ok"], info
+
+
+def test_lot_targets_run_on_the_cluster_and_equal_the_local_pools(digits, client, tmp_path, monkeypatch):
+    """precompute(client=...) solves the LOT targets on the cluster too (no local pool), with the same result."""
+    from wassembed.exact import LocalPoolExecutor
+
+    hs = digits.subset(np.arange(300))
+    precompute(hs, tmp_path / "pool", pairs=600, workers=2, seed=4, progress=False)
+    with monkeypatch.context() as mp:
+        mp.setattr(LocalPoolExecutor, "start", lambda *a: pytest.fail("a local pool was started"))
+        r = precompute(hs, tmp_path / "dask", pairs=600, client=client, seed=4, progress=False)
+    assert r.executor == "dask" and r.lot_computed == r.lot_requested > 200
+    assert same(lot_content(tmp_path / "dask"), lot_content(tmp_path / "pool"))
+    assert same(content(tmp_path / "dask"), content(tmp_path / "pool"))
 
 
 def test_no_worker_left_waits_then_fails_clearly_and_resumes(digits, tmp_path, monkeypatch, capfd):
@@ -435,7 +470,10 @@ class WorkerPool:
 #: moments of the slow sweep: (phase, where) — all of start-up, compute and end — each with one or all workers
 SWEEP = [(("start", 0), "one"), (("start", 0), "all"), (("start", 0.005), "one"), (("start", 0.02), "all"),
          (("result", 1), "one"), (("result", 1), "all"), (("result", 8), "one"), (("write", 8), "all"),
-         (("result", -1), "one"), (("result", -1), "all"), (("write", -1), "one"), (("write", -1), "all")]
+         (("result", -1), "one"), (("result", -1), "all"), (("write", -1), "one"), (("write", -1), "all"),
+         # the second phase, the per-image LOT targets: at their job's start, on their first and last chunks
+         (("start", -1), "one"), (("start", -1), "all"), (("result", CHUNKS + 1), "all"),
+         (("result", CHUNKS + 13), "one")]
 TIMED = [0.0, 0.05, 0.15, 0.3, 0.45, 0.6, 0.75, 0.9]  # fractions of an undisturbed run's duration
 
 
@@ -447,8 +485,9 @@ def long_timeout(fn):
 @pytest.mark.slow
 @long_timeout
 def test_workers_killed_at_many_moments_sweep(digits, kill_ref, tmp_path, monkeypatch):
-    """20 trials on one cluster: one worker or all of them killed at each phase of a run and at moments spread
-    over a whole run; replacement workers are started at once (the run waits for them when none is left)."""
+    """24 trials on one cluster: one worker or all of them killed at each phase of a run (the pairs, then the LOT
+    targets) and at moments spread over a whole run; replacement workers are started at once (the run waits for
+    them when none is left)."""
     hs = digits.subset(np.arange(400))
     pool = WorkerPool(2)
     try:

@@ -187,12 +187,14 @@ def test_a_missing_or_broken_library_falls_back_to_pot_with_one_warning(monkeypa
 def test_a_solve_lemon_does_not_report_optimal_raises(monkeypatch):
     import pylmcf
 
+    assert _grid.lemon() is pylmcf  # loaded (its self-test passed) before the breakage below
+
     def unbounded(self):
         raise RuntimeError("Solver failed: problem is UNBOUNDED")
 
     monkeypatch.setattr(pylmcf.Graph, "solve", unbounded)
     with pytest.raises(SolverError, match=r"exact solve of pair \(0, 1\) did not reach optimality.*UNBOUNDED"):
-        ExactSolver(coords=_grid_coords(2, 2)).solve_pairs(np.eye(4), [0], [1])
+        ExactSolver(coords=_grid_coords(2, 2), method="grid").solve_pairs(np.eye(4), [0], [1])
 
 
 def test_the_l1_cost_is_separable_too():

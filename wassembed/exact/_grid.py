@@ -228,11 +228,16 @@ class GridSolver:
         x = self._idx[bins]
         return np.array([(2 * int(counts @ x[:, d]) + total) // (2 * total) for d in (0, 1)], dtype=np.int64)
 
-    def _axis(self, src, dst) -> int:
-        """0 (rows first) or 1 (columns first): whichever graph has fewer arcs."""
+    def arcs(self, src: np.ndarray, dst: np.ndarray) -> tuple[int, int]:
+        """``(axis, arcs)``: the orientation with fewer arcs (0: rows first) and its number of arcs, for the
+        problem from bins ``src`` to bins ``dst`` (the bipartite problem has ``src.size * dst.size``)."""
         ps, pt = self._idx[src], self._idx[dst]
         n = [np.count_nonzero(np.bincount(x)) for x in (ps[:, 0], ps[:, 1], pt[:, 0], pt[:, 1])]
-        return 0 if src.size * n[2] + dst.size * n[1] <= src.size * n[3] + dst.size * n[0] else 1
+        rows_first, cols_first = src.size * n[2] + dst.size * n[1], src.size * n[3] + dst.size * n[0]
+        return (0, rows_first) if rows_first <= cols_first else (1, cols_first)
+
+    def _axis(self, src, dst) -> int:
+        return self.arcs(src, dst)[0]
 
     # -- public solves ----------------------------------------------------------------------------------
     def supplies(self, ca: np.ndarray, cb: np.ndarray):

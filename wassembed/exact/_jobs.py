@@ -21,8 +21,7 @@ import numpy as np
 
 from ..errors import SolverError, explain
 from ._datakind import POINT_CLOUDS, Data, kind_of
-from ._grid import lemon
-from ._rational import lattice_coords, rational_scales
+from ._rational import rational_scales
 
 __all__ = ["LOT", "PAIRS", "ExactJob"]
 
@@ -54,6 +53,8 @@ class ExactJob:
         POT's network-simplex iteration limit (reaching it raises :class:`~wassembed.errors.SolverError`).
     coords : ndarray, shape (k, d), optional
         The histograms' bin coordinates (the grid path, LOT's barycentric maps).
+    method : {"auto", "grid", "pot"}
+        The histograms' solver path (see :class:`~wassembed.exact.ExactSolver`).
 
     Examples
     --------
@@ -69,31 +70,38 @@ class ExactJob:
     p: int = 2
     num_iter_max: int = 10_000_000
     coords: np.ndarray | None = field(default=None, compare=False)
+    method: str = "auto"
 
     @classmethod
-    def pairs(cls, data: Data, p: int, num_iter_max: int) -> ExactJob:
-        """The job of exact pair values of ``data`` (a HistogramSet or a PointCloudSet)."""
+    def pairs(cls, data: Data, p: int, num_iter_max: int, method: str = "auto") -> ExactJob:
+        """The job of exact pair values of ``data`` (a HistogramSet or a PointCloudSet).
+
+        For histograms the solver is built once here, so a support or method it refuses raises
+        :class:`~wassembed.errors.InputError` before any work.
+        """
+        from ._solver import ExactSolver
+
         kind = kind_of(data)
         if kind == POINT_CLOUDS:
             return cls(PAIRS, kind, (data,), int(p), int(num_iter_max))
         weights = np.ascontiguousarray(data.weights, dtype=np.float64)
         coords = data.support_coords() if data.cost is None else None
-        grid = int(p) == 2 and coords is not None and lattice_coords(coords) is not None and lemon() is not None
+        xy = None if coords is None else np.asarray(coords, dtype=np.float64)
+        grid = ExactSolver(data.cost, p, coords=xy, method=method).grid is not None  # refusals: before any work
         scales = rational_scales(weights) if grid else np.zeros(data.n, dtype=np.int64)
         ship_cost = not grid or (bool((scales == 0).any()) and data.k <= _SHIP_COST_MAX_BINS)
         M = np.ascontiguousarray(data.ground_cost(p), dtype=np.float64) if ship_cost else None
-        return cls(PAIRS, kind, (weights, scales, M), int(p), int(num_iter_max),
-                   None if coords is None else np.asarray(coords, dtype=np.float64))
+        return cls(PAIRS, kind, (weights, scales, M), int(p), int(num_iter_max), xy, method)
 
     @classmethod
-    def lot(cls, data: Data, reference: np.ndarray, num_iter_max: int) -> ExactJob:
+    def lot(cls, data: Data, reference: np.ndarray, num_iter_max: int, method: str = "auto") -> ExactJob:
         """The job of per-image LOT targets of ``data`` against ``reference`` (histogram ``(k,)``, or points)."""
         kind = kind_of(data)
         if kind == POINT_CLOUDS:
             return cls(LOT, kind, (data, np.asarray(reference, dtype=np.float64)), 2, int(num_iter_max))
         return cls(LOT, kind, (np.ascontiguousarray(data.weights, dtype=np.float64),
                                np.asarray(reference, dtype=np.float64)), 2, int(num_iter_max),
-                   np.asarray(data.support_coords(), dtype=np.float64))
+                   np.asarray(data.support_coords(), dtype=np.float64), method)
 
     def bare(self) -> ExactJob:
         """This job without its parts (what a Dask task carries; the parts are scattered once)."""
@@ -120,7 +128,7 @@ class ExactJob:
         from ._lot import LinearOT
 
         weights, reference = self.parts
-        lot = LinearOT(self.coords, reference=reference, num_iter_max=self.num_iter_max)
+        lot = LinearOT(self.coords, reference=reference, method=self.method, num_iter_max=self.num_iter_max)
         return lambda idx: lot.transform(weights[np.asarray(idx)], return_split=True)
 
     def _pair_runner(self) -> Callable:
@@ -133,7 +141,7 @@ class ExactJob:
         from ._solver import ExactSolver
 
         weights, scales, M = self.parts
-        solver = ExactSolver(M, self.p, coords=self.coords, num_iter_max=self.num_iter_max)
+        solver = ExactSolver(M, self.p, coords=self.coords, method=self.method, num_iter_max=self.num_iter_max)
         return lambda task: solver.solve_pairs(weights, *task, scales=scales)
 
     def check(self, task, out):

@@ -50,7 +50,7 @@ from ..data import HistogramSet, as_weights, parse_p
 from ..errors import InputError, explain
 from ._grid import GridSolver, lemon
 from ._rational import dyadic_reference, lattice_coords, rational_scales
-from ._solver import DEFAULT_NUM_ITER_MAX, METHODS, raise_unless_optimal
+from ._solver import DEFAULT_NUM_ITER_MAX, GRID_ARC_RATIO, GRID_MIN_ARCS, METHODS, raise_unless_optimal
 
 __all__ = ["LinearOT"]
 
@@ -193,13 +193,23 @@ class LinearOT:
             self._set_reference(dyadic_reference(w.mean(axis=0)))
         return self
 
+    def _grid_pays(self, b: np.ndarray) -> bool:
+        """Whether the grid path is taken for ``b`` (always with ``method="grid"``; by problem size with
+        ``"auto"``, as for pairs: :data:`~wassembed.exact._solver.GRID_ARC_RATIO`)."""
+        if self.method == "grid":
+            return True
+        ib = np.flatnonzero(b)
+        bipartite = self.reference_bins_.size * ib.size
+        return bipartite >= GRID_MIN_ARCS and bipartite >= GRID_ARC_RATIO * self._grid.arcs(self.reference_bins_,
+                                                                                             ib)[1]
+
     def _solve_one(self, b: np.ndarray, row: int, scale: int = 0) -> tuple[np.ndarray, float]:
         """Embedding ``(K * d,)`` of one histogram and its split term (mass spread around T(y_k)).
 
         ``scale`` is the histogram's :func:`rational_scales` (0: not rational, POT solves it).
         """
         what = f"exact solve from the LOT reference to row {row}"
-        if self._ref_counts is not None and scale:
+        if self._ref_counts is not None and scale and self._grid_pays(b):
             counts = np.rint(b * scale).astype(np.int64)
             total = scale // np.gcd(scale, int(self._ref_counts.sum())) * int(self._ref_counts.sum())
             if self._grid.fits(int(total)):

@@ -155,7 +155,7 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
                pairs_file: str | os.PathLike | None = None, chunk_size: int = 256, progress: bool = True,
                client: Any = None, executor: Executor | None = None,
                num_iter_max: int = DEFAULT_NUM_ITER_MAX, lot: bool = True,
-               lot_images: IndexSpec = None) -> PrecomputeResult:
+               lot_images: IndexSpec = None, method: str = "auto") -> PrecomputeResult:
     """Compute exact :math:`W_p^p` for a plan of pairs into the cache ``out`` (resumable).
 
     Parameters
@@ -188,6 +188,10 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
     lot_images : str or array-like, optional
         Only the images of the plan inside this range (``"A:B"`` or indices) get per-image solves (default:
         every image of the plan): the per-image budget when those solves are expensive (dense images).
+    method : {"auto", "grid", "pot"}
+        The exact solver's path for histograms (:class:`~wassembed.exact.ExactSolver`): the grid path where it
+        applies (default), POT only, or the grid path only (refused where it does not apply). The values
+        agree within float64 rounding whichever path made them.
 
     Returns
     -------
@@ -216,6 +220,7 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
         raise InputError(explain("the plan holds no pairs", expected="at least one pair of distinct images",
                                  received=f"images={images!r}, against={against!r}",
                                  fix="choose ranges with at least two different images"))
+    job = ExactJob.pairs(hs, p, num_iter_max, method)  # a support or method it refuses: before any work
     ex = executor or _make_executor(workers, client)
     with _cache_io(out):  # a read-only, full or foreign cache directory: a clear error, not a traceback
         cache = DistanceCache.create(out, hs, p, num_iter_max=num_iter_max)
@@ -230,14 +235,14 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
     elsewhere = 0
     t0 = time.perf_counter()
     if todo:
-        computed, elsewhere = _run(cache, pair_ex, ExactJob.pairs(hs, p, num_iter_max), todo, total, progress)
+        computed, elsewhere = _run(cache, pair_ex, job, todo, total, progress)
     seconds = time.perf_counter() - t0
     with _cache_io(out):
         counts = cache.update_counts()
     done = {"requested": 0, "computed": 0, "seconds": 0.0}
     if lot and has_lot_support(hs, p):
         with _cache_io(out):
-            done = _lot_step(cache, np.union1d(i_all, j_all), lot_images, ex, progress, num_iter_max)
+            done = _lot_step(cache, np.union1d(i_all, j_all), lot_images, ex, progress, num_iter_max, method)
     return PrecomputeResult(cache=str(cache.path), requested=int(i_all.size), already_cached=already,
                             computed=computed, done_elsewhere=elsewhere, seconds=seconds,
                             pairs_per_s=computed / seconds if seconds > 0 and computed else 0.0,
@@ -258,11 +263,12 @@ def _missing_chunks(cache, i_all, j_all, new_all, chunk_size: int) -> list:
     return todo
 
 
-def _lot_step(cache, planned: np.ndarray, lot_images, ex, progress: bool, num_iter_max: int) -> dict:
+def _lot_step(cache, planned: np.ndarray, lot_images, ex, progress: bool, num_iter_max: int, method: str) -> dict:
     """The per-image LOT solves of the plan's images (inside ``lot_images`` when given), on the executor ``ex``."""
     if lot_images is not None:
         planned = np.intersect1d(planned, parse_range(lot_images, cache.data.n, what="lot_images"))
-    return compute_lot_targets(cache, planned, executor=ex, progress=progress, num_iter_max=num_iter_max)
+    return compute_lot_targets(cache, planned, executor=ex, progress=progress, num_iter_max=num_iter_max,
+                               method=method)
 
 
 def _run(cache, ex, job, todo, total, progress) -> tuple[int, int]:

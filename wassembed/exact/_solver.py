@@ -51,6 +51,13 @@ METHODS = ("auto", "grid", "pot")
 #: largest support whose full ground cost is built for POT's rows (4,096 bins: 128 MB of float64)
 _FULL_COST_MAX_BINS = 4096
 
+#: ``method="auto"`` takes the grid path when the bipartite problem has at least GRID_MIN_ARCS arcs and
+#: GRID_ARC_RATIO times the arcs of the 3-partite one. Measured on random integer images from 6×6 to 24×24 (one
+#: thread): below either, POT is as fast or faster (fixed costs dominate: 0.8× on the 8×8 digits, 32 nonzero
+#: bins; 0.77–0.84× on full 6×6 grids); MNIST (ratio ~3.7, ~20,000 arcs) runs 1.7× faster on the grid path.
+GRID_MIN_ARCS = 4096
+GRID_ARC_RATIO = 2.5
+
 
 class ExactSolver:
     """Exact :math:`W_p^p` between histograms sharing one support.
@@ -186,6 +193,11 @@ class ExactSolver:
         """One pair, with the rational scales of its two rows (0: not rational)."""
         if self.grid is not None:
             if sa and sb:
+                if self.method == "auto":  # small problems: POT's fixed costs are lower (GRID_ARC_RATIO)
+                    ia, ib = np.flatnonzero(a), np.flatnonzero(b)
+                    bipartite = ia.size * ib.size
+                    if bipartite < GRID_MIN_ARCS or bipartite < GRID_ARC_RATIO * self.grid.arcs(ia, ib)[1]:
+                        return self._pot(a, b, who)
                 ca, cb = np.rint(a * sa).astype(np.int64), np.rint(b * sb).astype(np.int64)
                 total = sa // np.gcd(sa, sb) * sb
                 if self.grid.fits(int(total)):

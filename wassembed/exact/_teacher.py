@@ -145,7 +145,8 @@ def _done(cache) -> np.ndarray:
 
 
 def compute_lot_targets(cache, images, *, workers: int = 1, executor=None, chunk_size: int = 32,
-                        progress: bool = True, num_iter_max: int = DEFAULT_NUM_ITER_MAX) -> dict:
+                        progress: bool = True, num_iter_max: int = DEFAULT_NUM_ITER_MAX,
+                        method: str = "auto") -> dict:
     """Solve the LOT problem of every image of ``images`` that has no target yet, into ``cache`` (resumable).
 
     Parameters
@@ -165,6 +166,8 @@ def compute_lot_targets(cache, images, *, workers: int = 1, executor=None, chunk
         Progress on stderr (``lot targets``: images done, images/s, ETA).
     num_iter_max : int
         POT's network-simplex iteration limit; reaching it raises :class:`~wassembed.errors.SolverError`.
+    method : {"auto", "grid", "pot"}
+        The solver's path for histograms (see :class:`~wassembed.exact.LinearOT`).
 
     Returns
     -------
@@ -196,7 +199,7 @@ def compute_lot_targets(cache, images, *, workers: int = 1, executor=None, chunk
         if executor is None or (isinstance(executor, LocalPoolExecutor) and len(chunks) < 2):
             w = check_pos_int("workers", workers)
             executor = LocalPoolExecutor(w) if w > 1 and len(chunks) > 1 else InProcessExecutor()
-        computed = _run(cache, chunks, ExactJob.lot(cache.data, reference, num_iter_max), executor, progress)
+        computed = _run(cache, chunks, ExactJob.lot(cache.data, reference, num_iter_max, method), executor, progress)
     return {"requested": int(images.size), "already_cached": int(images.size - todo.size), "computed": computed,
             "seconds": time.perf_counter() - t0}
 
