@@ -181,3 +181,32 @@ def test_serve_benchmark_shows_the_fitted_baselines(digits):
     for name in ("LOT, reference = mean of 1000 training images", "sliced regression (50 dir.)"):
         assert re.search(rf"^\| {re.escape(name)} \| independent \| [0-9,]+ \| [0-9,]+ \| ", table, flags=re.M), table
     assert "sliced regression" in json.dumps(res) and res["settings"]["baseline_fit_pairs"] == 100
+
+
+def test_threads_benchmark_measures_each_setting_and_leaves_nothing_running(monkeypatch):
+    """A tiny run of ``bench threads``: every preset × setting × condition measured with the thread count it
+    names, torch's setting unchanged, and the load processes the bench started ended."""
+    torch = pytest.importorskip("torch")
+    from wassembed.bench import _threads
+
+    started = []
+    real_popen = _threads.subprocess.Popen
+    monkeypatch.setattr(_threads.subprocess, "Popen", lambda *a, **k: started.append(real_popen(*a, **k))
+                        or started[-1])
+    before = torch.get_num_threads()
+    r = _threads.run_threads_benchmark("digits", presets=("fast", "set"), images=60, pairs=150, epochs=1,
+                                       distill_epochs=1)
+    assert torch.get_num_threads() == before
+    cores = r["cores"]
+    loads = [p for p in started if "while True: pass" in p.args]
+    assert len(loads) == cores and all(p.poll() is not None for p in loads)  # loaded block only, all ended
+    got = {(x["condition"], x["preset"], x["setting"]): x for x in r["rows"]}
+    assert len(got) == 12 == len(r["rows"])
+    for (_, _, setting), x in got.items():
+        want = {"default": _threads.DEFAULT_THREADS, "1 thread": 1}.get(setting, cores)
+        assert x["threads"] == want and x["pairs_per_s"] > 0 and x["wall_s"] > 0, x
+    assert set(r["loads"]) == {"idle", "loaded"}
+    table = _threads.format_threads_benchmark(r)
+    assert table.count("\n| ") == 13 and f"| loaded | set | all cores ({cores}) |" in table
+    with pytest.raises(InputError, match="bad presets or conditions"):
+        _threads.run_threads_benchmark("digits", presets=("huge",))

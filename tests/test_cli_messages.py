@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -146,3 +147,113 @@ def test_options_of_the_running_command_are_reworded_without_a_word_list(tmp_pat
 ])
 def test_cli_words(message, words, flags, expected):
     assert cli_words(message, words, flags) == expected
+
+
+def _commands(cmd: click.Command, path: tuple = ()):
+    """Every command of the tree under ``cmd`` (groups included) with its path, importing lazy subcommands."""
+    yield path, cmd
+    if isinstance(cmd, click.Group):
+        ctx = click.Context(cmd, info_name=path[-1] if path else "wassembed")
+        for name in cmd.list_commands(ctx):
+            yield from _commands(cmd.get_command(ctx, name), (*path, name))
+
+
+def test_every_option_of_every_command_has_help():
+    seen, missing = set(), []
+    for path, cmd in _commands(main):
+        seen.add(" ".join(path))
+        missing += [f"wassembed {' '.join(path)} {'/'.join(p.opts)}" for p in cmd.params
+                    if isinstance(p, click.Option) and not (p.help or "").strip()]
+    assert {"train", "cache verify", "precompute", "distance", "bench threads", "bench dask"} <= seen, seen
+    assert missing == [], missing
+
+
+def test_train_help_explains_epochs_and_distillation_together():
+    r = CliRunner().invoke(main, ["train", "--help"], terminal_width=200)
+    assert r.exit_code == 0
+    text = " ".join(r.output.split())
+    assert re.search(r"--epochs INTEGER RANGE .*pair epochs.*distillation phase runs first and is not counted: "
+                     r"--epochs does not shorten it \(see --distill-epochs\)", text), text
+    assert re.search(r"--distill-epochs INTEGER RANGE .*in addition to --epochs \(a small --epochs does not cap "
+                     r"it\) \[80; 40 for point clouds\]; 0 skips it", text), text
+    assert "--epochs 2 --distill-epochs 5" in text  # the quick run, in the command's description
+
+
+@pytest.fixture
+def interrupt_at(monkeypatch):
+    """Make training raise KeyboardInterrupt (as Ctrl-C does) at a chosen point: ``"distillation"`` (the phase
+    before the first pair epoch) or an int (that pair epoch, after the previous ones were checkpointed); None
+    disarms it."""
+    from wassembed.learn import _trainer
+
+    def arm(where):
+        if where is None:  # disarmed: training runs as usual again
+            monkeypatch.undo()
+        elif where == "distillation":
+            def distill_phase(*a, **k):
+                raise KeyboardInterrupt
+            monkeypatch.setattr(_trainer, "_distill_phase", distill_phase)
+        else:
+            real = _trainer.run_epoch
+
+            def run_epoch(state, plan, epoch):
+                if epoch == where:
+                    raise KeyboardInterrupt
+                return real(state, plan, epoch)
+            monkeypatch.setattr(_trainer, "run_epoch", run_epoch)
+
+    yield arm
+    monkeypatch.undo()
+
+
+def test_ctrl_c_during_distillation_says_nothing_was_saved(caches, tmp_path, interrupt_at):
+    pytest.importorskip("torch")
+    out = tmp_path / "m"
+    args = ["train", str(caches[1]), "--out", str(out), "--device", "cpu", "--epochs", "2", "--quiet"]
+    interrupt_at("distillation")
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 130, r.output
+    assert re.search(r"Interrupted before the first pair epoch ended .*distillation phase.* writes no "
+                     r"checkpoint\): nothing was saved in \S+checkpoints\. Rerun the same command, without --resume",
+                     r.stderr), r.stderr
+    assert not (out / "checkpoints" / "state.json").exists()  # what the message says
+    r = CliRunner().invoke(main, [*args, "--resume"])  # a user who resumes anyway is told why not, in flags
+    assert r.exit_code == 2
+    assert re.search(r"nothing to resume: .*fix: train without --resume first", r.stderr), r.stderr
+    assert "resume=True" not in r.stderr
+
+
+def test_ctrl_c_after_a_pair_epoch_names_its_checkpoint_and_resume_finishes(caches, tmp_path, interrupt_at):
+    pytest.importorskip("torch")
+    out = tmp_path / "m"
+    args = ["train", str(caches[1]), "--out", str(out), "--device", "cpu", "--epochs", "2", "--distill-epochs",
+            "1", "--quiet"]
+    interrupt_at(2)
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 130, r.output
+    assert re.search(r"Interrupted: the checkpoint of pair epoch 1 is in \S+checkpoints; rerun the same command "
+                     r"with --resume", r.stderr), r.stderr
+    interrupt_at(None)
+    r = CliRunner().invoke(main, [*args, "--resume"])
+    assert r.exit_code == 0, r.output
+    assert (out / "model.json").exists()
+
+
+@pytest.mark.filterwarnings("ignore::wassembed.learn.SmallDataWarning")  # the small cache's, as expected
+def test_ood_warning_names_the_flag(caches, tmp_path):
+    """``distance`` on inputs unlike the training images: the warning names --no-ood-warning, which silences it."""
+    pytest.importorskip("torch")
+    import wassembed
+
+    model = tmp_path / "model"
+    wassembed.train(caches[1], epochs=1, distill_epochs=0, device="cpu", progress=False).save(model)
+    noise = np.random.default_rng(0).random((6, 8, 8)) ** 8  # sparse bright specks: far from any digit
+    np.save(tmp_path / "noise.npy", noise)
+    args = ["distance", str(model), str(tmp_path / "noise.npy"), str(tmp_path / "noise.npy"), "-o",
+            str(tmp_path / "d.npy")]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert re.search(r"warning: \d+ of 12 inputs .*pass --no-ood-warning to silence", r.stderr), r.stderr
+    assert "warn_ood" not in r.stderr
+    r = CliRunner().invoke(main, [*args, "--no-ood-warning"])
+    assert r.exit_code == 0 and "warning:" not in r.stderr, r.stderr

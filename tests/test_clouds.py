@@ -232,3 +232,13 @@ def test_not_optimal_raises_solver_error():
     cs = PointCloudSet.from_clouds(_random_clouds(7, n=2, low=30, high=31))
     with pytest.raises(SolverError, match=r"exact solve of pair \(0, 1\) did not reach optimality"):
         CloudSolver(num_iter_max=1).solve_pairs(cs, [0], [1])
+
+
+def test_a_list_of_clouds_given_to_the_constructor_points_to_from_clouds():
+    """``PointCloudSet(list_of_clouds)``, a natural first try, names the constructor that takes a list."""
+    ragged = [np.zeros((3, 2)), np.ones((5, 2))]
+    with pytest.raises(InputError, match=r"points is ragged.*fix: .*use PointCloudSet\.from_clouds\(clouds\)"):
+        PointCloudSet(ragged)
+    with pytest.raises(InputError, match=r"points have the wrong rank.*fix: .*use PointCloudSet\.from_clouds"):
+        PointCloudSet([np.zeros((3, 2)), np.ones((3, 2))])  # clouds of one size stack into (n, k, d)
+    assert PointCloudSet.from_clouds(ragged).sizes.tolist() == [3, 5]  # what the message suggests works

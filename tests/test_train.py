@@ -360,3 +360,30 @@ def test_cli_train_evaluate(caches, tmp_path):
     assert len((out / "train_log.jsonl").read_text().splitlines()) == 3
     p = run_cli("train", caches / "train", "--out", out)
     assert p.returncode == 2 and "already holds" in p.stderr
+
+
+def test_training_threads_default_to_one_on_cpu_and_torch_is_restored(caches, tmp_path):
+    """Without ``threads`` (Python) or ``--threads`` (CLI) a CPU run trains on 1 thread, the measured choice
+    (docs/benchmarks-learning.md); torch's setting is restored after the run (``training_threads``'s examples
+    check 0 and explicit counts)."""
+    from click.testing import CliRunner
+
+    from wassembed.cli import main
+    from wassembed.learn import DEFAULT_CPU_THREADS
+
+    assert DEFAULT_CPU_THREADS == 1
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        quick = dict(epochs=1, distill_epochs=0, progress=False, device="cpu")
+        assert wassembed.train(caches / "train", **quick).info["training"]["threads"] == 1
+        assert torch.get_num_threads() == 2
+        with pytest.raises(InputError, match=r"bad threads.*received -1"):
+            wassembed.train(caches / "train", threads=-1, **quick)
+        r = CliRunner().invoke(main, ["train", str(caches / "train"), "--out", str(tmp_path / "m"), "--epochs", "1",
+                                      "--distill-epochs", "0", "--device", "cpu", "--quiet"])
+        assert r.exit_code == 0, r.output
+        assert json.loads((tmp_path / "m" / "model.json").read_text())["info"]["training"]["threads"] == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

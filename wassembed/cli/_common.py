@@ -31,7 +31,8 @@ def handle_errors(fn: F | None = None, *, words: Mapping[str, str] | None = None
 
     - the command's own options, found on the running Click command: a parameter name with an underscore
       becomes its flag everywhere (``val_fraction`` → ``--val-fraction``), any other one where it is
-      written as a parameter (``workers=2`` → ``--workers 2``, ``bad workers`` → ``bad --workers``);
+      written as a parameter (``workers=2`` → ``--workers 2``, ``bad workers`` → ``bad --workers``); an
+      on/off flag where it is written set (``resume=True`` → ``--resume``);
     - ``words``: what this command calls the API's other words (``{"cdist(X, Y)": "--matrix",
       "X": "{a}"}``); ``{name}`` in a value is the value the command received for its parameter ``name``
       (the file name the user typed).
@@ -61,7 +62,7 @@ def handle_errors(fn: F | None = None, *, words: Mapping[str, str] | None = None
 
 
 def _reword(words: Mapping[str, str], message: str) -> str:
-    return cli_words(message, words, _command_flags())
+    return cli_words(message, {**_command_switches(), **words}, _command_flags())
 
 
 def _show_warning(reword, show, message, category, filename, lineno, file=None, line=None) -> None:
@@ -132,6 +133,15 @@ def _command_flags() -> dict[str, str]:
         if isinstance(param, click.Option) and param.name and not param.is_flag:
             flags[param.name] = max(param.opts, key=len)
     return flags
+
+
+def _command_switches() -> dict[str, str]:
+    """``name=True`` -> flag for each on/off flag of the running Click command (``resume=True`` -> ``--resume``)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return {}
+    return {f"{p.name}=True": max(p.opts, key=len) for p in ctx.command.params
+            if isinstance(p, click.Option) and p.name and p.is_bool_flag and not p.secondary_opts}
 
 
 def needs_learning_stack(cmd: C) -> C:

@@ -1,8 +1,8 @@
-"""``wassembed bench exact|serve|dask|ood|gpu|index|clouds``: speed and accuracy figures measured in one run.
+"""``wassembed bench exact|serve|dask|ood|gpu|index|clouds|threads``: speed and accuracy figures measured in one run.
 
 ``bench exact`` and ``bench dask`` measure the exact stage as ``wassembed precompute`` runs it (POT without
-its torch backend, also in the workers they start); ``bench serve``, ``bench ood`` and ``bench gpu`` need the
-learning stack.
+its torch backend, also in the workers they start); ``bench serve``, ``bench ood``, ``bench gpu`` and ``bench
+threads`` need the learning stack.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ def bench() -> None:
 
 @bench.command("exact")
 @_data
-@click.option("--pairs", default=2000, show_default=True, type=int)
-@click.option("--workers", default=None, type=int, help="[default: all cores]")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--pairs", default=2000, show_default=True, type=int, help="Random pairs solved by each method.")
+@click.option("--workers", default=None, type=int, help="Processes of the all-workers run [default: all cores].")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the pair draw.")
 @click.option("--repeats", default=3, show_default=True, type=_count, help="Alternating rounds; best kept.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @handle_errors(words=_WORDS)
 def bench_exact(data, pairs, workers, seed, repeats, as_json):
     """Naive ot.emd2 loop vs precompute with 1 and all workers, on the same pairs."""
@@ -52,14 +52,18 @@ def bench_exact(data, pairs, workers, seed, repeats, as_json):
 @click.option("--test-cache", default=None, help="Cache of unseen pairs: measures interval coverage.")
 @click.option("--pairs", "n_pairs", default=200, show_default=True, type=click.IntRange(min=2),
               help="Pairs with exact values.")
-@click.option("--speed-pairs", default=10_000, show_default=True, type=_count)
-@click.option("--matrix-size", default=2000, show_default=True, type=_count)
-@click.option("--rerank-queries", default=20, show_default=True, type=_count)
-@click.option("--rerank-refs", default=2000, show_default=True, type=_count)
+@click.option("--speed-pairs", default=10_000, show_default=True, type=_count,
+              help="Pairs timed for the learned paired distance.")
+@click.option("--matrix-size", default=2000, show_default=True, type=_count,
+              help="cdist of N × N raw images, timed.")
+@click.option("--rerank-queries", default=20, show_default=True, type=_count,
+              help="Queries of the exact re-ranking check against brute-force exact kNN.")
+@click.option("--rerank-refs", default=2000, show_default=True, type=_count,
+              help="References of the re-ranking check (queries × references exact solves).")
 @click.option("--threads", default=1, show_default=True, type=_count, help="torch threads (CPU figures: 1).")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="Where the learned models run: cpu or cuda.")
 @click.option("--scaling", default="14,28,56", show_default=True, help="Grid sizes for the scaling table.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @handle_errors(words=_WORDS)
 def bench_serve(data, models, test_cache, n_pairs, speed_pairs, matrix_size, rerank_queries, rerank_refs, threads,
                 device, scaling, as_json):
@@ -77,10 +81,13 @@ def bench_serve(data, models, test_cache, n_pairs, speed_pairs, matrix_size, rer
 
 @bench.command("dask")
 @_data
-@click.option("--pairs", default=4000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int)
-@click.option("--repeats", default=1, show_default=True, type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--pairs", default=4000, show_default=True, type=int,
+              help="Random pairs (one plan, run by both executors).")
+@click.option("--workers", default=2, show_default=True, type=int,
+              help="Local pool processes, and Dask worker processes (one thread each).")
+@click.option("--repeats", default=1, show_default=True, type=int,
+              help="Runs per executor, alternating; medians reported.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @handle_errors(words=_WORDS)
 def bench_dask(data, pairs, workers, repeats, as_json):
     """Precompute on a Dask LocalCluster vs the local process pool, same pairs; checks identical caches."""
@@ -106,11 +113,12 @@ def bench_dask(data, pairs, workers, repeats, as_json):
 @click.option("--exact-pairs", default=200, show_default=True, type=_count, help="Pairs timed with exact OT.")
 @click.option("--error-pairs", default=150, show_default=True, type=click.IntRange(min=0),
               help="(foreign, unseen) pairs with exact values for the errors.")
-@click.option("--level", default=0.99, show_default=True, type=float)
+@click.option("--level", default=0.99, show_default=True, type=float,
+              help="Quantile of the held-out inputs' scores above which an input is flagged.")
 @click.option("--repeats", default=3, show_default=True, type=_count, help="Alternating rounds; best kept.")
 @click.option("--threads", default=1, show_default=True, type=_count, help="torch threads.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the pair and noise draws.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @handle_errors(words=_WORDS)
 def bench_ood(data, model, ood_data, unseen, trained_on, n_pairs, exact_pairs, error_pairs, level, repeats, threads,
               seed, as_json):
@@ -136,7 +144,7 @@ def bench_ood(data, model, ood_data, unseen, trained_on, n_pairs, exact_pairs, e
 @click.option("--batch-size", default=None, type=_count, help="Inputs per forward pass [default: the model's].")
 @click.option("--repeats", default=3, show_default=True, type=_count, help="Timed calls per row; best kept.")
 @click.option("--threads", default=None, type=_count, help="torch threads [default: 1 on CPU, torch's on CUDA].")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @handle_errors(words=_WORDS)
 def bench_gpu(data, device, model, n_embed, n_pairs, matrix_size, batch_size, repeats, threads, as_json):
     """The serving path at the device's speed: embed, distance, cdist from uint8 images, the encoder alone, parity."""
@@ -158,7 +166,7 @@ def bench_gpu(data, device, model, n_embed, n_pairs, matrix_size, batch_size, re
 @click.option("--out", required=True, help="Index directory (replaced).")
 @click.option("--n", "n_refs", default=1_000_000, show_default=True, type=_count,
               help="References: the base images extended by flips, transposes and 1–2 pixel shifts.")
-@click.option("--k", default=10, show_default=True, type=_count)
+@click.option("--k", default=10, show_default=True, type=_count, help="Neighbours per query.")
 @click.option("--queries", default=1000, show_default=True, type=_count, help="Queries timed without re-ranking.")
 @click.option("--rerank-queries", default=100, show_default=True, type=click.IntRange(min=0),
               help="Queries timed with exact re-ranking of --n-candidates candidates each.")
@@ -171,10 +179,11 @@ def bench_gpu(data, device, model, n_embed, n_pairs, matrix_size, batch_size, re
               help="References per block of the streamed matrix products.")
 @click.option("--check-refs", default=2000, show_default=True, type=click.IntRange(min=0),
               help="References of the brute-force check (0: skip it).")
-@click.option("--check-queries", default=20, show_default=True, type=click.IntRange(min=0))
+@click.option("--check-queries", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Queries of the brute-force check (0: skip it).")
 @click.option("--threads", default=1, show_default=True, type=_count, help="torch threads (CPU figures: 1).")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the query and subset draws.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @handle_errors(words=_WORDS)
 def bench_index(data, extra, model, out, n_refs, k, queries, rerank_queries, n_candidates, adaptive_queries, block,
                 search_block, check_refs, check_queries, threads, seed, as_json):
@@ -196,10 +205,11 @@ def bench_index(data, extra, model, out, n_refs, k, queries, rerank_queries, n_c
 @click.option("--test-cache", required=True, help="A cache of pairs among clouds no model was trained on.")
 @click.option("--model", "models", multiple=True, help="Trained point-cloud model (path; repeatable).")
 @click.option("--lot-points", default=64, show_default=True, type=_count, help="Points of the LOT reference.")
-@click.option("--speed-pairs", default=1000, show_default=True, type=_count)
+@click.option("--speed-pairs", default=1000, show_default=True, type=_count,
+              help="Test pairs timed for each method's speed on new pairs.")
 @click.option("--threads", default=1, show_default=True, type=_count, help="torch threads (CPU figures: 1).")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the timed pairs and the LOT reference.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @handle_errors(words=_WORDS)
 def bench_clouds(train_cache, test_cache, models, lot_points, speed_pairs, threads, seed, as_json):
     """Point-cloud models against linear optimal transport and the exact solver on unseen pairs: accuracy,
@@ -209,3 +219,87 @@ def bench_clouds(train_cache, test_cache, models, lot_points, speed_pairs, threa
     r = run_clouds_benchmark(train_cache, test_cache, models, lot_points=lot_points, speed_pairs=speed_pairs,
                              threads=threads, seed=seed)
     echo_json(r) if as_json else click.echo(format_clouds_benchmark(r))
+
+@needs_learning_stack
+@bench.command("threads")
+@click.option("--data", default="digits", show_default=True,
+              help="Images for the grid presets (MNIST IDX, .npy/.npz images or 'digits'); the set preset trains "
+                   "on synthetic 3-D shapes.")
+@click.option("--preset", "presets", multiple=True, type=click.Choice(["fast", "paper", "mlp", "set"]),
+              help="Preset to measure (repeatable) [default: all four].")
+@click.option("--condition", "conditions", multiple=True, type=click.Choice(["idle", "loaded"]),
+              help="idle: no load started; loaded: one busy-loop process per core beside training (repeatable) "
+                   "[default: both].")
+@click.option("--images", default=1400, show_default=True, type=_count, help="Images (or clouds) per cache.")
+@click.option("--pairs", default=3000, show_default=True, type=_count, help="Exact pairs per cache.")
+@click.option("--epochs", default=3, show_default=True, type=_count, help="Pair epochs per training run.")
+@click.option("--distill-epochs", default=10, show_default=True, type=click.IntRange(min=0),
+              help="Distillation epochs per training run (before the pair epochs).")
+@click.option("--repeats", default=1, show_default=True, type=_count,
+              help="Runs per preset, thread setting and condition (medians reported).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the data, pairs and training.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
+@handle_errors(words=_WORDS)
+def bench_threads(data, presets, conditions, images, pairs, epochs, distill_epochs, repeats, seed, as_json):
+    """Training throughput with the default thread count vs 1 thread vs all cores, on an idle machine and
+    with a load beside it."""
+    from ..bench._threads import CONDITIONS, PRESETS, format_threads_benchmark, run_threads_benchmark
+
+    r = run_threads_benchmark(data, presets=presets or PRESETS, conditions=conditions or CONDITIONS,
+                              images=images, pairs=pairs, epochs=epochs, distill_epochs=distill_epochs,
+                              repeats=repeats, seed=seed, log=lambda msg: click.echo(msg, err=True))
+    echo_json(r) if as_json else click.echo(format_threads_benchmark(r))
+
+
+def _recipe(text: str) -> tuple[str, dict]:
+    """``NAME:KEY=VALUE,KEY=VALUE`` -> (name, train overrides); values parsed as int, float, or kept text."""
+    name, _, spec = text.partition(":")
+    kw = {}
+    for item in filter(None, spec.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--recipe")
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                pass
+        kw[key.strip()] = value
+    if not name.strip():
+        raise click.BadParameter(f"{text!r} has no name (NAME:KEY=VALUE,...)", param_hint="--recipe")
+    return name.strip(), kw
+
+
+@needs_learning_stack
+@bench.command("accuracy")
+@_data
+@click.option("--test-data", default=None, help="Images of the unseen test pairs [default: --data].")
+@click.option("--train-images", default="0:6000", show_default=True, help="Index range A:B of the training images.")
+@click.option("--test-images", default="6000:8000", show_default=True,
+              help="Index range of the test images (in --test-data): never used in training.")
+@click.option("--pairs", "budgets", default="3000,6000,12000", show_default=True,
+              help="Exact training pairs per point of the curve (comma-separated).")
+@click.option("--test-pairs", default=10_000, show_default=True, type=_count, help="Unseen exact test pairs.")
+@click.option("--recipe", "recipes", multiple=True, metavar="NAME:KEY=VALUE,...",
+              help="Extra recipe: wassembed.train with these overrides, e.g. 'mlp:model=mlp' (repeatable).")
+@click.option("--work", default="accuracy-work", show_default=True, type=click.Path(file_okay=False),
+              help="Caches and models of the run (kept; a rerun reuses the caches).")
+@click.option("--workers", default=None, type=int, help="Precompute processes [default: all cores].")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the pair plans and the training.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
+@handle_errors(words=_WORDS)
+def bench_accuracy(data, test_data, train_images, test_images, budgets, test_pairs, recipes, work, workers, seed,
+                   as_json):
+    """Unseen accuracy against wall seconds (precompute + training): defaults, pairs only, LOT itself, your
+    recipes."""
+    from ..bench._accuracy import format_accuracy_benchmark, run_accuracy_benchmark
+    from ..data import load_dataset
+
+    train_set = load_dataset(data)
+    test_set = load_dataset(test_data) if test_data else train_set
+    sizes = tuple(int(x) for x in budgets.split(",") if x.strip())
+    r = run_accuracy_benchmark(train_set, test_set, train_images=train_images, test_images=test_images,
+                               budgets=sizes, test_pairs=test_pairs, recipes=dict(_recipe(x) for x in recipes),
+                               work=work, workers=workers, seed=seed, log=lambda msg: click.echo(msg, err=True))
+    echo_json(r) if as_json else click.echo(format_accuracy_benchmark(r))

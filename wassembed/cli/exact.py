@@ -31,7 +31,8 @@ exact_stage_only()
 @click.option("--sampling", default="random", show_default=True, type=click.Choice(["random", "blocks", "sparse"]),
               help="Uniform pairs; all pairs inside random groups of --block-size images; or sparse blocks: "
                    "inside such groups, each image with 2 random partners per round.")
-@click.option("--block-size", default=64, show_default=True, type=int)
+@click.option("--block-size", default=64, show_default=True, type=int,
+              help="Images per random group of --sampling blocks and sparse (ignored by random).")
 @click.option("--pairs-file", default=None, type=click.Path(dir_okay=False),
               help="Explicit pairs (.npy (m, 2), .npz with i and j, or text).")
 @click.option("--chunk-size", default=256, show_default=True, type=int, help="Pairs per shard.")
@@ -113,7 +114,7 @@ def cache() -> None:
 
 @cache.command("info")
 @click.argument("cache_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @handle_errors
 def cache_info(cache_dir, as_json) -> None:
     """Counts, fingerprint, settings and value statistics of CACHE_DIR; exit 1 if any part is damaged.
@@ -179,8 +180,9 @@ def cache_export(cache_dir, out) -> None:
 @cache.command("verify")
 @click.argument("cache_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--repair", is_flag=True, help="Remove corrupt shards and recompute only their pairs.")
-@click.option("--workers", default=None, type=int)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--workers", default=None, type=int,
+              help="Local worker processes that recompute lost pairs with --repair [default: all cores].")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (no progress bar).")
 @handle_errors
 def cache_verify(cache_dir, repair, workers, as_json) -> None:
     """Check the manifest against the stored data (fingerprint, p, ground cost, kind, sizes), the plans, every shard's

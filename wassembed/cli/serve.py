@@ -68,7 +68,7 @@ _model = click.argument("model", type=click.Path(exists=True))
 _SERVE_WORDS = {"wassembed.train": "`wassembed train`"}
 _EMBED_WORDS = {**_SERVE_WORDS, "X": "{data}"}
 _DISTANCE_WORDS = {**_SERVE_WORDS, "use cdist(X, Y)": "pass --matrix", "cdist(X, Y)": "--matrix",
-                   "X": "{a}", "Y": "{b}", "XA": "{a}", "XB": "{b}"}
+                   "X": "{a}", "Y": "{b}", "XA": "{a}", "XB": "{b}", "warn_ood=False": "--no-ood-warning"}
 _KNN_WORDS = {**_SERVE_WORDS, "Q": "{query}", "R": "{reference}"}
 
 
@@ -100,7 +100,8 @@ def embed_cmd(model, data, out, limit, device, batch_size):
 @click.option("--no-ood-warning", is_flag=True, help="Skip the out-of-distribution check.")
 @click.option("--a-limit", default=None, type=int, help="Only the first N inputs of A.")
 @click.option("--b-limit", default=None, type=int, help="Only the first N inputs of B.")
-@click.option("--block-size", default=2048, show_default=True, type=click.IntRange(min=1))
+@click.option("--block-size", default=2048, show_default=True, type=click.IntRange(min=1),
+              help="With --matrix: the matrix is computed in tiles of N × N (memory beyond the output: one tile).")
 @_device
 @_batch
 @_errors(words=_DISTANCE_WORDS)

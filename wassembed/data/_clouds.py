@@ -34,13 +34,19 @@ _RESHAPE_FIX = ("pass points as a (k, d) array: for k points on a line use point
                 "for a single point in d dimensions use points.reshape(1, -1)")
 
 
-def _float_array(x, what: str) -> np.ndarray:
+#: the usual cause of ragged ``points``: a list of clouds given where all points, stacked, are expected
+_LIST_FIX = ("for a list of clouds of different sizes ((k_i, d) arrays or (points, weights) tuples) use "
+             "PointCloudSet.from_clouds(clouds); PointCloudSet(points, weights, offsets) takes all points stacked "
+             "(N, d) with offsets; otherwise give every point the same d")
+
+
+def _float_array(x, what: str, ragged_fix: str = "give every point the same d") -> np.ndarray:
     """``x`` as a float64 array, or InputError when it is not numeric (strings, ragged lists, complex)."""
     try:
         arr = np.asarray(x)
     except ValueError as exc:  # ragged nested lists
         raise InputError(explain(f"{what} is ragged", expected="rows of equal length",
-                                 received=str(exc).split("\n")[0], fix="give every point the same d")) from None
+                                 received=str(exc).split("\n")[0], fix=ragged_fix)) from None
     if arr.dtype == object or np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number)
                                                            or arr.dtype == bool):
         raise InputError(explain(f"{what} is not a real numeric array", expected="an int or float array",
@@ -142,10 +148,12 @@ class PointCloudSet:
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
-        p = _float_array(self.points, "points")
+        p = _float_array(self.points, "points", _LIST_FIX)
         if p.ndim != 2:
+            fix = ("for n clouds of k points each ((n, k, d), or a list of clouds) use "
+                   "PointCloudSet.from_clouds(clouds)") if p.ndim == 3 else _RESHAPE_FIX
             raise InputError(explain("points have the wrong rank", expected="an (N, d) array of all points",
-                                     received=f"shape {p.shape}", fix=_RESHAPE_FIX))
+                                     received=f"shape {p.shape}", fix=fix))
         _check_finite(p, "points")
         offsets = self._checked_offsets(p.shape[0])
         if self.weights is None:

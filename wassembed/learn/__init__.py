@@ -25,11 +25,12 @@ from ._checkpoints import load_checkpoint, save_checkpoint
 from ._losses import DistanceLoss, DWELoss, ReconstructionLoss, pair_distance
 from ._settings import TrainSettings
 from ._smalldata import SmallDataWarning
-from ._trainer import train
+from ._trainer import DEFAULT_CPU_THREADS, train
 
 __all__ = [
     "TrainSettings",
     "train",
+    "DEFAULT_CPU_THREADS",
     "SmallDataWarning",
     "DistanceLoss",
     "DWELoss",

@@ -118,7 +118,10 @@ def restore_training_checkpoint(directory, state: TrainerState, ident: dict, set
     found = load_checkpoint(directory) if directory is not None else None
     if found is None:
         raise InputError(explain("nothing to resume", expected=f"a checkpoint in {directory}",
-                                 received="no state.json", fix="train without resume=True first"))
+                                 received="no state.json",
+                                 fix="train without resume=True first (a checkpoint is written after each pair "
+                                     "epoch; a run stopped before its first pair epoch ended, e.g. during the "
+                                     "distillation phase, left none)"))
     meta, tensors = found
     for key, value in ident.items():
         made = meta.get("ident", {}).get(key)

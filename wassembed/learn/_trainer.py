@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 
 from .._progress import format_duration
-from .._validation import check_pos_int
+from .._validation import check_int
 from .._version import __version__
 from ..errors import InputError, explain
 from ..exact import DistanceCache, read_lot_targets
@@ -66,7 +66,12 @@ from ._smalldata import warn_small_data
 from ._split import SPLIT_RULE, TrainingPairs, split_pairs
 from ._state import TrainerState, new_state
 
-__all__ = ["train"]
+__all__ = ["DEFAULT_CPU_THREADS", "train", "training_threads"]
+
+#: torch threads of a training run on a CPU device when ``threads`` is not given. Measured on a 2-core machine
+#: (``wassembed bench threads``; docs/benchmarks-learning.md, "Training threads"): with other jobs running, all
+#: cores trained every preset 3–15× slower than one thread; lightly loaded, at most 1.25× faster (``paper``).
+DEFAULT_CPU_THREADS = 1
 
 
 def _open_cache(cache):
@@ -223,8 +228,10 @@ def train(cache: DistanceCache | str | os.PathLike, *, model: str | ModelConfig 
     log : path, optional
         JSON-lines log (default ``checkpoint_dir / "train_log.jsonl"``).
     threads : int, optional
-        CPU threads for torch during training (restored afterwards). On a busy machine 1 thread can be
-        several times faster than oversubscribed cores.
+        torch threads during training (torch's setting is restored afterwards). Default: 1
+        (:data:`DEFAULT_CPU_THREADS`) on a CPU device (all cores: 3–15× slower for every preset on a busy
+        2-core machine, at most 1.25× faster on a lightly loaded one); torch's current setting on CUDA. ``0``
+        keeps torch's current setting (by default all cores).
 
     Returns
     -------
@@ -238,12 +245,35 @@ def train(cache: DistanceCache | str | os.PathLike, *, model: str | ModelConfig 
         stopping (validation); the messages are also kept in ``info["training"]["warnings"]``.
     """
     old_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(check_pos_int("threads", threads))
+    dev = resolve_device(device)
+    torch.set_num_threads(training_threads(threads, dev))
     try:
-        return _train(cache, model, settings, checkpoint_dir, resume, device, seed, progress, log, overrides)
+        return _train(cache, model, settings, checkpoint_dir, resume, dev, seed, progress, log, overrides)
     finally:
         torch.set_num_threads(old_threads)
+
+
+def training_threads(threads: int | None, device) -> int:
+    """The torch thread count of a training run on ``device``.
+
+    Parameters
+    ----------
+    threads : int or None
+        None: :data:`DEFAULT_CPU_THREADS` on a CPU device, torch's current setting on CUDA; 0: torch's current
+        setting; a positive int: itself.
+    device : str or torch.device
+
+    Examples
+    --------
+    >>> training_threads(None, "cpu"), training_threads(3, "cpu")
+    (1, 3)
+    >>> training_threads(0, "cpu") == torch.get_num_threads()
+    True
+    """
+    if threads is None:
+        return DEFAULT_CPU_THREADS if resolve_device(device).type == "cpu" else torch.get_num_threads()
+    threads = check_int("threads", threads, minimum=0, example=1)
+    return threads or torch.get_num_threads()
 
 
 def _teacher(cache, pairs: TrainingPairs, cfg: ModelConfig, settings: TrainSettings):
