@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["augment_images", "bounding_boxes", "pack_batches", "plan_units", "split_by_image", "split_calibration"]
+__all__ = ["augment_images", "bounding_boxes", "pack_batches", "plan_units", "split_by_image"]
 
 
 def split_by_image(i, j, n: int, val_fraction: float, seed: int):
@@ -29,40 +29,6 @@ def split_by_image(i, j, n: int, val_fraction: float, seed: int):
     held[rng.choice(used, size=n_val, replace=False)] = True
     touched = held[i] | held[j]
     return ~touched, touched, np.flatnonzero(held)
-
-
-def split_calibration(i, j, held_mask, held_images, n: int, seed: int, *, min_pairs: int = 100):
-    """Split the held-out pairs into pairs that select the model (early stopping) and pairs that calibrate
-    the conformal intervals, by splitting the held-out images in two halves ``S`` and ``C``.
-
-    Calibration pairs touch ``C`` and not ``S`` (a pair within ``C``, or a ``C`` image with a training
-    image); every other held-out pair selects the model (within ``S``, ``S`` with a training image, and the
-    few pairs across the halves). So no pair is dropped, no calibration pair selected the model, and every
-    calibration pair involves an image that no training pair used (its errors are those of a new image).
-
-    Returns ``(select_mask, calibration_mask)``; when either side would keep fewer than ``min_pairs`` pairs,
-    all held-out pairs select the model and the calibration mask is empty (the caller then calibrates on
-    the validation pairs and says so).
-
-    Examples
-    --------
-    >>> i, j = np.triu_indices(40, 1)
-    >>> held = np.zeros(i.size, bool); held[(i < 8)] = True  # images 0..7 held out
-    >>> sel, cal = split_calibration(i, j, held, np.arange(8), 40, seed=0, min_pairs=10)
-    >>> int(sel.sum()) + int(cal.sum()) == int(held.sum()), bool((sel & cal).any())
-    (True, False)
-    """
-    rng = np.random.default_rng([int(seed), 0xCA1])
-    cal_images = np.zeros(n, dtype=bool)
-    cal_images[rng.choice(held_images, size=held_images.size // 2, replace=False)] = True
-    sel_images = np.zeros(n, dtype=bool)
-    sel_images[held_images] = True
-    sel_images &= ~cal_images
-    calib = held_mask & (cal_images[i] | cal_images[j]) & ~(sel_images[i] | sel_images[j])
-    select = held_mask & ~calib
-    if select.sum() < min_pairs or calib.sum() < min_pairs:
-        return held_mask, np.zeros_like(held_mask)
-    return select, calib
 
 
 def plan_units(shards: list[np.ndarray], i: np.ndarray, j: np.ndarray) -> list[np.ndarray]:

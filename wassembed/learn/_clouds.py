@@ -19,7 +19,7 @@ stopping, checkpoints, conformal calibration. Four pieces depend on the data and
   through a random hyperplane of the axes, ``"shift"`` a translation of at most ``max_shift`` (coordinate
   units) per axis;
 * the out-of-distribution reference: the ``"latent"`` score (:func:`wassembed.serve._ood.latent_reference`)
-  fitted on the training clouds' embeddings, with the held-out clouds' scores.
+  fitted on the training clouds' embeddings (:func:`wassembed.learn._calibration.latent_arrays`).
 """
 
 from __future__ import annotations
@@ -28,16 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..data import PointCloudSet
 from ..errors import InputError, explain
 from ..nn import ModelConfig, cloud_reconstruction_loss, pack_clouds, suggest_coord_scale
-from ..serve._ood import latent_reference, latent_scores
-from ._predict import embed_rows
 
-__all__ = ["RECON_CLOUDS", "CloudReconstructionLoss", "augment_clouds", "cloud_config", "is_clouds",
-           "latent_arrays", "packed"]
+__all__ = ["RECON_CLOUDS", "CloudReconstructionLoss", "augment_clouds", "cloud_config", "is_clouds", "packed"]
 
 #: clouds of each batch whose reconstruction enters the loss
 RECON_CLOUDS = 16
@@ -134,17 +130,3 @@ def augment_clouds(x: torch.Tensor, ops, max_shift: float, rng: np.random.Genera
     M = torch.as_tensor(R, dtype=x.dtype, device=x.device)
     pts = x[..., :d] @ M + torch.as_tensor(t, dtype=x.dtype, device=x.device)
     return torch.cat([pts, x[..., d:]], dim=-1)
-
-
-def latent_arrays(encoder: nn.Module, X: torch.Tensor, train_rows: np.ndarray, held_rows: np.ndarray) -> dict:
-    """The ``"latent"`` OOD reference fitted on the embeddings of ``X[train_rows]`` and the scores of
-    ``X[held_rows]``: ``latent_mean``, ``latent_whiten``, ``latent_scores``; empty with fewer than 2 training
-    clouds."""
-    if train_rows.size < 2:
-        return {}
-    ref = latent_reference(embed_rows(encoder, X, train_rows))
-    mean, whiten = (torch.as_tensor(ref[k], dtype=torch.float32, device=X.device)
-                    for k in ("latent_mean", "latent_whiten"))
-    held = embed_rows(encoder, X, held_rows) if held_rows.size else None
-    ref["latent_scores"] = latent_scores(held, mean, whiten).cpu().numpy() if held is not None else np.empty(0)
-    return ref

@@ -65,6 +65,10 @@ class TrainSettings:
     finetune_lr : float
         Peak learning rate of the pair epochs after a distillation phase (replaces ``lr`` there: a fresh
         ``lr`` undoes much of what the distillation taught; measured in docs/benchmarks.md).
+    calibration_pairs : int
+        Pairs of two calibration images (the last held-out images) that calibrate the error bars: the cache's,
+        then new ones solved exactly at the start of training up to this number (0: the cache's only; see
+        :mod:`wassembed.learn._split`).
     """
 
     epochs: int | None = None
@@ -83,6 +87,7 @@ class TrainSettings:
     batching: str = "groups"
     distill_epochs: int | None = None
     finetune_lr: float = 3e-4
+    calibration_pairs: int = 2000
 
     def __post_init__(self):
         def bad(name, expected):
@@ -91,7 +96,7 @@ class TrainSettings:
         if self.epochs is not None:
             object.__setattr__(self, "epochs", check_pos_int("epochs", self.epochs))
         check_int("batch_images", self.batch_images, minimum=4, example=64)
-        for name in ("patience", "lr_patience", "max_shift"):
+        for name in ("patience", "lr_patience", "max_shift", "calibration_pairs"):
             check_int(name, getattr(self, name), minimum=0, example=getattr(TrainSettings, name))
         if self.distill_epochs is not None:
             check_int("distill_epochs", self.distill_epochs, minimum=0, example=80)

@@ -8,7 +8,9 @@ numbers, and names the parameters that fix it (``pairs`` of :func:`wassembed.exa
 * **Calibration**: a level-α conformal quantile over ``n`` pairs has about ``(n + 1)(1 − α)`` pairs beyond
   it; with fewer than ~5 the bound is set by one to four pairs and the coverage obtained varies widely. Below
   :data:`MIN_CALIBRATION_PAIRS` pairs even 90–95 % error bars are fragile (and the served model cannot tune
-  its score floor or bin the scores by estimate).
+  its score floor or bin the scores by estimate). The calibration pairs join two calibration images
+  (:mod:`._split`), so their number is bounded by those images: more of them come from a larger
+  ``val_fraction`` or more images.
 * **Early stopping** compares epochs by the validation MSE; over fewer than :data:`MIN_VALIDATION_PAIRS`
   pairs its noise is of the order of the differences between epochs.
 """
@@ -62,6 +64,19 @@ def _more_pairs(total: int, have: float, need: int, images: int) -> str:
     return f"pairs={want} in precompute; its {images} images allow up to {most:,}"
 
 
+def _calibration_images(images: int, val_fraction: float) -> int:
+    """How many calibration images the split holds out (:func:`wassembed.learn._split.split_images`).
+
+    Examples
+    --------
+    >>> _calibration_images(1400, 0.1), _calibration_images(150, 0.1)
+    (93, 10)
+    """
+    from ._split import CALIBRATION_SHARE
+
+    return int(round(CALIBRATION_SHARE * int(round(val_fraction * images))))
+
+
 def small_data_problems(*, n_val: int, n_cal: int, fallback: bool, total: int, images: int,
                         val_fraction: float) -> list[str]:
     """The messages of :func:`warn_small_data` (empty when the held-out pairs suffice).
@@ -71,8 +86,7 @@ def small_data_problems(*, n_val: int, n_cal: int, fallback: bool, total: int, i
     n_val, n_cal : int
         Validation pairs (early stopping) and calibration pairs (the error bars).
     fallback : bool
-        The calibration pairs are the validation pairs (too few held-out pairs to split them; with more
-        pairs, about half of them would calibrate).
+        The calibration pairs are the validation pairs (fewer than two calibration images).
     total : int
         Pairs in the cache.
     images : int
@@ -82,25 +96,33 @@ def small_data_problems(*, n_val: int, n_cal: int, fallback: bool, total: int, i
 
     Examples
     --------
-    >>> msgs = small_data_problems(n_val=41, n_cal=41, fallback=True, total=4000, images=1400, val_fraction=0.1)
-    >>> len(msgs), msgs[0][:60]
-    (2, "the error bars are calibrated on 41 of the cache's 4000 pair")
+    >>> msgs = small_data_problems(n_val=41, n_cal=45, fallback=False, total=400, images=150, val_fraction=0.1)
+    >>> len(msgs), msgs[0][:72]
+    (2, 'the error bars are calibrated on 45 pairs of two held-out calibration im')
     >>> small_data_problems(n_val=900, n_cal=800, fallback=False, total=8000, images=1400, val_fraction=0.1)
     []
     """
     raise_vf = f"or raise val_fraction (now {val_fraction:g}) to hold out more images"
     out = []
     if n_cal < MIN_CALIBRATION_PAIRS:
-        which = " (the validation pairs, which also selected the model: too few to split)" if fallback else ""
+        c = _calibration_images(images, val_fraction)
         top = _top_level(n_cal)
         levels = (f"(n + 1)(1 − level) >= {MIN_TAIL_PAIRS} pairs beyond the quantile holds only for levels up to "
                   f"{top:.2f}" if top > 0 else f"no level has (n + 1)(1 − level) >= {MIN_TAIL_PAIRS} pairs beyond "
                   "the quantile")
-        out.append(f"the error bars are calibrated on {n_cal} of the cache's {total} pairs{which}: {levels}, and "
-                   f"the coverage they deliver may be far from the level asked for (at least "
-                   f"{MIN_CALIBRATION_PAIRS} calibration pairs expected); fix: precompute more pairs "
-                   f"({_more_pairs(total, n_cal / 2 if fallback else n_cal, MIN_CALIBRATION_PAIRS, images)}) "
-                   f"{raise_vf}")
+        if fallback:
+            what = (f"{n_cal} of the cache's {total} pairs (the validation pairs, which also selected the model: "
+                    f"fewer than two calibration images)")
+        else:
+            what = (f"{n_cal} pairs of two held-out calibration images (the last {c} images, which allow "
+                    f"{c * (c - 1) // 2:,} pairs)")
+        more = ("raise calibration_pairs (pairs among the calibration images solved for the run), or "
+                if not fallback and c * (c - 1) // 2 >= MIN_CALIBRATION_PAIRS else "")
+        out.append(f"the error bars are calibrated on {what}: {levels}, and the coverage they deliver may be far "
+                   f"from the level asked for (at least {MIN_CALIBRATION_PAIRS} calibration pairs expected, among "
+                   f"as many images as possible); fix: {more}hold out more images: raise val_fraction (now "
+                   f"{val_fraction:g}; two thirds of the held-out images calibrate), or precompute pairs over more "
+                   "images")
     if n_val < MIN_VALIDATION_PAIRS:
         out.append(f"early stopping compared epochs on {n_val} validation pairs (at least {MIN_VALIDATION_PAIRS} "
                    "expected): the best epoch may have been picked by noise; fix: precompute more pairs "

@@ -3,12 +3,12 @@
 Given exact values ``y_ij = W_p^p(x_i, x_j)`` of a cache, the encoder φ and decoder ψ minimise
 :class:`~wassembed.learn.DWELoss` (``(‖φ(x_i) − φ(x_j)‖^p − y_ij)²`` plus ``2λ·KL(x ‖ softmax ψ(φ(x)))``).
 
-* **Split by image, no pair wasted.** A seeded fraction of the images is held out; training pairs have no
-  held-out image, every other pair is held out (both images held out, or one held-out image and one training
-  image: the held-out image is still unseen). Half the held-out images give the pairs that select the model
-  (early stopping), the other half those that calibrate the conformal intervals; ``info["training"]["split"]``
-  counts them (``dropped`` is 0). A :class:`~wassembed.learn.SmallDataWarning` at the end says when they
-  are too few.
+* **Split by image.** A fraction of the images is held out (:mod:`._split`); training pairs have no held-out
+  image. The last held-out images by index calibrate the conformal intervals on pairs of two of them (the
+  cache's, and pairs solved for the run up to ``calibration_pairs``), as test pairs of two new images are; the
+  others, drawn at random, select the model (early stopping); ``info["training"]["split"]`` counts them
+  (``dropped``: pairs of a calibration image with another image). A
+  :class:`~wassembed.learn.SmallDataWarning` at the end says when they are too few.
 * **Batches share images.** The loss needs φ only once per distinct image. Pairs computed together (one
   shard) are grouped into connected components; a component whose images lie inside a larger one of
   another shard (pieces of one "blocks" group) joins it; whole groups are packed into batches of at most

@@ -1,16 +1,28 @@
 """Split-conformal error bars for learned distance estimates.
 
-Given validation pairs that the model never trained on, with estimates :math:`\\hat y_i` and exact values
+Given calibration pairs that the model never trained on, with estimates :math:`\\hat y_i` and exact values
 :math:`y_i` (both in units of :math:`W_p^p`), the *scale-aware* nonconformity score
 
 .. math:: s_i = \\frac{|y_i - \\hat y_i|}{\\hat y_i + c}
 
 makes intervals proportional to the estimate (plus a floor ``c``), so they stay narrow for small distances.
 With :math:`q` the :math:`\\lceil (n+1)\\,\\alpha \\rceil`-th smallest of the ``n`` calibration scores, the
-interval :math:`[\\hat y - q(\\hat y + c),\\; \\hat y + q(\\hat y + c)]` contains the exact value of a new pair with
-probability at least :math:`\\alpha` (marginally over pairs exchangeable with the calibration pairs: drawn the
-same way, from images the model did not train on). It is a coverage level, not a certainty; it says nothing
-about one particular pair, nor about inputs unlike the calibration data (see the out-of-distribution check).
+interval :math:`[\\hat y - q(\\hat y + c),\\; \\hat y + q(\\hat y + c)]` is the level-:math:`\\alpha` error bar.
+
+**What it guarantees.** If the score of a new pair and the ``n`` calibration scores are exchangeable (their
+joint distribution does not change when they are permuted), the new pair's exact value lies in its interval
+with probability at least :math:`\\alpha` (and below :math:`\\alpha + 1/(n+1)` for continuous scores), the
+probability taken over the calibration pairs and the new pair together (Vovk et al. 2005; Lei et al. 2018): a
+coverage level on average over new pairs, not a certainty for one pair. :func:`wassembed.train` calibrates on
+pairs of two *calibration images*: the last held-out images of the data, never trained on and not used to
+choose the epoch (:mod:`wassembed.learn._split`). For a new pair of two images drawn like them (the images
+independent draws from one distribution, the calibration images and the new ones alike), each calibration
+score has the distribution of the new pair's score, but the ``n`` scores are not exactly exchangeable with it:
+calibration pairs share images (a few thousand pairs among ``m``, a few hundred, images). The level then holds
+up to an error that shrinks as ``m`` grows (about :math:`1/\\sqrt{m}`), and the coverage of one trained model
+varies around it with its calibration images (measured in ``docs/benchmarks.md``: within about two points at
+``m`` = 187 to 397 images). Pairs with a training image have smaller errors and a higher coverage; inputs
+unlike the training data (see the out-of-distribution check) are not covered.
 
 One-sided lower bounds use the signed score :math:`(\\hat y_i - y_i)/(\\hat y_i + c)`:
 :math:`P(y \\ge \\text{lower}) \\ge \\alpha`. They drive the adaptive exact re-ranking of nearest neighbours.
@@ -18,9 +30,11 @@ One-sided lower bounds use the signed score :math:`(\\hat y_i - y_i)/(\\hat y_i 
 Scores are also split into up to five bins by the estimate (quantiles of :math:`\\hat y`, at least 250
 pairs each; "Mondrian" conformal prediction): each bin has its own quantile, so the coverage level holds
 within each range of estimates (small distances included), not only on average. A level too high for the
-bins' sizes (a bin of ``m`` pairs supports levels up to ``m / (m + 1)``) falls back to fewer, larger
-bins. One-sided lower bounds are then replaced by their largest non-decreasing minorant (still valid, and
-monotone in the estimate, which the re-ranking relies on).
+bins' sizes falls back to fewer, larger bins: a level uses the finest binning whose bins keep at least five
+scores beyond their quantile (``(m + 1)(1 − level) >= 5`` for a bin of ``m`` pairs), or failing that the
+finest whose bins have a quantile at all (``m / (m + 1) >= level``). One-sided lower bounds are then
+replaced by their largest non-decreasing minorant (still valid, and monotone in the estimate, which the
+re-ranking relies on).
 
 How many pairs a level needs: conformal coverage holds on average over calibration sets of any size, but the
 coverage a given set delivers varies around it, the more so the fewer scores lie beyond the quantile: about
@@ -43,6 +57,7 @@ import numpy as np
 
 from .._validation import check_number, check_pos_int
 from ..errors import InputError, explain
+from ._warnings import MIN_TAIL_PAIRS
 
 __all__ = ["ConformalCalibrator", "conformal_quantile"]
 
@@ -148,13 +163,24 @@ class ConformalCalibrator:
         return int(self.edges.size + 1)
 
     def _pick(self, level: float, one_sided: bool):
-        """``(edges, per-bin quantiles, per-bin sizes)`` of the finest binning with a finite quantile in every
-        bin (the coarsest when none has)."""
+        """``(edges, per-bin quantiles, per-bin sizes)`` of the finest binning whose every bin has at least
+        :data:`~wassembed.serve._warnings.MIN_TAIL_PAIRS` scores beyond its quantile (``(m + 1)(1 − level)``);
+        else the finest with a finite quantile in every bin; else the coarsest."""
         level = check_level(level)
+        chosen = None
         for binning in reversed(self._binnings):
-            q = np.array([conformal_quantile(x, level) for x in binning[2 if one_sided else 1]])
-            if np.isfinite(q).all():
+            scores = binning[2 if one_sided else 1]
+            q = np.array([conformal_quantile(x, level) for x in scores])
+            if not np.isfinite(q).all():
+                continue
+            chosen = chosen or (binning, q)
+            if (min(x.size for x in scores) + 1) * (1 - level) >= MIN_TAIL_PAIRS - 1e-9:
+                chosen = (binning, q)
                 break
+        if chosen is None:
+            binning = self._binnings[0]
+            chosen = (binning, np.array([conformal_quantile(x, level) for x in binning[2 if one_sided else 1]]))
+        binning, q = chosen
         return binning[0], q, np.array([x.size for x in binning[1]])
 
     def quantiles(self, level: float, *, one_sided: bool = False) -> np.ndarray:

@@ -1,7 +1,11 @@
-"""Out-of-distribution check: inputs unlike the images held out at training.
+"""Out-of-distribution check: inputs unlike the training data.
 
-Three scores, each calibrated on the held-out inputs (unseen at training, like new inputs); an input is flagged
-when its score exceeds their ``level`` quantile (99 % by default):
+Three scores, each with reference scores of inputs of the training data that the score's reference never saw
+(like new inputs): the images held out at training and, for ``"pca"`` and ``"latent"``, the training images
+cross-fitted (each block of them scored against a reference fitted on the others:
+:func:`wassembed.learn._calibration.cross_fitted`). An input is flagged when its score exceeds their conformal
+``level`` quantile (:func:`ood_threshold`, 99 % by default): a new input drawn like the training data is then
+flagged with probability at most ``1 − level`` (its false-alarm rate, measured in ``docs/benchmarks.md``).
 
 * ``"pca"`` (the default of models that store its reference): the distance of :math:`\\sqrt{x}` (the
   Hellinger map of the histogram) to the principal subspace of the training images,
@@ -28,6 +32,7 @@ fewer foreign images than ``"pca"``; see "Out-of-distribution check" in ``docs/b
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -35,7 +40,7 @@ import torch
 
 from ..errors import InputError, explain
 from . import _forward
-from ._conformal import check_level
+from ._conformal import check_level, conformal_quantile
 from ._warnings import ServingWarning
 
 __all__ = ["MAX_COMPONENTS", "MAX_FIT_IMAGES", "SCORES", "OutOfDistributionWarning", "batch_score", "default_score",
@@ -56,7 +61,7 @@ _WHAT = {"pca": "lie farther from the principal subspace of the training images 
 
 
 class OutOfDistributionWarning(ServingWarning):
-    """Some inputs are unlike 99 % of the images held out at training: estimates may be unreliable."""
+    """Some inputs score above 99 % of the training data's unseen inputs: estimates may be unreliable."""
 
 
 def n_components(k: int, n_images: int) -> int:
@@ -251,14 +256,33 @@ def warn_score(calibration: dict, warn_ood) -> str | None:
 
 
 def ood_threshold(calibration: dict, level: float = 0.99, *, score: str | None = None) -> float:
-    """The ``level`` quantile of the held-out images' scores of ``score`` (default: the model's)."""
+    """The conformal ``level`` quantile of the reference scores of ``score`` (default: the model's).
+
+    With ``n`` reference scores (inputs the score's reference never saw: the held-out images, and for
+    ``"pca"`` and ``"latent"`` the cross-fitted training images), the threshold is the
+    :math:`\\lceil (n+1)\\,\\text{level} \\rceil`-th smallest. If a new input is exchangeable with the
+    reference inputs (drawn the same way), it exceeds the threshold with probability at most ``1 - level``
+    (averaged over the draws of the reference inputs; for one model the rate varies around it by about
+    :math:`\\sqrt{\\text{level}(1 - \\text{level}) / n}`). With fewer than :math:`1/(1 - \\text{level}) - 1`
+    scores no rank serves the level: the threshold is then the largest score (false alarms about
+    :math:`1/(n+1)`, more than ``1 - level``).
+
+    Examples
+    --------
+    >>> ood_threshold({"train_recon": np.arange(1.0, 201.0)}, 0.99)  # ceil(201 * 0.99) = 199th of 200
+    199.0
+    >>> ood_threshold({"train_recon": np.arange(1.0, 11.0)}, 0.99)  # too few: the largest
+    10.0
+    """
     score = resolve_score(calibration, score)
     ref = calibration.get(SCORES[score])
     if ref is None or np.size(ref) == 0:
         raise InputError(explain("no out-of-distribution reference", expected=f"calibration['{SCORES[score]}'] "
                                  "stored at training time", received="a model without it",
                                  fix="use a model from wassembed.train"))
-    return float(np.quantile(np.asarray(ref, dtype=np.float64), check_level(level, "OOD")))
+    ref = np.asarray(ref, dtype=np.float64)
+    q = conformal_quantile(ref, check_level(level, "OOD"))
+    return q if math.isfinite(q) else float(ref.max())
 
 
 def encode(enc, dec, w: np.ndarray, dev: torch.device, batch_size: int, *, score: str | None, calibration: dict,
@@ -279,8 +303,9 @@ def warn_if_ood(scores, threshold: float, *, score: str = "reconstruction", stac
     flagged = int(sum((np.asarray(s) > threshold).sum() for s in scores))
     if flagged:
         total = sum(np.size(s) for s in scores)
-        warnings.warn(f"{flagged} of {total} inputs {_WHAT[score]} 99 % of the held-out inputs of the training "
-                      f"data (out of distribution? score '{score}'): estimates may be unreliable; pass "
+        warnings.warn(f"{flagged} of {total} inputs {_WHAT[score]} 99 % of the training data's inputs unseen by "
+                      f"the score's reference (out of distribution? score '{score}'; about 1 % of inputs like the "
+                      f"training data are flagged): estimates may be unreliable; pass "
                       "warn_ood=False to silence", OutOfDistributionWarning, stacklevel=stacklevel)
     return flagged
 
