@@ -1,4 +1,5 @@
-"""Error bars calibrated on pairs of two unseen images, and the out-of-distribution check's false alarms.
+"""Error bars calibrated on pairs of two unseen images, the out-of-distribution check's false alarms, and the
+decoder phase of training.
 
 - The split holds out the *last* images of the data to calibrate, and calibrates on pairs of two of them (the
   cache's and pairs solved exactly for the run), as test pairs of two images of a later range are drawn.
@@ -167,3 +168,18 @@ def test_cross_fitted_scores_come_from_references_that_never_saw_them():
     assert len(seen) == 4 and all(len(s) == 75 for s in seen)
     assert out[:25].tolist() == (x[:25] - x[25:].mean()).tolist()  # contiguous folds: 0-24 against 25-99
 
+
+def test_decoder_phase_changes_the_decoder_only(digits, tmp_path):
+    precompute(digits, tmp_path / "c", pairs=2000, images="0:300", seed=0, workers=1, progress=False, lot=False)
+    kw = dict(model="mlp", epochs=2, progress=False, seed=0, threads=1, calibration_pairs=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", wassembed.learn.SmallDataWarning)
+        plain = wassembed.train(tmp_path / "c", **kw)
+        fitted = wassembed.train(tmp_path / "c", decoder_epochs=30, **kw)
+    X = digits.weights[1000:1100]
+    np.testing.assert_array_equal(plain.embed(X), fitted.embed(X))  # the encoder is frozen: same distances
+    phase = fitted.info["training"]["decoder_phase"]
+    assert plain.info["training"]["decoder_phase"] is None and phase["epochs"] == 30
+    assert phase["final_loss"] < 0.7 * phase["first_loss"]
+    kl = lambda m: float(np.mean(m.ood_score(X, score="reconstruction")))  # KL of unseen images' reconstructions
+    assert kl(fitted) < 0.8 * kl(plain)

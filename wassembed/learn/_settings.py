@@ -69,6 +69,11 @@ class TrainSettings:
         Pairs of two calibration images (the last held-out images) that calibrate the error bars: the cache's,
         then new ones solved exactly at the start of training up to this number (0: the cache's only; see
         :mod:`wassembed.learn._split`).
+    decoder_epochs : int
+        Epochs of a decoder phase after the pair epochs: the decoder trained alone (encoder frozen, peak rate
+        ``lr``) on the training images' reconstruction (:mod:`wassembed.learn._decoder`); 0 (the default)
+        skips it. Distances are unchanged; decoded barycenters and interpolations improve when the pair
+        epochs were few.
     """
 
     epochs: int | None = None
@@ -88,6 +93,7 @@ class TrainSettings:
     distill_epochs: int | None = None
     finetune_lr: float = 3e-4
     calibration_pairs: int = 2000
+    decoder_epochs: int = 0
 
     def __post_init__(self):
         def bad(name, expected):
@@ -96,7 +102,7 @@ class TrainSettings:
         if self.epochs is not None:
             object.__setattr__(self, "epochs", check_pos_int("epochs", self.epochs))
         check_int("batch_images", self.batch_images, minimum=4, example=64)
-        for name in ("patience", "lr_patience", "max_shift", "calibration_pairs"):
+        for name in ("patience", "lr_patience", "max_shift", "calibration_pairs", "decoder_epochs"):
             check_int(name, getattr(self, name), minimum=0, example=getattr(TrainSettings, name))
         if self.distill_epochs is not None:
             check_int("distill_epochs", self.distill_epochs, minimum=0, example=80)

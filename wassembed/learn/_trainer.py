@@ -23,6 +23,8 @@ Given exact values ``y_ij = W_p^p(x_i, x_j)`` of a cache, the encoder φ and dec
 * **Distillation first** when the cache holds per-image LOT targets (``wassembed precompute`` caches them by
   default): the encoder regresses them (:mod:`._distill`), then the pair epochs fine-tune (20 by default,
   peaking at ``finetune_lr``).
+* An optional **decoder phase** (``decoder_epochs``) fits the decoder alone to the chosen encoder
+  (:mod:`._decoder`).
 * Adam, cosine / plateau / constant learning rate, early stopping on the validation MSE, a checkpoint
   every epoch (safetensors + JSON, see :mod:`._checkpoints`), ``resume``, seeded and reproducible,
   per-epoch metrics appended to a JSON-lines log, progress on stderr (a bar on a terminal, one plain line per
@@ -57,6 +59,7 @@ from ._batching import bounding_boxes
 from ._calibration import FALLBACK, calibrate
 from ._checkpoints import refuse_overwrite, restore_training_checkpoint, save_training_checkpoint
 from ._clouds import CloudReconstructionLoss, cloud_config, is_clouds, packed
+from ._decoder import fit_decoder
 from ._distill import distill, distill_targets
 from ._epoch import EpochPlan, run_epoch
 from ._losses import DistanceLoss, DWELoss
@@ -333,12 +336,16 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     # the final model: the best weights on validation, calibrated on pairs it has not seen
     state.load_best()
     state.encoder.eval()
+    decoded = fit_decoder(state.encoder, state.decoder, plan.X, pairs.train_images, epochs=settings.decoder_epochs,
+                          lr=settings.lr, batch=settings.batch_images, seed=seed,
+                          reconstruction=plan.loss.reconstruction) if settings.decoder_epochs else None
     state.decoder.eval()
     val_pred, metrics = validate(state.encoder, plan.X, pairs.val, p)
     cal = calibrate(state.encoder, state.decoder, plan.X, pairs, p, val_pred, clouds=plan.clouds)
     info = _info(cache, pairs, state, settings, seed=seed, dev=dev, stopped=stopped, source=cal.source,
                  metrics=metrics, t_start=t_start)
     info["training"]["distillation"] = distilled
+    info["training"]["decoder_phase"] = decoded
     info["training"]["settings"]["epochs"] = run.epochs  # the resolved maximum
     # last, after every progress line: the held-out pairs may be too few for the error bars or early stopping
     info["training"]["warnings"] = warn_small_data(
