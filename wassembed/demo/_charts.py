@@ -55,11 +55,37 @@ def _show(ax, img, *, title=None, fontsize=7, color="black"):
         ax.set_title(title, fontsize=fontsize, pad=2, color=color)
 
 
+def _squared(unit: str) -> str:
+    """The unit of a squared error: ``pixel⁴`` for ``pixel²``, ``(u)²`` otherwise.
+
+    Examples
+    --------
+    >>> _squared("pixel²"), _squared("m")
+    ('pixel⁴', '(m)²')
+    """
+    return "pixel⁴" if unit == "pixel²" else f"({unit})²"
+
+
+def _decile_panel(ax, by_decile: dict) -> None:
+    """Coverage per decile of the exact values, one line per level, with the nominal levels dashed."""
+    for k, (level, cov) in enumerate(sorted(by_decile.items())):
+        color = ("tab:blue", "tab:green", "tab:purple")[k % 3]
+        ax.plot(np.arange(1, len(cov) + 1), cov, "o-", ms=4, color=color, label=f"level {100 * float(level):g} %")
+        ax.axhline(float(level), color=color, ls="--", lw=0.8)
+    ax.set_xlabel("decile of the exact W₂² (1: closest pairs)")
+    ax.set_ylabel("fraction inside the interval")
+    ax.set_xticks(range(1, 11))
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Coverage by distance decile (dashed: nominal)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+
+
 def _fmt(v: float) -> str:
     return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
 
 
-def scatter_pred_vs_exact(pred, exact, path, *, metrics: dict | None = None, unit: str = "W₂²",
+def scatter_pred_vs_exact(pred, exact, path, *, metrics: dict | None = None, unit: str = "pixel²",
                           title: str = "Unseen test pairs", max_points: int = 20000, seed: int = 0) -> Path:
     """Scatter of embedding estimates against exact values, with the ``y = x`` line.
 
@@ -73,7 +99,7 @@ def scatter_pred_vs_exact(pred, exact, path, *, metrics: dict | None = None, uni
         :func:`wassembed.metrics.regression_metrics` output; Pearson r, MSE and relative MSE go in the
         title (computed here when omitted).
     unit : str
-        Name of the quantity on the axes.
+        Unit of W₂² on the axes (pixel² on a pixel grid).
     title : str
         First line of the title.
     max_points : int
@@ -104,8 +130,8 @@ def scatter_pred_vs_exact(pred, exact, path, *, metrics: dict | None = None, uni
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_aspect("equal")
-    ax.set_xlabel(f"exact {unit} (POT network simplex)")
-    ax.set_ylabel(f"embedding estimate ‖φ(x) − φ(y)‖²  [{unit}]")
+    ax.set_xlabel(f"exact W₂² [{unit}] (POT network simplex)")
+    ax.set_ylabel(f"embedding estimate ‖φ(x) − φ(y)‖² of W₂² [{unit}]")
     ax.set_title(f"{title}\nPearson r = {m['pearson']:.4f}, MSE = {m['mse']:.4g}, "
                  f"relative MSE = {m['relative_mse']:.3g}", fontsize=10)
     ax.grid(alpha=0.3)
@@ -113,8 +139,8 @@ def scatter_pred_vs_exact(pred, exact, path, *, metrics: dict | None = None, uni
     return _save(fig, path)
 
 
-def error_and_coverage(pred, exact, levels, coverage, path, *, unit: str = "W₂²",
-                       mean_width=None) -> Path:
+def error_and_coverage(pred, exact, levels, coverage, path, *, unit: str = "pixel²",
+                       mean_width=None, by_decile: dict | None = None) -> Path:
     """Histogram of the errors ``estimate − exact`` and the coverage of conformal intervals.
 
     Parameters
@@ -128,9 +154,12 @@ def error_and_coverage(pred, exact, levels, coverage, path, *, unit: str = "W₂
     path : str or path
         PNG to write.
     unit : str
-        Name of the quantity.
+        Unit of W₂² (pixel² on a pixel grid).
     mean_width : array-like, shape (L,), optional
         Mean interval width at each level (annotated next to the points).
+    by_decile : dict, optional
+        ``{level: coverage (10,)}``: coverage at some levels in each decile of the exact values (a third
+        panel).
 
     Returns
     -------
@@ -139,15 +168,15 @@ def error_and_coverage(pred, exact, levels, coverage, path, *, unit: str = "W₂
     err = np.asarray(pred, dtype=np.float64).ravel() - np.asarray(exact, dtype=np.float64).ravel()
     levels = np.asarray(levels, dtype=np.float64)
     coverage = np.asarray(coverage, dtype=np.float64)
-    fig = _figure(10.0, 4.2)
-    ax1, ax2 = fig.subplots(1, 2)
+    fig = _figure(15.0 if by_decile else 10.0, 4.2)
+    ax1, ax2, *ax3 = fig.subplots(1, 3 if by_decile else 2)
     lim = float(np.quantile(np.abs(err), 0.995)) or 1.0
     ax1.hist(np.clip(err, -lim, lim), bins=60, color="tab:blue", alpha=0.8)
     ax1.axvline(0, color="tab:red", lw=1)
     q5, q95 = np.quantile(err, [0.05, 0.95])
     for q in (q5, q95):
         ax1.axvline(q, color="0.3", lw=0.8, ls="--")
-    ax1.set_xlabel(f"estimate − exact  [{unit}]")
+    ax1.set_xlabel(f"estimate − exact W₂² [{unit}]")
     ax1.set_ylabel("test pairs")
     ax1.set_title(f"Errors on {err.size:,} unseen pairs\nmean {err.mean():+.3g}, median |err| "
                   f"{np.median(np.abs(err)):.3g}; dashed: 5 % and 95 %", fontsize=10)
@@ -163,16 +192,18 @@ def error_and_coverage(pred, exact, levels, coverage, path, *, unit: str = "W₂
     ax2.set_aspect("equal")
     ax2.set_xlabel("nominal coverage level")
     ax2.set_ylabel("fraction of exact values inside the interval")
-    ax2.set_title("Split-conformal intervals (calibrated on validation pairs)\n"
-                  + ("labels: mean half-width" if mean_width is not None else ""), fontsize=10)
+    ax2.set_title("Split-conformal intervals (calibrated on held-out pairs)\n"
+                  + (f"labels: mean half-width [{unit}]" if mean_width is not None else ""), fontsize=10)
     ax2.grid(alpha=0.3)
     ax2.legend(loc="lower right", fontsize=8)
+    if by_decile:
+        _decile_panel(ax3[0], by_decile)
     fig.tight_layout()
     return _save(fig, path)
 
 
 def training_curves(epochs, train_loss, val_mse, path, *, val_pearson=None, best_epoch: int | None = None,
-                    unit: str = "W₂²", loss_label: str = "training loss") -> Path:
+                    unit: str = "pixel²", loss_label: str = "training loss") -> Path:
     """Training loss and validation error per epoch (from the trainer's JSON-lines log).
 
     Parameters
@@ -189,7 +220,7 @@ def training_curves(epochs, train_loss, val_mse, path, *, val_pearson=None, best
     best_epoch : int, optional
         Epoch whose weights were kept (marked).
     unit : str
-        Name of the distance quantity.
+        Unit of W₂² (pixel² on a pixel grid): the MSE is in its square.
     loss_label : str
         Legend of the training-loss curve (say what it sums).
 
@@ -210,7 +241,7 @@ def training_curves(epochs, train_loss, val_mse, path, *, val_pearson=None, best
     ax2 = ax.twinx()
     ax2.plot(epochs, val_mse, "s-", ms=3, color="tab:orange", label="validation MSE of the distance")
     ax2.set_yscale("log")
-    ax2.set_ylabel(f"validation MSE of the distance  [({unit})²]", color="tab:orange")
+    ax2.set_ylabel(f"validation MSE of W₂² [{_squared(unit)}]", color="tab:orange")
     if best_epoch:
         ax.axvline(best_epoch, color="0.4", ls="--", lw=0.8)
     h1, l1 = ax.get_legend_handles_labels()

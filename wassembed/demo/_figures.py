@@ -50,7 +50,7 @@ def errors_figure(setup: DemoSetup, ev: Evaluation, conformal: dict, validation:
 
     path = plots.error_and_coverage(ev.pred, ev.pairs.exact, conformal["levels"], conformal["coverage"],
                                     setup.out / "errors_and_coverage.png", unit=words.UNIT,
-                                    mean_width=conformal["mean_width"])
+                                    mean_width=conformal["mean_width"], by_decile=conformal["coverage_by_decile"])
     return _figure(path, words.errors_caption(conformal, validation, ev.numbers))
 
 

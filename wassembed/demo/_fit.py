@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._setup import DemoSetup
-from ._sizes import LEVELS, PATIENCE, RECON_WEIGHT
+from ._sizes import DECILE_LEVELS, LEVELS, OOD_LEVELS, PATIENCE, TRAINING
 
 __all__ = ["UnseenPairs", "Trained", "Evaluation", "precompute_caches", "train_model", "evaluate_unseen",
            "conformal_coverage", "ood_check"]
@@ -62,7 +62,8 @@ def train_model(setup: DemoSetup) -> Trained:
     -------
     Trained
         ``numbers``: ``seconds``, ``epochs_run``, ``best_epoch``, ``stopped``, ``train_pairs``, ``val_pairs``,
-        ``validation`` (metrics of the kept epoch), ``device``, ``model_dir``.
+        ``validation`` (metrics of the kept epoch), ``split`` (where the pairs went), ``decoder_phase`` (what the
+        decoder phase did), ``device``, ``model_dir``.
     """
     import wassembed
 
@@ -71,7 +72,8 @@ def train_model(setup: DemoSetup) -> Trained:
         shutil.rmtree(ckpt)
     t0 = time.perf_counter()
     model = wassembed.train(out / "cache-train", model="fast", epochs=setup.sizes["epochs"], patience=PATIENCE,
-                            recon_weight=RECON_WEIGHT, device=setup.device, seed=setup.seed, checkpoint_dir=ckpt,
+                            decoder_epochs=setup.sizes["decoder_epochs"], **TRAINING, device=setup.device,
+                            seed=setup.seed, checkpoint_dir=ckpt,
                             progress=setup.progress)
     seconds = time.perf_counter() - t0
     model_dir = model.save(out / "model") or out / "model"
@@ -80,6 +82,7 @@ def train_model(setup: DemoSetup) -> Trained:
     numbers = {"seconds": seconds, "epochs_run": tinfo.get("epochs_run"), "best_epoch": tinfo.get("best_epoch"),
                "stopped": tinfo.get("stopped"), "train_pairs": tinfo.get("train_pairs"),
                "val_pairs": tinfo.get("val_pairs"), "validation": tinfo.get("validation"),
+               "split": tinfo.get("split"), "decoder_phase": tinfo.get("decoder_phase"),
                "device": str(model.device), "model_dir": str(model_dir)}
     return Trained(model=model, model_dir=model_dir, history=history, numbers=numbers)
 
@@ -133,26 +136,57 @@ def evaluate_unseen(setup: DemoSetup, model) -> Evaluation:
 
 
 def conformal_coverage(setup: DemoSetup, model, pairs: UnseenPairs) -> dict:
-    """Coverage and mean width on the test pairs of the model's conformal intervals at each level.
+    """Coverage and mean width on the test pairs of the model's conformal intervals at each level, the coverage
+    in each decile of the exact values, and the relative error of the closest pairs.
 
     Returns
     -------
     dict
-        ``levels``, ``coverage`` and ``mean_width`` (one per level), ``calibration_pairs``.
+        ``levels``, ``coverage`` and ``mean_width`` (one per level), ``calibration_pairs``,
+        ``calibration_source``, ``decile_edges`` (11 quantiles of the exact values), ``coverage_by_decile``
+        (``{level: [10 fractions]}`` for :data:`DECILE_LEVELS`), and for the closest tenth of the pairs (first
+        decile) ``closest_mean_relative_error`` (signed: negative when underestimated) and
+        ``closest_mean_abs_relative_error``, next to ``all_mean_relative_error``.
     """
     W = setup.weights
-    cover, widths = [], []
+    exact = pairs.exact
+    edges = np.quantile(exact, np.linspace(0, 1, 11))
+    decile = np.clip(np.searchsorted(edges, exact, side="right") - 1, 0, 9)
+    cover, widths, by_decile = [], [], {}
+    est = None
     for lv in LEVELS:
         est = model.distance(W[pairs.i], W[pairs.j], interval=lv, warn_ood=False)
         lo, hi = np.asarray(est.lower, dtype=np.float64), np.asarray(est.upper, dtype=np.float64)
-        cover.append(float(np.mean((pairs.exact >= lo) & (pairs.exact <= hi))))
+        inside = (exact >= lo) & (exact <= hi)
+        cover.append(float(np.mean(inside)))
         widths.append(float(np.mean(hi - lo)))
+        if lv in DECILE_LEVELS:
+            by_decile[lv] = [float(np.mean(inside[decile == d])) for d in range(10)]
+    pred = np.asarray(est.estimate, dtype=np.float64)
+    rel = (pred - exact) / exact
+    near = decile == 0
     return {"levels": list(LEVELS), "coverage": cover, "mean_width": widths,
-            "calibration_pairs": int(np.size(model.calibration.get("val_pred", [])))}
+            "calibration_pairs": int(np.size(model.calibration.get("val_pred", []))),
+            "calibration_source": model.info.get("training", {}).get("calibration_source"),
+            "decile_edges": edges.tolist(), "coverage_by_decile": by_decile,
+            "closest_mean_relative_error": float(np.mean(rel[near])),
+            "closest_mean_abs_relative_error": float(np.mean(np.abs(rel[near]))),
+            "all_mean_relative_error": float(np.mean(rel))}
 
 
 def ood_check(setup: DemoSetup, model) -> dict:
-    """How many test images ``model.is_ood`` flags (about 1 % expected for images like the training ones)."""
-    ood = np.asarray(model.is_ood(setup.weights[setup.test_idx]))
-    return {"test_images_flagged": int(ood.sum()), "test_images": int(setup.test_idx.size),
-            "fraction": float(ood.mean())}
+    """How many test images ``model.is_ood`` flags at each of :data:`OOD_LEVELS` (about ``1 − level`` expected for
+    images like the training ones: false alarms).
+
+    Returns
+    -------
+    dict
+        ``levels``, ``flagged`` and ``fractions`` (one per level), ``test_images``, and for the default level
+        0.99 ``test_images_flagged`` and ``fraction``.
+    """
+    X = setup.weights[setup.test_idx]
+    flagged = [int(np.sum(model.is_ood(X, level=lv))) for lv in OOD_LEVELS]
+    n = int(setup.test_idx.size)
+    top = flagged[OOD_LEVELS.index(0.99)]
+    return {"levels": list(OOD_LEVELS), "flagged": flagged, "fractions": [f / n for f in flagged],
+            "test_images_flagged": top, "test_images": n, "fraction": top / n}

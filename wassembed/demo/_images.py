@@ -159,7 +159,7 @@ def principal_directions_figure(histograms, scales, path, *, explained=None, row
 
 
 def knn_gallery(queries, approx, approx_values, exact, exact_values, path, *, query_labels=None,
-                approx_labels=None, exact_labels=None, unit: str = "W₂²", grid=None,
+                approx_labels=None, exact_labels=None, unit: str = "pixel²", grid=None,
                 title: str | None = None) -> Path:
     """Queries with their nearest references: embedding estimates, then after exact re-ranking.
 
@@ -178,6 +178,7 @@ def knn_gallery(queries, approx, approx_values, exact, exact_values, path, *, qu
     query_labels, approx_labels, exact_labels : array-like, optional
         Class labels shown in the panel titles (``(q,)``, ``(q, k)``, ``(q, k)``).
     unit : str
+        Unit of W₂² (pixel² on a pixel grid).
     grid : tuple (H, W), optional
     title : str, optional
 
@@ -218,9 +219,9 @@ def knn_gallery(queries, approx, approx_values, exact, exact_values, path, *, qu
             else:
                 _show(ax, E[r, c - k - 1], title=f"{lab(exact_labels, r, c - k - 1)}{_fmt(ev[r, c - k - 1])}")
     y = 1 - (head * 0.72) / Hh
-    fig.text((panel + k * panel / 2) / W, y, f"{k} nearest by embedding (estimated {unit})", ha="center",
+    fig.text((panel + k * panel / 2) / W, y, f"{k} nearest by embedding (estimated W₂², {unit})", ha="center",
              fontsize=8, color="tab:blue")
-    fig.text((panel * (1 + k) + gap + k * panel / 2) / W, y, f"{k} nearest after exact re-ranking (exact {unit})",
+    fig.text((panel * (1 + k) + gap + k * panel / 2) / W, y, f"{k} nearest after exact re-ranking (exact W₂², {unit})",
              ha="center", fontsize=8, color="tab:green")
     if title:
         fig.text(0.5, 1 - (head * 0.25) / Hh, title, ha="center", fontsize=10)
