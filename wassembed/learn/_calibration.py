@@ -80,7 +80,7 @@ def reconstruction_errors(encoder: nn.Module, decoder: nn.Module, X: torch.Tenso
 def cross_fitted(fit: Callable, score: Callable, n: int, folds: int = FOLDS) -> np.ndarray:
     """Out-of-fold scores ``(n,)`` float64 of ``n`` rows: each fold scored against the reference ``fit`` on the
     other folds. The folds are contiguous runs of rows (rows are in image order), so that where the order of
-    the data carries structure (writers, sessions, time) a fold's images are new to its reference, as images
+    the data carries structure (writers, recording days, time) a fold's images are new to its reference, as images
     from later in the data are; for data in random order they are random folds.
 
     ``fit(rows)`` returns a reference, ``score(rows, reference)`` the scores of ``rows``. A row's score then

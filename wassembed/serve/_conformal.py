@@ -20,9 +20,9 @@ independent draws from one distribution, the calibration images and the new ones
 score has the distribution of the new pair's score, but the ``n`` scores are not exactly exchangeable with it:
 calibration pairs share images (a few thousand pairs among ``m``, a few hundred, images). The level then holds
 up to an error that shrinks as ``m`` grows (about :math:`1/\\sqrt{m}`), and the coverage of one trained model
-varies around it with its calibration images (measured in ``docs/benchmarks.md``: within about two points at
-``m`` = 187 to 397 images). Pairs with a training image have smaller errors and a higher coverage; inputs
-unlike the training data (see the out-of-distribution check) are not covered.
+varies around it with its calibration images (measured in ``docs/calibration.md``: by up to about 4 points at
+some levels with ``m`` = 187 to 397 images). Pairs with a training image have smaller errors and a higher
+coverage; inputs unlike the training data (see the out-of-distribution check) are not covered.
 
 One-sided lower bounds use the signed score :math:`(\\hat y_i - y_i)/(\\hat y_i + c)`:
 :math:`P(y \\ge \\text{lower}) \\ge \\alpha`. They drive the adaptive exact re-ranking of nearest neighbours.

@@ -5,7 +5,7 @@ Three scores, each with reference scores of inputs of the training data that the
 cross-fitted (each block of them scored against a reference fitted on the others:
 :func:`wassembed.learn._calibration.cross_fitted`). An input is flagged when its score exceeds their conformal
 ``level`` quantile (:func:`ood_threshold`, 99 % by default): a new input drawn like the training data is then
-flagged with probability at most ``1 − level`` (its false-alarm rate, measured in ``docs/benchmarks.md``).
+flagged with probability at most ``1 − level`` (its false-alarm rate, measured in ``docs/calibration.md``).
 
 * ``"pca"`` (the default of models that store its reference): the distance of :math:`\\sqrt{x}` (the
   Hellinger map of the histogram) to the principal subspace of the training images,
