@@ -7,6 +7,8 @@ threads`` need the learning stack.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from .._deps import exact_stage_only
@@ -32,16 +34,70 @@ def bench() -> None:
 @click.option("--workers", default=None, type=int, help="Processes of the all-workers run [default: all cores].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the pair draw.")
 @click.option("--repeats", default=3, show_default=True, type=_count, help="Alternating rounds; best kept.")
+@click.option("--tables", default="loop,solvers,end-to-end", show_default=True,
+              help="Tables to measure: loop (naive ot.emd2 loop vs precompute), solvers (POT vs the grid path per "
+                   "pair and per LOT solve), end-to-end (the default precompute, POT only vs the default path).")
+@click.option("--also", "others", multiple=True, metavar="FILE",
+              help="More images for the solvers and end-to-end tables, e.g. Fashion-MNIST (repeatable).")
+@click.option("--sizes", default="56,64", show_default=True,
+              help="Grid sides the solvers table resamples every data set to (comma-separated; '' for none).")
+@click.option("--solver-pairs", default=300, show_default=True, type=_count,
+              help="Pairs per data set in the solvers table at 28×28 (fewer at larger sizes).")
+@click.option("--end-to-end-pairs", default=6000, show_default=True, type=_count,
+              help="Pairs of the end-to-end precompute (plus one LOT solve per image of the plan).")
+@click.option("--end-to-end-images", default="0:8000", show_default=True,
+              help="Index range A:B the end-to-end pairs are drawn among.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @handle_errors(words=_WORDS)
-def bench_exact(data, pairs, workers, seed, repeats, as_json):
-    """Naive ot.emd2 loop vs precompute with 1 and all workers, on the same pairs."""
+def bench_exact(data, pairs, workers, seed, repeats, tables, others, sizes, solver_pairs, end_to_end_pairs,
+                end_to_end_images, as_json):
+    """Naive ot.emd2 loop vs precompute; POT vs the grid path; the default precompute before and after."""
     exact_stage_only()
     from ..bench import format_exact_benchmark, run_exact_benchmark
+    from ..bench._solvers import format_solver_benchmark, run_end_to_end, run_solver_benchmark
     from ..data import load_dataset
 
-    r = run_exact_benchmark(load_dataset(data), pairs, workers=workers, seed=seed, repeats=repeats)
-    echo_json(r) if as_json else click.echo(format_exact_benchmark(r))
+    chosen = {t.strip() for t in tables.split(",") if t.strip()}
+    unknown = chosen - {"loop", "solvers", "end-to-end"}
+    if unknown:
+        raise click.BadParameter(f"unknown table(s) {', '.join(sorted(unknown))}: use loop, solvers, end-to-end",
+                                 param_hint="--tables")
+    names = [data, *others]
+    sets = {Path(n).name.split("-images")[0] if n != "digits" else n: load_dataset(n) for n in names}
+    log = lambda msg: click.echo(msg, err=True)
+    out: dict = {}
+    if "loop" in chosen:
+        log("bench exact: naive loop vs precompute")
+        out["loop"] = run_exact_benchmark(sets[next(iter(sets))], pairs, workers=workers, seed=seed, repeats=repeats)
+    if "solvers" in chosen:
+        out["solvers"] = run_solver_benchmark({k: _integer_images(v) for k, v in sets.items()}, seed=seed,
+                                              sizes=tuple(int(x) for x in sizes.split(",") if x.strip()),
+                                              n_pairs=solver_pairs, log=log)
+    if "end-to-end" in chosen:
+        out["end_to_end"] = []
+        for name, hs in sets.items():
+            log(f"bench exact: end-to-end precompute on {name}")
+            out["end_to_end"].append(run_end_to_end(hs, name, end_to_end_pairs, images=end_to_end_images,
+                                                    seed=seed, workers=workers))
+    if as_json:
+        echo_json(out)
+        return
+    if "loop" in out:
+        click.echo(format_exact_benchmark(out["loop"]) + "\n")
+    click.echo(format_solver_benchmark(out.get("solvers"), out.get("end_to_end", [])))
+
+
+def _integer_images(hs):
+    """The integer images ``(n, H, W)`` behind a grid HistogramSet (weights × their rational scales)."""
+    import numpy as np
+
+    from ..exact._rational import rational_scales
+
+    scales = rational_scales(hs.weights)
+    if hs.grid is None or (scales == 0).any():
+        raise click.BadParameter("the solvers table needs integer images on a grid (IDX files, .npy of integers)",
+                                 param_hint="--data/--also")
+    return np.rint(hs.weights * scales[:, None]).astype(np.int64).reshape(hs.n, *hs.grid)
 
 
 @needs_learning_stack
@@ -219,6 +275,7 @@ def bench_clouds(train_cache, test_cache, models, lot_points, speed_pairs, threa
     r = run_clouds_benchmark(train_cache, test_cache, models, lot_points=lot_points, speed_pairs=speed_pairs,
                              threads=threads, seed=seed)
     echo_json(r) if as_json else click.echo(format_clouds_benchmark(r))
+
 
 @needs_learning_stack
 @bench.command("threads")

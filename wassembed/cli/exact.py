@@ -45,11 +45,18 @@ exact_stage_only()
                    "coordinates or point clouds).")
 @click.option("--lot-images", default=None, help="Index range A:B: only the plan's images inside it get a LOT "
                                                    "solve [default: every image of the plan].")
+@click.option("--lot-copies", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Also solve this many elastic copies of each image with a LOT target (images on a grid): more "
+                   "images for the distillation where the data has few.")
+@click.option("--method", default="auto", show_default=True, type=click.Choice(["auto", "grid", "pot"]),
+              help="Exact solver for histograms: the grid path (W2² on pixel grids, integer images: a separable "
+                   "network simplex) where it applies and pays, POT elsewhere; or POT only; or the grid path only. "
+                   "The values agree within float64 rounding.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @handle_errors
 def precompute(data, out, pairs, seed, workers, p, images, against, sampling, block_size, pairs_file, chunk_size,
-               scheduler, worker_timeout, lot, lot_images, quiet, as_json) -> None:
+               scheduler, worker_timeout, lot, lot_images, lot_copies, method, quiet, as_json) -> None:
     """Compute exact W_p^p for pairs of DATA into the cache --out (resumable; rerun to resume).
 
     DATA is a file (IDX .gz/raw, .npy images, .npz of images or histograms, or a ragged .npz of point clouds
@@ -76,7 +83,7 @@ def precompute(data, out, pairs, seed, workers, p, images, against, sampling, bl
         res = run(hs, out, pairs, seed=seed, workers=workers, p=int(p), images=images, against=against,
                   sampling=sampling, block_size=block_size, pairs_file=pairs_file, chunk_size=chunk_size,
                   progress=not quiet, client=client, executor=executor, lot=lot,
-                  lot_images=lot_images)
+                  lot_images=lot_images, lot_copies=lot_copies, method=method)
     finally:
         if client is not None:
             client.close()

@@ -6,6 +6,7 @@ A histogram is a nonnegative weight vector summing to 1 over a support of ``k`` 
 Needs numpy only.
 """
 
+from ._augment import elastic_copies, elastic_copy
 from ._cloud_datasets import SHAPE_NAMES, make_shapes, mnist_clouds
 from ._clouds import PointCloudSet
 from ._histograms import HistogramSet
@@ -25,4 +26,6 @@ __all__ = [
     "ground_cost_name",
     "make_ground_cost",
     "parse_p",
+    "elastic_copies",
+    "elastic_copy",
 ]

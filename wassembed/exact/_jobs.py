@@ -6,7 +6,9 @@ worker, scattered on a Dask cluster) and how each task of the job is run there (
 - ``work="pairs"``: a task is a chunk of pairs ``(i, j)``; its result, their exact values ``(m,)``
   (:class:`~wassembed.exact.ExactSolver` for histograms, :class:`~wassembed.exact.CloudSolver` for clouds);
 - ``work="lot"``: a task is a chunk of images ``idx``; its result, their LOT embeddings and split terms
-  (:class:`~wassembed.exact.LinearOT` against a fixed reference, :class:`~wassembed.exact.CloudLOT` for clouds).
+  (:class:`~wassembed.exact.LinearOT` against a fixed reference, :class:`~wassembed.exact.CloudLOT` for clouds);
+- ``work="copies"``: a task is ``(source, copy)``, copy numbers of images; its result, the LOT embeddings and
+  split terms of those elastic copies, and the copies' integer pixels (:mod:`wassembed.exact._copies`).
 
 The in-process executor, the local process pool and the Dask executor all run the same jobs, so the cache
 does not depend on where its values were computed.
@@ -23,10 +25,11 @@ from ..errors import SolverError, explain
 from ._datakind import POINT_CLOUDS, Data, kind_of
 from ._rational import rational_scales
 
-__all__ = ["LOT", "PAIRS", "ExactJob"]
+__all__ = ["COPIES", "LOT", "PAIRS", "ExactJob"]
 
 PAIRS = "pairs"
 LOT = "lot"
+COPIES = "copies"
 
 #: largest support (bins) for which the pair job ships a full ground cost beside the grid path (for POT's
 #: fallback rows): 4,096 bins are 128 MB of float64
@@ -55,6 +58,8 @@ class ExactJob:
         The histograms' bin coordinates (the grid path, LOT's barycentric maps).
     method : {"auto", "grid", "pot"}
         The histograms' solver path (see :class:`~wassembed.exact.ExactSolver`).
+    copies : tuple (grid, alpha, sigma, seed), optional
+        ``work="copies"``: the images' grid and the elastic deformation (:func:`wassembed.data.elastic_copy`).
 
     Examples
     --------
@@ -71,6 +76,7 @@ class ExactJob:
     num_iter_max: int = 10_000_000
     coords: np.ndarray | None = field(default=None, compare=False)
     method: str = "auto"
+    copies: tuple | None = None
 
     @classmethod
     def pairs(cls, data: Data, p: int, num_iter_max: int, method: str = "auto") -> ExactJob:
@@ -103,6 +109,14 @@ class ExactJob:
                                np.asarray(reference, dtype=np.float64)), 2, int(num_iter_max),
                    np.asarray(data.support_coords(), dtype=np.float64), method)
 
+    @classmethod
+    def lot_copies(cls, data: Data, reference: np.ndarray, num_iter_max: int, method: str, *, alpha: float,
+                   sigma: float, seed: int) -> ExactJob:
+        """The job of LOT targets of elastic copies of ``data``'s images (a grid HistogramSet of integer
+        images)."""
+        job = cls.lot(data, reference, num_iter_max, method)
+        return replace(job, work=COPIES, copies=(tuple(data.grid), float(alpha), float(sigma), int(seed)))
+
     def bare(self) -> ExactJob:
         """This job without its parts (what a Dask task carries; the parts are scattered once)."""
         return replace(self, parts=())
@@ -112,8 +126,8 @@ class ExactJob:
         return replace(self, parts=tuple(parts))
 
     def units(self, task) -> int:
-        """Pairs or images in a task (progress)."""
-        return int(len(task[0]) if self.work == PAIRS else len(task))
+        """Pairs, images or copies in a task (progress)."""
+        return int(len(task) if self.work == LOT else len(task[0]))
 
     def runner(self) -> Callable:
         """A function ``task -> result``, built once per worker (see the module docstring)."""
@@ -129,6 +143,8 @@ class ExactJob:
 
         weights, reference = self.parts
         lot = LinearOT(self.coords, reference=reference, method=self.method, num_iter_max=self.num_iter_max)
+        if self.work == COPIES:
+            return lambda task: _copies_result(lot, weights, task, *self.copies)
         return lambda idx: lot.transform(weights[np.asarray(idx)], return_split=True)
 
     def _pair_runner(self) -> Callable:
@@ -153,9 +169,26 @@ class ExactJob:
                 return values
             received = f"shape {values.shape}"
         else:
-            emb, split = out
-            if len(emb) == m and np.shape(split) == (m,):
+            emb, split = out[:2]
+            if len(emb) == m and np.shape(split) == (m,) and len(out) == (3 if self.work == COPIES else 2):
                 return out
             received = f"{len(emb)} embeddings, split of shape {np.shape(split)}"
         raise SolverError(explain("an executor returned a malformed result", expected=f"{m} results",
                                   received=received, fix="check the workers' wassembed version"))
+
+
+def _copies_result(lot, weights: np.ndarray, task, grid, alpha: float, sigma: float, seed: int):
+    """LOT embeddings, split terms and integer pixels ``(m, k)`` of the copies ``task = (source, copy)``."""
+    from ..data import elastic_copy
+
+    source, copy = (np.asarray(x, dtype=np.int64) for x in task)
+    scales = rational_scales(weights[source])
+    if (scales == 0).any():
+        raise SolverError(explain("elastic copies need integer images", expected="images of integer pixels "
+                                  "(rational histograms)", received=f"image {int(source[np.argmin(scales)])}",
+                                  fix="precompute without lot_copies"))
+    counts = np.stack([elastic_copy(np.rint(weights[s] * sc).reshape(grid), alpha=alpha, sigma=sigma,
+                                    seed=(seed, int(s), int(c))).ravel()
+                       for s, c, sc in zip(source, copy, scales)])
+    emb, split = lot.transform(counts / counts.sum(axis=1, keepdims=True), return_split=True)
+    return emb, split, counts

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._progress import progress as show_progress
-from .._validation import check_pos_int
+from .._validation import check_int, check_pos_int
 from ..data import HistogramSet, PointCloudSet, load_dataset, parse_p
 from ..errors import CacheError, InputError, explain
 from ._cache import DistanceCache
@@ -74,6 +74,8 @@ class PrecomputeResult:
     #: per-image LOT targets: images of the plan, solved now (exact solves spent), seconds (0 when off)
     lot_requested: int = 0
     lot_computed: int = 0
+    #: of those, elastic copies (``lot_copies``)
+    lot_copies_computed: int = 0
     lot_seconds: float = 0.0
 
     def as_dict(self) -> dict:
@@ -155,7 +157,7 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
                pairs_file: str | os.PathLike | None = None, chunk_size: int = 256, progress: bool = True,
                client: Any = None, executor: Executor | None = None,
                num_iter_max: int = DEFAULT_NUM_ITER_MAX, lot: bool = True,
-               lot_images: IndexSpec = None, method: str = "auto") -> PrecomputeResult:
+               lot_images: IndexSpec = None, lot_copies: int = 0, method: str = "auto") -> PrecomputeResult:
     """Compute exact :math:`W_p^p` for a plan of pairs into the cache ``out`` (resumable).
 
     Parameters
@@ -188,6 +190,11 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
     lot_images : str or array-like, optional
         Only the images of the plan inside this range (``"A:B"`` or indices) get per-image solves (default:
         every image of the plan): the per-image budget when those solves are expensive (dense images).
+    lot_copies : int
+        Also solve ``lot_copies`` elastic copies of each of those images against the same reference (images
+        on a grid only; :mod:`wassembed.exact._copies`): more training images for the distillation where the
+        data has few. Copy ``c`` of image ``i`` is always the same copy: a rerun with more copies solves only
+        the new ones.
     method : {"auto", "grid", "pot"}
         The exact solver's path for histograms (:class:`~wassembed.exact.ExactSolver`): the grid path where it
         applies (default), POT only, or the grid path only (refused where it does not apply). The values
@@ -221,6 +228,7 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
                                  received=f"images={images!r}, against={against!r}",
                                  fix="choose ranges with at least two different images"))
     job = ExactJob.pairs(hs, p, num_iter_max, method)  # a support or method it refuses: before any work
+    lot_copies = check_int("lot_copies", lot_copies, minimum=0, example=3)
     ex = executor or _make_executor(workers, client)
     with _cache_io(out):  # a read-only, full or foreign cache directory: a clear error, not a traceback
         cache = DistanceCache.create(out, hs, p, num_iter_max=num_iter_max)
@@ -242,13 +250,15 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
     done = {"requested": 0, "computed": 0, "seconds": 0.0}
     if lot and has_lot_support(hs, p):
         with _cache_io(out):
-            done = _lot_step(cache, np.union1d(i_all, j_all), lot_images, ex, progress, num_iter_max, method)
+            done = _lot_step(cache, np.union1d(i_all, j_all), lot_images, ex, progress, num_iter_max, method,
+                             lot_copies)
     return PrecomputeResult(cache=str(cache.path), requested=int(i_all.size), already_cached=already,
                             computed=computed, done_elsewhere=elsewhere, seconds=seconds,
                             pairs_per_s=computed / seconds if seconds > 0 and computed else 0.0,
                             workers=int(getattr(ex, "workers", 1)), executor=ex.name,
                             total_in_cache=counts["pairs"], lot_requested=done["requested"],
-                            lot_computed=done["computed"], lot_seconds=done["seconds"])
+                            lot_computed=done["computed"], lot_copies_computed=done.get("copies_computed", 0),
+                            lot_seconds=done["seconds"])
 
 
 def _missing_chunks(cache, i_all, j_all, new_all, chunk_size: int) -> list:
@@ -263,12 +273,13 @@ def _missing_chunks(cache, i_all, j_all, new_all, chunk_size: int) -> list:
     return todo
 
 
-def _lot_step(cache, planned: np.ndarray, lot_images, ex, progress: bool, num_iter_max: int, method: str) -> dict:
+def _lot_step(cache, planned: np.ndarray, lot_images, ex, progress: bool, num_iter_max: int, method: str,
+              copies: int) -> dict:
     """The per-image LOT solves of the plan's images (inside ``lot_images`` when given), on the executor ``ex``."""
     if lot_images is not None:
         planned = np.intersect1d(planned, parse_range(lot_images, cache.data.n, what="lot_images"))
     return compute_lot_targets(cache, planned, executor=ex, progress=progress, num_iter_max=num_iter_max,
-                               method=method)
+                               method=method, copies=copies)
 
 
 def _run(cache, ex, job, todo, total, progress) -> tuple[int, int]:

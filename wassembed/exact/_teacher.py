@@ -34,6 +34,7 @@ from .._validation import check_pos_int
 from ..data import PointCloudSet
 from ..errors import CorruptShardError, InputError, explain
 from ._cloud_lot import CloudLOT
+from ._copies import CopyTargets, copies_tag, copy_files, read_copies, store_copies
 from ._executors import InProcessExecutor, LocalPoolExecutor
 from ._jobs import ExactJob
 from ._rational import dyadic_reference
@@ -58,12 +59,15 @@ class LOTTargets:
         Split terms (:math:`\\|e_i - e_\\sigma\\|^2 + \\text{split}_i = W_2^2(\\sigma, \\mu_i)`).
     reference : ndarray, shape (k,) or (m, d), float64
         The reference histogram on the cache's support, or the reference points of point clouds.
+    copies : CopyTargets or None
+        Targets of elastic copies of the images (:mod:`wassembed.exact._copies`), when the cache has some.
     """
 
     index: np.ndarray
     embedding: np.ndarray
     split: np.ndarray
     reference: np.ndarray
+    copies: CopyTargets | None = None
 
     def __len__(self) -> int:
         return int(self.index.size)
@@ -146,7 +150,8 @@ def _done(cache) -> np.ndarray:
 
 def compute_lot_targets(cache, images, *, workers: int = 1, executor=None, chunk_size: int = 32,
                         progress: bool = True, num_iter_max: int = DEFAULT_NUM_ITER_MAX,
-                        method: str = "auto") -> dict:
+                        method: str = "auto", copies: int = 0, copy_alpha: float = 6.0, copy_sigma: float = 4.0,
+                        copy_seed: int = 0) -> dict:
     """Solve the LOT problem of every image of ``images`` that has no target yet, into ``cache`` (resumable).
 
     Parameters
@@ -168,11 +173,15 @@ def compute_lot_targets(cache, images, *, workers: int = 1, executor=None, chunk
         POT's network-simplex iteration limit; reaching it raises :class:`~wassembed.errors.SolverError`.
     method : {"auto", "grid", "pot"}
         The solver's path for histograms (see :class:`~wassembed.exact.LinearOT`).
+    copies : int
+        Elastic copies of each image to solve too (:mod:`wassembed.exact._copies`; grid supports of integer
+        images), made with ``copy_alpha``, ``copy_sigma`` (pixels) and ``copy_seed``.
 
     Returns
     -------
     dict
-        ``requested``, ``already_cached``, ``computed`` (exact solves spent now), ``seconds``.
+        ``requested``, ``already_cached``, ``computed`` (exact solves spent now, copies included),
+        ``copies_computed``, ``seconds``.
 
     Examples
     --------
@@ -193,21 +202,50 @@ def compute_lot_targets(cache, images, *, workers: int = 1, executor=None, chunk
     reference = _reference(cache, images)
     todo = np.setdiff1d(images, _done(cache))
     t0 = time.perf_counter()
-    computed = 0
+    computed = made = 0
+    pick = lambda chunks: _executor_for(executor, workers, chunks)
     if todo.size:
         chunks = [todo[s:s + chunk_size] for s in range(0, todo.size, chunk_size)]
-        if executor is None or (isinstance(executor, LocalPoolExecutor) and len(chunks) < 2):
-            w = check_pos_int("workers", workers)
-            executor = LocalPoolExecutor(w) if w > 1 and len(chunks) > 1 else InProcessExecutor()
-        computed = _run(cache, chunks, ExactJob.lot(cache.data, reference, num_iter_max, method), executor, progress)
-    return {"requested": int(images.size), "already_cached": int(images.size - todo.size), "computed": computed,
-            "seconds": time.perf_counter() - t0}
+        job = ExactJob.lot(cache.data, reference, num_iter_max, method)
+        computed = _run(cache, chunks, job, pick(chunks), progress, lambda t, r: _store(cache, t, *r))
+    if copies:
+        chunks = _copy_chunks(cache, images, int(copies), copies_tag(copy_alpha, copy_sigma, copy_seed), chunk_size)
+        job = ExactJob.lot_copies(cache.data, reference, num_iter_max, method, alpha=copy_alpha, sigma=copy_sigma,
+                                  seed=copy_seed)
+        tag = copies_tag(copy_alpha, copy_sigma, copy_seed)
+        made = _run(cache, chunks, job, pick(chunks), progress,
+                    lambda t, r: store_copies(cache, _lot_dir(cache), tag, t, r, _digest), desc="lot copies")
+    return {"requested": int(images.size), "already_cached": int(images.size - todo.size),
+            "computed": computed + made, "copies_computed": made, "seconds": time.perf_counter() - t0}
 
 
-def _run(cache, chunks: list, job: ExactJob, ex, progress: bool) -> int:
-    """Run the chunks on ``ex`` (a window of twice its workers in flight), storing each as it finishes."""
+def _executor_for(executor, workers: int, chunks: list):
+    """``executor``, or (none given, or a pool for a single chunk) one made from ``workers``."""
+    if executor is not None and not (isinstance(executor, LocalPoolExecutor) and len(chunks) < 2):
+        return executor
+    w = check_pos_int("workers", workers)
+    return LocalPoolExecutor(w) if w > 1 and len(chunks) > 1 else InProcessExecutor()
+
+
+def _copy_chunks(cache, images: np.ndarray, copies: int, tag: str, chunk_size: int) -> list:
+    """Chunks ``(source, copy)`` of the copies not in the cache yet; refuses data that cannot be copied."""
+    data = cache.data
+    if isinstance(data, PointCloudSet) or getattr(data, "grid", None) is None:
+        raise InputError(explain("elastic copies need images on a grid", expected="a grid support",
+                                 received="point clouds" if isinstance(data, PointCloudSet) else data.support_kind,
+                                 fix="precompute without lot_copies (--lot-copies 0)"))
+    have = read_copies(copy_files(_lot_dir(cache), tag), _read_npz)
+    done = set() if have is None else set(zip(have.source.tolist(), have.copy.tolist()))
+    want = [(int(s), c) for s in images for c in range(copies) if (int(s), c) not in done]
+    return [tuple(np.array(x, dtype=np.int64) for x in zip(*want[s:s + chunk_size]))
+            for s in range(0, len(want), chunk_size)]
+
+
+def _run(cache, chunks: list, job: ExactJob, ex, progress: bool, store, desc: str = "lot targets") -> int:
+    """Run the chunks on ``ex`` (a window of twice its workers in flight), ``store(task, result)`` each as it
+    finishes."""
     ex.start(job)  # before the progress bar's thread: fork after threads is unsafe
-    bar = show_progress(int(sum(c.size for c in chunks)), desc="lot targets", unit="image", enabled=progress)
+    bar = show_progress(int(sum(job.units(c) for c in chunks)), desc=desc, unit="image", enabled=progress)
     pending, inflight = deque(chunks), {}
     window = max(2, 2 * int(getattr(ex, "workers", 1)))
     computed, clean = 0, False
@@ -217,10 +255,9 @@ def _run(cache, chunks: list, job: ExactJob, ex, progress: bool) -> int:
                 idx = pending.popleft()
                 inflight[ex.submit(idx)] = idx
             for h in ex.wait_any(list(inflight)):
-                idx = inflight.pop(h)
-                emb, split = ex.result(h)
-                computed += _store(cache, idx, emb, split)
-                bar.update(int(idx.size))
+                task = inflight.pop(h)
+                computed += store(task, ex.result(h))
+                bar.update(job.units(task))
         clean = True
         return computed
     finally:
@@ -263,4 +300,5 @@ def read_lot_targets(cache) -> LOTTargets | None:
     order, first = np.unique(index, return_index=True)
     emb = np.concatenate([p["embedding"] for p in parts])[first]
     split = np.concatenate([p["split"] for p in parts])[first]
-    return LOTTargets(index=order, embedding=emb, split=split, reference=reference)
+    copies = read_copies(copy_files(_lot_dir(cache)), _read_npz)
+    return LOTTargets(index=order, embedding=emb, split=split, reference=reference, copies=copies)

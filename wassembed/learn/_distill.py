@@ -10,7 +10,9 @@ pair epochs, the encoder φ regresses
 with :math:`V_d` the first ``d`` principal axes of the training images' embeddings (``d`` the model's
 latent size) and :math:`a` the least-squares scale of :math:`\\|V_d^\\top (e_i - e_j)\\|^2` against the exact
 values of the training pairs (no intercept: a latent distance has none). Only training images are used
-(held-out images keep their role: their pairs select and calibrate the model). The pair epochs then
+(held-out images keep their role: their pairs select and calibrate the model), and the elastic copies of
+training images when the cache has some (``precompute(..., lot_copies=K)``: each copy's own LOT embedding,
+projected on the same axes; more images for the student, :mod:`wassembed.exact._copies`). The pair epochs then
 fine-tune φ on the exact values (:mod:`._epoch`). For point clouds (:class:`~wassembed.exact.CloudLOT`
 targets) the encoder's appended exact mean takes the mean part of the embeddings (``mean_dims``).
 """
@@ -44,6 +46,10 @@ class DistillTargets:
         Fraction of the embeddings' variance kept by the ``d`` principal axes.
     pairs_used : int
         Training pairs the scale was fitted on.
+    copy_weights : ndarray, shape (m', k), float32
+        Elastic copies of training images (histograms; none: ``(0, k)``).
+    copy_targets : ndarray, shape (m', d), float32
+        Their targets.
     """
 
     images: np.ndarray
@@ -51,11 +57,18 @@ class DistillTargets:
     scale: float
     explained: float
     pairs_used: int
+    copy_weights: np.ndarray | None = None
+    copy_targets: np.ndarray | None = None
+
+    @property
+    def n_copies(self) -> int:
+        """Elastic copies among the targets."""
+        return 0 if self.copy_weights is None else int(self.copy_weights.shape[0])
 
     def summary(self) -> dict:
         """JSON-able facts for the model's ``info``."""
-        return {"images": int(self.images.size), "dim": int(self.targets.shape[1]), "scale": self.scale,
-                "explained_variance": self.explained, "pairs_for_scale": self.pairs_used}
+        return {"images": int(self.images.size), "copies": self.n_copies, "dim": int(self.targets.shape[1]),
+                "scale": self.scale, "explained_variance": self.explained, "pairs_for_scale": self.pairs_used}
 
 
 def distill_targets(lot: LOTTargets, train_images: np.ndarray, train: PairTable, dim: int, *,
@@ -86,7 +99,8 @@ def distill_targets(lot: LOTTargets, train_images: np.ndarray, train: PairTable,
     means = np.zeros((images.size, 0))
     if mean_dims:
         E, means = split_mean(E, mean_dims)
-    E -= E.mean(axis=0)
+    centre = E.mean(axis=0)
+    E -= centre
     _, s, vt = np.linalg.svd(E, full_matrices=False)
     d = min(dim - mean_dims, vt.shape[0])
     Z = np.zeros((images.size, dim - mean_dims))
@@ -98,8 +112,16 @@ def distill_targets(lot: LOTTargets, train_images: np.ndarray, train: PairTable,
     y = train.value[both] - ((means[pi] - means[pj]) ** 2).sum(1)
     scale = float(dz @ y / (dz @ dz)) if both.sum() >= 2 and dz @ dz > 0 else 1.0
     targets = np.concatenate([np.sqrt(max(scale, 0.0)) * Z, means], axis=1)
+    copy_w = copy_t = None
+    if lot.copies is not None and not mean_dims:  # copies of training images only, on the same axes
+        keep = np.isin(lot.copies.source, images)
+        Zc = np.zeros((int(keep.sum()), dim))
+        Zc[:, :d] = (lot.copies.embedding[keep].astype(np.float64) - centre) @ vt[:d].T
+        copy_w = lot.copies.weights[keep].astype(np.float32)
+        copy_t = (np.sqrt(max(scale, 0.0)) * Zc).astype(np.float32)
     return DistillTargets(images=images, targets=targets.astype(np.float32), scale=scale,
-                          explained=explained, pairs_used=int(both.sum()))
+                          explained=explained, pairs_used=int(both.sum()), copy_weights=copy_w,
+                          copy_targets=copy_t)
 
 
 def distill(encoder: torch.nn.Module, X: torch.Tensor, targets: DistillTargets, *, epochs: int, batch: int,
@@ -125,8 +147,12 @@ def distill(encoder: torch.nn.Module, X: torch.Tensor, targets: DistillTargets, 
     """
     t0 = time.time()
     dev = X.device
-    idx = torch.as_tensor(targets.images, device=dev)
+    rows = X[torch.as_tensor(targets.images, device=dev)]  # the training images, then their elastic copies
     T = torch.as_tensor(targets.targets, device=dev)
+    if targets.n_copies:
+        rows = torch.cat([rows, torch.as_tensor(targets.copy_weights, device=dev, dtype=rows.dtype)])
+        T = torch.cat([T, torch.as_tensor(targets.copy_targets, device=dev)])
+    idx = torch.arange(rows.shape[0], device=dev)
     opt = torch.optim.Adam(encoder.parameters(), lr=lr)
     steps = epochs * -(-idx.numel() // batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr / 100)
@@ -138,7 +164,7 @@ def distill(encoder: torch.nn.Module, X: torch.Tensor, targets: DistillTargets, 
         loss_sum, count = 0.0, 0
         for s in range(0, idx.numel(), batch):
             b = perm[s:s + batch]
-            loss = ((encoder(X[idx[b]]) - T[b]) ** 2).sum(1).mean()
+            loss = ((encoder(rows[b]) - T[b]) ** 2).sum(1).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

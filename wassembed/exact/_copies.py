@@ -1,0 +1,105 @@
+"""LOT targets of elastic copies: more training images for the distillation, each with its own exact solve.
+
+The student's unseen error falls with the number of images that have a target (docs/benchmarks.md, "What
+limits the student"). Where the data has few images, ``precompute(..., lot_copies=K)`` adds ``K`` elastic
+copies of each image of the plan (:func:`wassembed.data.elastic_copies`: a smooth random displacement, pixels
+rounded to integers) and solves each copy's LOT problem against the cache's reference. They live next to the
+other targets::
+
+    CACHE/lot/copies-<tag>-<key>.npz   source (m,) int64, copy (m,) int64: copy number ``copy`` of image
+                                       ``source``; counts (m, k): its integer pixels; embedding (m, K·d) float32;
+                                       split (m,) float64; a sha256 of the five
+
+``<tag>`` names the deformation (alpha, sigma, seed); copy ``c`` of image ``i`` depends on it, ``i`` and ``c``
+only, so growing ``K`` later solves only the new copies, and the files are the same whichever executor made
+them. Guarantees are those of the other LOT files (atomic writes, checksums, claims). Grid supports only.
+The trainer uses the copies of its training images only (:mod:`wassembed.learn._distill`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._io import atomic_write
+
+__all__ = ["CopyTargets", "copies_tag", "copy_files", "read_copies", "store_copies"]
+
+
+@dataclass(frozen=True)
+class CopyTargets:
+    """LOT targets of elastic copies of a cache's images.
+
+    Attributes
+    ----------
+    source, copy : ndarray, shape (m,), int64
+        Copy number ``copy[t]`` of image ``source[t]`` (sorted by source, then copy).
+    weights : ndarray, shape (m, k), float64
+        The copies as histograms.
+    embedding : ndarray, shape (m, K * d), float32
+    split : ndarray, shape (m,), float64
+    """
+
+    source: np.ndarray
+    copy: np.ndarray
+    weights: np.ndarray
+    embedding: np.ndarray
+    split: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.source.size)
+
+
+def copies_tag(alpha: float, sigma: float, seed: int) -> str:
+    """A short name of the deformation (the part of a file name that keeps other recipes apart)."""
+    return hashlib.sha256(f"elastic;alpha={float(alpha)!r};sigma={float(sigma)!r};seed={int(seed)}".encode()
+                          ).hexdigest()[:12]
+
+
+def copy_files(lot_dir, tag: str | None = None) -> list:
+    """The copy files under ``lot_dir`` (of one recipe when ``tag`` is given), sorted."""
+    pattern = f"copies-{tag}-*.npz" if tag else "copies-*.npz"
+    return sorted(lot_dir.glob(pattern)) if lot_dir.exists() else []
+
+
+def _small_uint(counts: np.ndarray) -> np.ndarray:
+    top = int(counts.max()) if counts.size else 0
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if top <= np.iinfo(dt).max:
+            return counts.astype(dt)
+    return counts.astype(np.int64)
+
+
+def store_copies(cache, lot_dir, tag: str, task, result, digest) -> int:
+    """Write one chunk of copies atomically under its claim; ``task`` = (source, copy), ``result`` =
+    (embedding, split, counts). Returns the copies written (0 when another process wrote them)."""
+    source, copy = (np.asarray(x, np.int64) for x in task)
+    emb, split, counts = result
+    key = f"copies-{tag}-" + hashlib.sha256(np.stack([source, copy]).tobytes()).hexdigest()[:24]
+    f = lot_dir / f"{key}.npz"
+    with cache.claim(key, block=True):
+        if f.exists():
+            return 0
+        for tmp in lot_dir.glob(f".tmp-{key}-*"):  # left by a killed writer of this chunk (the claim is ours)
+            tmp.unlink(missing_ok=True)
+        arrays = {"source": source, "copy": copy, "counts": _small_uint(np.asarray(counts)),
+                  "embedding": np.asarray(emb, np.float32), "split": np.asarray(split, np.float64)}
+        arrays["sha256"] = np.array(digest(*arrays.values()))
+        atomic_write(f, lambda fh: np.savez(fh, **arrays), prefix=f".tmp-{key}-")
+    return int(source.size)
+
+
+def read_copies(files: list, read_npz) -> CopyTargets | None:
+    """The copies in ``files`` (each verified by ``read_npz``), one row per (source, copy), or None."""
+    if not files:
+        return None
+    parts = [read_npz(f, ("source", "copy", "counts", "embedding", "split")) for f in files]
+    source = np.concatenate([p["source"] for p in parts])
+    copy = np.concatenate([p["copy"] for p in parts])
+    _, first = np.unique(np.stack([source, copy], axis=1), axis=0, return_index=True)
+    counts = np.concatenate([p["counts"] for p in parts])[first].astype(np.float64)
+    return CopyTargets(source=source[first], copy=copy[first], weights=counts / counts.sum(1, keepdims=True),
+                       embedding=np.concatenate([p["embedding"] for p in parts])[first],
+                       split=np.concatenate([p["split"] for p in parts])[first])
