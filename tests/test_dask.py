@@ -159,10 +159,11 @@ def test_executor_accepts_address_and_validates(cluster, digits, tmp_path):
 
 
 def _started_clients() -> list:
-    """Dask clients alive in this process that are not closed (a half-built one is "connecting")."""
+    """Dask clients alive in this process that are not closed (a half-built one is "connecting"); ``type(o)``, not
+    ``isinstance``, which would read ``__class__`` through lazy proxies (torch's deprecated names warn)."""
     import gc
 
-    return [o for o in gc.get_objects() if isinstance(o, Client) and o.status != "closed"]
+    return [o for o in gc.get_objects() if issubclass(type(o), Client) and o.status != "closed"]
 
 
 def test_connect_unreachable_or_malformed():
