@@ -447,7 +447,11 @@ def test_conformal_high_levels_fall_back_to_fewer_bins():
     y = rng.gamma(3.0, 3.0, 3000)
     cal = ConformalCalibrator(y * (1 + 0.1 * rng.standard_normal(3000)), y)
     assert cal.n_bins == 5  # 1500 pairs after the split: 300 per bin support levels up to 300/301
-    assert np.isfinite(cal.quantiles(0.99)).all() and cal.quantiles(0.99).size == 5
+    assert np.isfinite(cal.quantiles(0.9)).all() and cal.quantiles(0.9).size == 5
+    # at 0.99 a 300-pair bin keeps (300 + 1)(1 - 0.99) = 3 scores beyond its quantile, fewer than 5: the finest
+    # binning that keeps 5 has 3 bins of 500
+    assert np.isfinite(cal.quantiles(0.99)).all() and cal.quantiles(0.99).size == 3
+    assert cal.support(0.99) == (500, 3)
     q = cal.quantiles(0.999)  # too high for 300-pair bins: one pooled bin of 1500 pairs
     assert q.size == 1 and np.isfinite(q).all()
     assert np.all(cal.lower_bound(np.array([1.0, 10.0]), 0.999) > 0)
