@@ -77,7 +77,7 @@ def test_wheel_core_requires_no_torch(wheel):
     requires = re.findall(r"^Requires-Dist: (.+)$", meta, flags=re.M)
     core = [r for r in requires if "extra ==" not in r]
     core_names = {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower() for r in core}
-    assert core_names == {"numpy", "scipy", "pot", "click", "tqdm", "scikit-learn"}, core
+    assert core_names == {"numpy", "scipy", "pot", "click", "tqdm", "scikit-learn", "pylmcf"}, core
     learn = [r for r in requires if 'extra == "learn"' in r]
     # torch and safetensors for models; GeomLoss for the point-cloud reconstruction loss (it needs torch)
     assert {re.split(r"[<>=!~ ;]", r, maxsplit=1)[0] for r in learn} == {"torch", "safetensors", "geomloss"}, learn
