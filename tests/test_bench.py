@@ -184,8 +184,8 @@ def test_serve_benchmark_shows_the_fitted_baselines(digits):
 
 
 def test_threads_benchmark_measures_each_setting_and_leaves_nothing_running(monkeypatch):
-    """A tiny run of ``bench threads``: every preset × setting × condition measured with the thread count it
-    names, torch's setting unchanged, and the load processes the bench started ended."""
+    """Tiny runs of ``bench threads`` (the point-cloud preset idle, a grid preset loaded): every setting
+    measured with the thread count it names, torch's setting unchanged, the load processes it started ended."""
     torch = pytest.importorskip("torch")
     from wassembed.bench import _threads
 
@@ -194,19 +194,21 @@ def test_threads_benchmark_measures_each_setting_and_leaves_nothing_running(monk
     monkeypatch.setattr(_threads.subprocess, "Popen", lambda *a, **k: started.append(real_popen(*a, **k))
                         or started[-1])
     before = torch.get_num_threads()
-    r = _threads.run_threads_benchmark("digits", presets=("fast", "set"), images=60, pairs=150, epochs=1,
-                                       distill_epochs=1)
+    tiny = dict(images=60, pairs=150, epochs=1, distill_epochs=1)
+    idle = _threads.run_threads_benchmark("digits", presets=("set",), conditions=("idle",), **tiny)
+    assert not [p for p in started if "while True: pass" in p.args]  # no load started for "idle"
+    loaded = _threads.run_threads_benchmark("digits", presets=("fast",), conditions=("loaded",), **tiny)
     assert torch.get_num_threads() == before
-    cores = r["cores"]
+    cores = loaded["cores"]
     loads = [p for p in started if "while True: pass" in p.args]
-    assert len(loads) == cores and all(p.poll() is not None for p in loads)  # loaded block only, all ended
-    got = {(x["condition"], x["preset"], x["setting"]): x for x in r["rows"]}
-    assert len(got) == 12 == len(r["rows"])
-    for (_, _, setting), x in got.items():
-        want = {"default": _threads.DEFAULT_THREADS, "1 thread": 1}.get(setting, cores)
-        assert x["threads"] == want and x["pairs_per_s"] > 0 and x["wall_s"] > 0, x
-    assert set(r["loads"]) == {"idle", "loaded"}
-    table = _threads.format_threads_benchmark(r)
-    assert table.count("\n| ") == 13 and f"| loaded | set | all cores ({cores}) |" in table
+    assert len(loads) == cores and all(p.poll() is not None for p in loads)  # one per core, all ended
+    for r, condition, preset in ((idle, "idle", "set"), (loaded, "loaded", "fast")):
+        assert [(x["condition"], x["preset"], x["setting"]) for x in r["rows"]] == [
+            (condition, preset, s) for s in ("default", "1 thread", f"all cores ({cores})")]
+        for x, want in zip(r["rows"], (_threads.DEFAULT_THREADS, 1, cores)):
+            assert x["threads"] == want and x["pairs_per_s"] > 0 and x["wall_s"] > 0, x
+        assert set(r["loads"]) == {condition}
+    table = _threads.format_threads_benchmark(loaded)
+    assert table.count("\n| ") == 4 and f"| loaded | fast | all cores ({cores}) |" in table
     with pytest.raises(InputError, match="bad presets or conditions"):
         _threads.run_threads_benchmark("digits", presets=("huge",))

@@ -64,7 +64,8 @@ def busy_load(processes: int):
 
 
 def _caches(root: Path, data, presets, *, images: int, pairs: int, seed: int) -> dict:
-    """preset -> cache path: one cache of images for the grid presets, one of point clouds for ``set``."""
+    """preset -> cache path: one cache of images for the grid presets, one of point clouds for ``set`` (solved in
+    this process: small caches, no worker processes to start)."""
     out = {}
     if any(p != "set" for p in presets):
         hs = load_dataset(data)
@@ -73,11 +74,11 @@ def _caches(root: Path, data, presets, *, images: int, pairs: int, seed: int) ->
                                      "'digits'", received=f"{data} (histograms without a grid)",
                                      fix="pass --data digits or an image file"))
         n = min(images, hs.n)
-        precompute(hs, root / "images", pairs=pairs, images=f"0:{n}", seed=seed, progress=False)
+        precompute(hs, root / "images", pairs=pairs, images=f"0:{n}", seed=seed, workers=1, progress=False)
         out.update({p: root / "images" for p in presets if p != "set"})
     if "set" in presets:
         clouds = make_shapes(images, seed=seed, min_points=20, max_points=60)
-        precompute(clouds, root / "clouds", pairs=pairs, seed=seed, progress=False)
+        precompute(clouds, root / "clouds", pairs=pairs, seed=seed, workers=1, progress=False)
         out["set"] = root / "clouds"
     return out
 
