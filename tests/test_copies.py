@@ -88,3 +88,17 @@ def test_the_distillation_uses_the_copies_of_training_images_only(tmp_path):
     mine = t.copies.embedding[np.isin(t.copies.source, train_images)].astype(np.float64)
     want = np.sqrt(d.scale) * (mine - centre) @ vt[:10].T
     np.testing.assert_allclose(np.abs(d.copy_targets), np.abs(want), rtol=1e-4, atol=1e-4)  # axes up to sign
+
+
+def test_auto_copies_where_the_data_has_few_integer_images_on_grids_of_16_pixels_or_more():
+    from wassembed.exact._copies import COPIES_MAX, auto_copies, deformation
+
+    digits = load_dataset("digits", limit=100)
+    assert auto_copies(digits, 100) == 0  # 8×8: no copies
+    mnist_like = HistogramSet.from_images(random_images(50, grid=(28, 28)))
+    assert auto_copies(mnist_like, 8000) == 2 and auto_copies(mnist_like, 7600) == COPIES_MAX == 3
+    assert auto_copies(mnist_like, 24_000) == 0 and auto_copies(mnist_like, 100) == COPIES_MAX
+    floats = HistogramSet.from_images(random_images(50, grid=(28, 28)) + np.pi)
+    assert auto_copies(floats, 5000) == 0  # not integer pixels: a copy could not be solved exactly
+    assert deformation((28, 28)) == (6.0, 4.0) and deformation((56, 56)) == (12.0, 8.0)
+    assert deformation((28, 28), 3.0) == (3.0, 4.0)

@@ -45,9 +45,10 @@ exact_stage_only()
                    "coordinates or point clouds).")
 @click.option("--lot-images", default=None, help="Index range A:B: only the plan's images inside it get a LOT "
                                                    "solve [default: every image of the plan].")
-@click.option("--lot-copies", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Also solve this many elastic copies of each image with a LOT target (images on a grid): more "
-                   "images for the distillation where the data has few.")
+@click.option("--lot-copies", default="auto", show_default=True, metavar="K|auto",
+              help="Also solve K elastic copies of each image with a LOT target (images on a grid): more images "
+                   "for the distillation where the data has few. auto: enough for 24,000 images with targets, at "
+                   "most 3 per image, on grids of 16×16 pixels or more; 0: none.")
 @click.option("--method", default="auto", show_default=True, type=click.Choice(["auto", "grid", "pot"]),
               help="Exact solver for histograms: the grid path (W2² on pixel grids, integer images: a separable "
                    "network simplex) where it applies and pays, POT elsewhere; or POT only; or the grid path only. "
@@ -83,7 +84,7 @@ def precompute(data, out, pairs, seed, workers, p, images, against, sampling, bl
         res = run(hs, out, pairs, seed=seed, workers=workers, p=int(p), images=images, against=against,
                   sampling=sampling, block_size=block_size, pairs_file=pairs_file, chunk_size=chunk_size,
                   progress=not quiet, client=client, executor=executor, lot=lot,
-                  lot_images=lot_images, lot_copies=lot_copies, method=method)
+                  lot_images=lot_images, lot_copies=_copies_option(lot_copies), method=method)
     finally:
         if client is not None:
             client.close()
@@ -212,3 +213,16 @@ def cache_verify(cache_dir, repair, workers, as_json) -> None:
                       "still damaged" if repair else "damaged")
     if not report["ok"]:
         sys.exit(1)
+
+
+def _copies_option(value: str):
+    """--lot-copies: "auto" or a nonnegative integer."""
+    if value == "auto":
+        return value
+    try:
+        k = int(value)
+    except ValueError:
+        k = -1
+    if k < 0:
+        raise click.BadParameter(f"{value!r} is neither 'auto' nor a nonnegative integer", param_hint="--lot-copies")
+    return k

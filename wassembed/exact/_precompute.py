@@ -31,6 +31,7 @@ from .._validation import check_int, check_pos_int
 from ..data import HistogramSet, PointCloudSet, load_dataset, parse_p
 from ..errors import CacheError, InputError, explain
 from ._cache import DistanceCache
+from ._copies import auto_copies
 from ._executors import Executor, InProcessExecutor, LocalPoolExecutor, default_workers
 from ._jobs import ExactJob
 from ._pairs import (
@@ -157,7 +158,7 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
                pairs_file: str | os.PathLike | None = None, chunk_size: int = 256, progress: bool = True,
                client: Any = None, executor: Executor | None = None,
                num_iter_max: int = DEFAULT_NUM_ITER_MAX, lot: bool = True,
-               lot_images: IndexSpec = None, lot_copies: int = 0, method: str = "auto") -> PrecomputeResult:
+               lot_images: IndexSpec = None, lot_copies: int | str = "auto", method: str = "auto") -> PrecomputeResult:
     """Compute exact :math:`W_p^p` for a plan of pairs into the cache ``out`` (resumable).
 
     Parameters
@@ -190,11 +191,13 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
     lot_images : str or array-like, optional
         Only the images of the plan inside this range (``"A:B"`` or indices) get per-image solves (default:
         every image of the plan): the per-image budget when those solves are expensive (dense images).
-    lot_copies : int
-        Also solve ``lot_copies`` elastic copies of each of those images against the same reference (images
-        on a grid only; :mod:`wassembed.exact._copies`): more training images for the distillation where the
-        data has few. Copy ``c`` of image ``i`` is always the same copy: a rerun with more copies solves only
-        the new ones.
+    lot_copies : int or "auto"
+        Also solve this many elastic copies of each of those images against the same reference (images on a
+        grid; :mod:`wassembed.exact._copies`): more training images for the distillation where the data has
+        few. ``"auto"`` (default): enough copies for 24,000 images with targets, at most 3 per image, on grids
+        of at least 16×16 integer pixels (:func:`~wassembed.exact._copies.auto_copies`; MNIST with 12,000 pairs
+        among 8,000 images: 3 copies each); 0 turns them off. Copy ``c`` of image ``i`` is always the same
+        copy: a rerun with more copies solves only the new ones.
     method : {"auto", "grid", "pot"}
         The exact solver's path for histograms (:class:`~wassembed.exact.ExactSolver`): the grid path where it
         applies (default), POT only, or the grid path only (refused where it does not apply). The values
@@ -228,7 +231,8 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
                                  received=f"images={images!r}, against={against!r}",
                                  fix="choose ranges with at least two different images"))
     job = ExactJob.pairs(hs, p, num_iter_max, method)  # a support or method it refuses: before any work
-    lot_copies = check_int("lot_copies", lot_copies, minimum=0, example=3)
+    if lot_copies != "auto":
+        lot_copies = check_int("lot_copies", lot_copies, minimum=0, example=3)
     ex = executor or _make_executor(workers, client)
     with _cache_io(out):  # a read-only, full or foreign cache directory: a clear error, not a traceback
         cache = DistanceCache.create(out, hs, p, num_iter_max=num_iter_max)
@@ -274,10 +278,12 @@ def _missing_chunks(cache, i_all, j_all, new_all, chunk_size: int) -> list:
 
 
 def _lot_step(cache, planned: np.ndarray, lot_images, ex, progress: bool, num_iter_max: int, method: str,
-              copies: int) -> dict:
+              copies: int | str) -> dict:
     """The per-image LOT solves of the plan's images (inside ``lot_images`` when given), on the executor ``ex``."""
     if lot_images is not None:
         planned = np.intersect1d(planned, parse_range(lot_images, cache.data.n, what="lot_images"))
+    if copies == "auto":
+        copies = auto_copies(cache.data, planned.size)
     return compute_lot_targets(cache, planned, executor=ex, progress=progress, num_iter_max=num_iter_max,
                                method=method, copies=copies)
 

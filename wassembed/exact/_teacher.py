@@ -34,7 +34,7 @@ from .._validation import check_pos_int
 from ..data import PointCloudSet
 from ..errors import CorruptShardError, InputError, explain
 from ._cloud_lot import CloudLOT
-from ._copies import CopyTargets, copies_tag, copy_files, read_copies, store_copies
+from ._copies import CopyTargets, copies_tag, copy_files, deformation, read_copies, store_copies
 from ._executors import InProcessExecutor, LocalPoolExecutor
 from ._jobs import ExactJob
 from ._rational import dyadic_reference
@@ -150,8 +150,8 @@ def _done(cache) -> np.ndarray:
 
 def compute_lot_targets(cache, images, *, workers: int = 1, executor=None, chunk_size: int = 32,
                         progress: bool = True, num_iter_max: int = DEFAULT_NUM_ITER_MAX,
-                        method: str = "auto", copies: int = 0, copy_alpha: float = 6.0, copy_sigma: float = 4.0,
-                        copy_seed: int = 0) -> dict:
+                        method: str = "auto", copies: int = 0, copy_alpha: float | None = None,
+                        copy_sigma: float | None = None, copy_seed: int = 0) -> dict:
     """Solve the LOT problem of every image of ``images`` that has no target yet, into ``cache`` (resumable).
 
     Parameters
@@ -175,7 +175,8 @@ def compute_lot_targets(cache, images, *, workers: int = 1, executor=None, chunk
         The solver's path for histograms (see :class:`~wassembed.exact.LinearOT`).
     copies : int
         Elastic copies of each image to solve too (:mod:`wassembed.exact._copies`; grid supports of integer
-        images), made with ``copy_alpha``, ``copy_sigma`` (pixels) and ``copy_seed``.
+        images), made with ``copy_alpha``, ``copy_sigma`` (pixels; default 6 and 4 on 28×28 images, scaled with
+        the grid's side) and ``copy_seed``.
 
     Returns
     -------
@@ -209,6 +210,7 @@ def compute_lot_targets(cache, images, *, workers: int = 1, executor=None, chunk
         job = ExactJob.lot(cache.data, reference, num_iter_max, method)
         computed = _run(cache, chunks, job, pick(chunks), progress, lambda t, r: _store(cache, t, *r))
     if copies:
+        copy_alpha, copy_sigma = deformation(getattr(cache.data, "grid", None) or (28, 28), copy_alpha, copy_sigma)
         chunks = _copy_chunks(cache, images, int(copies), copies_tag(copy_alpha, copy_sigma, copy_seed), chunk_size)
         job = ExactJob.lot_copies(cache.data, reference, num_iter_max, method, alpha=copy_alpha, sigma=copy_sigma,
                                   seed=copy_seed)
