@@ -17,8 +17,9 @@ import wassembed
 from wassembed.data import as_weights, make_ground_cost
 from wassembed.errors import InputError, ModelFileError
 from wassembed.exact import ExactSolver
+from wassembed.index import ReferenceIndex, _search, build_index, open_index
 from wassembed.nn import ModelConfig, build_decoder, build_encoder
-from wassembed.serve import KNNResult, ReferenceIndex, WassersteinEmbedding, _index_search, build_index, open_index
+from wassembed.serve import KNNResult, WassersteinEmbedding
 
 from .conftest import random_images
 
@@ -76,13 +77,13 @@ def test_index_answers_like_the_in_memory_model(model, data, index):
 
 def test_streaming_never_builds_the_full_matrix(monkeypatch, data, index):
     shapes = []
-    real = _index_search._tile
+    real = _search._tile
 
     def spy(A, sqA, B, sqB, distance):
         shapes.append((A.shape[0], B.shape[0]))
         return real(A, sqA, B, sqB, distance)
 
-    monkeypatch.setattr(_index_search, "_tile", spy)
+    monkeypatch.setattr(_search, "_tile", spy)
     index.kneighbors(data[1], k=4, n_candidates=8, block=32, query_block=4)
     assert shapes and all(q <= 4 and r <= 32 for q, r in shapes)
     assert len(shapes) == -(-160 // 32) * -(-6 // 4)  # one GEMM per (reference block, query block)

@@ -21,7 +21,7 @@ import pytest
 from wassembed._deps import POT_EXACT_ONLY_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
-SUBPACKAGES = ("data", "exact", "nn", "learn", "serve", "cli", "bench", "demo")
+SUBPACKAGES = ("data", "exact", "nn", "learn", "serve", "index", "cli", "bench", "demo")
 ENV = {k: v for k, v in os.environ.items() if k not in POT_EXACT_ONLY_ENV}
 
 #: runs the command line (argv after the script name) with torch and safetensors unimportable

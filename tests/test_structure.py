@@ -47,7 +47,7 @@ def test_the_checker_sees_long_functions(tmp_path):
     assert [n for _, _, n in _functions(f)] == [MAX_FUNCTION_LINES + 2]
 
 
-@pytest.mark.parametrize("sub", ["data", "exact", "nn", "learn", "serve", "cli", "bench", "demo"])
+@pytest.mark.parametrize("sub", ["data", "exact", "nn", "learn", "serve", "index", "cli", "bench", "demo"])
 def test_every_subpackage_has_a_documented_face(sub):
     init = PACKAGE / sub / "__init__.py"
     assert init.is_file() and ast.get_docstring(ast.parse(init.read_text())), f"{init} needs a docstring"

@@ -8,8 +8,9 @@ weighted point clouds.
 
 The pipeline is one subpackage per stage: :mod:`wassembed.data` → :mod:`wassembed.exact` (solver, pairs,
 cache, precompute) → :mod:`wassembed.learn` (training, on :mod:`wassembed.nn`) → :mod:`wassembed.serve`
-(the trained model and its queries). ``import wassembed`` needs numpy, scipy and POT only: torch is
-imported when a model is trained or loaded (``pip install "wassembed[learn]"``).
+(the trained model and its queries), with :mod:`wassembed.index` (reference sets embedded once, on disk) on
+the served model. ``import wassembed`` needs numpy, scipy and POT only: torch is imported when a model is
+trained or loaded (``pip install "wassembed[learn]"``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ _LAZY = {
     "load": ("wassembed.serve", "load_model"),
     "WassersteinEmbedding": ("wassembed.serve", "WassersteinEmbedding"),
     "CloudEmbedding": ("wassembed.serve", "CloudEmbedding"),
-    "build_index": ("wassembed.serve", "build_index"),
-    "open_index": ("wassembed.serve", "open_index"),
+    "build_index": ("wassembed.index", "build_index"),
+    "open_index": ("wassembed.index", "open_index"),
 }
 
 
@@ -46,4 +47,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(__all__) | {"data", "exact", "nn", "learn", "serve"})
+    return sorted(set(__all__) | {"data", "exact", "nn", "learn", "serve", "index"})

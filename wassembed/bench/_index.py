@@ -149,8 +149,8 @@ def _misses(model, Q, R, res, want_i, want_v, level: float) -> list[dict]:
 def _check_section(model, ix, Q: np.ndarray, k: int, n_refs: int, seed: int, say, level: float = 0.99) -> dict:
     """Re-ranked answer (adaptive rule) of an index of ``n_refs`` references sampled from ``ix`` against the
     in-memory ``model.kneighbors`` on the same references and against brute force."""
-    from ..serve import build_index
-    from ..serve._index_files import take_rows
+    from ..index import build_index
+    from ..index._files import take_rows
 
     rows = np.sort(np.random.default_rng(seed + 1).choice(len(ix), size=min(n_refs, len(ix)), replace=False))
     R = take_rows(ix.references, rows)
@@ -218,7 +218,7 @@ def _setup(data, extra, n: int, n_queries: int, threads: int, seed: int, say):
 
 def _build_section(emb, src, out, block: int, say) -> dict:
     """Build the index (time, peak RSS, size on disk), then reopen it verifying its checksums."""
-    from ..serve import build_index, open_index
+    from ..index import build_index, open_index
 
     say(f"building an index of {len(src):,} images at {out}")
     t = time.perf_counter()

@@ -70,7 +70,7 @@ def worker_model(model_dir: str, digest: str):
     key = (str(model_dir), digest)
     model = _WORKER_MODELS.get(key)
     if model is None:
-        from ._embedding import WassersteinEmbedding
+        from ..serve import WassersteinEmbedding
 
         got = file_sha256(Path(model_dir) / "model.json")
         if got != digest:

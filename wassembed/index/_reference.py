@@ -1,10 +1,10 @@
 """Reference indexes: a reference set embedded once, stored on disk, queried many times.
 
 :func:`build_index` embeds the references block by block (locally or on Dask workers) and writes them, their
-embeddings, the model and a manifest to a directory (layout: :mod:`._index_files`); :func:`open_index`
+embeddings, the model and a manifest to a directory (layout: :mod:`._files`); :func:`open_index`
 reopens it, memory-mapped, with its model. :meth:`ReferenceIndex.kneighbors` answers like the model's
 ``kneighbors(Q, R)`` on the stored references, streaming the embeddings block by block (never a
-queries × references matrix) and re-ranking the candidates with exact solves (:mod:`._index_search`).
+queries × references matrix) and re-ranking the candidates with exact solves (:mod:`._search`).
 """
 
 from __future__ import annotations
@@ -21,15 +21,14 @@ from .._io import file_sha256
 from .._validation import check_pos_int
 from .._version import __version__
 from ..errors import InputError, ModelFileError, explain
-from . import _index_files as files
-from . import _inputs
-from ._conformal import check_level
-from ._embedding import WassersteinEmbedding
-from ._index_build import embed_blocks, source_layout, stored_blocks
-from ._index_search import search
-from ._inputs import Device, Inputs
-from ._neighbors import KNNResult, check_k
-from ._warnings import warn_brute_force
+from ..serve import WassersteinEmbedding, _inputs
+from ..serve._conformal import check_level
+from ..serve._inputs import Device, Inputs
+from ..serve._neighbors import KNNResult, check_k
+from ..serve._warnings import warn_brute_force
+from . import _files as files
+from ._build import embed_blocks, source_layout, stored_blocks
+from ._search import search
 
 __all__ = ["ReferenceIndex", "build_index", "open_index"]
 
@@ -46,7 +45,7 @@ class ReferenceIndex:
     model : WassersteinEmbedding
         The model stored with the index (the one given to :func:`build_index` when just built).
     manifest : dict
-        The checked manifest (see :mod:`wassembed.serve._index_files`).
+        The checked manifest (see :mod:`wassembed.index._files`).
     embeddings : numpy.memmap, shape (n, d), float32
         Row ``i``: the embedding of reference ``i``.
     references : numpy.memmap, shape (n, H, W) or (n, k)
@@ -86,7 +85,7 @@ class ReferenceIndex:
         :math:`W_p^p` or, with ``exact_rerank`` (the default here), exact values of the candidates re-ranked
         by the model's rule (``n_candidates``: fixed; None: adaptive at ``level``, see the model's
         ``kneighbors``). Estimates come from one matrix product per block of references
-        (:mod:`._index_search`).
+        (:mod:`._search`).
 
         Parameters
         ----------
@@ -191,7 +190,7 @@ def _write_arrays(model, R, path: Path, *, block, client, digest, batch_size, de
 def build_index(model, R, path: str | os.PathLike, *, block: int = 8192, batch_size: int | None = None,
                 device: Device = None, client=None, overwrite: bool = False) -> ReferenceIndex:
     """:math:`z_i = \\varphi(r_i)` for every reference, computed once: store the references ``R``, their
-    embeddings and ``model`` at ``path`` (layout: :mod:`wassembed.serve._index_files`).
+    embeddings and ``model`` at ``path`` (layout: :mod:`wassembed.index._files`).
 
     Parameters
     ----------

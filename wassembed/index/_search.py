@@ -3,20 +3,20 @@
 **Estimates.** The references' embeddings are read one block of ``block`` rows at a time. For queries
 :math:`a = \\varphi(q) - c` and references :math:`b = \\varphi(r) - c`, each block costs one matrix product,
 :math:`\\|a - b\\|^2 = \\|a\\|^2 + \\|b\\|^2 - 2\\, a \\cdot b` clamped at 0, then the model's
-:class:`~wassembed.nn.LatentDistance` (the tile of :func:`._neighbors.cdist_into`). The centre :math:`c` is
-the mean of *all* reference embeddings (computed in float64 at build time, stored in the manifest), the
-centre the model's ``cdist`` and ``kneighbors`` subtract (there: the float32 mean of the references given):
-distances are translation invariant, and centring keeps the float32 cancellation error small. A running
-top-``C`` per query is merged after each block: memory is one ``query_block × block`` tile plus ``(nq, C)``
-candidates, never ``nq × n``.
+:class:`~wassembed.nn.LatentDistance` (the tile of :func:`~wassembed.serve._neighbors.cdist_into`). The centre
+:math:`c` is the mean of *all* reference embeddings (computed in float64 at build time, stored in the
+manifest), the centre the model's ``cdist`` and ``kneighbors`` subtract (there: the float32 mean of the
+references given): distances are translation invariant, and centring keeps the float32 cancellation error
+small. A running top-``C`` per query is merged after each block: memory is one ``query_block × block`` tile
+plus ``(nq, C)`` candidates, never ``nq × n``.
 
 **Re-ranking.** Each query's ``C`` best-estimated references, in order of (estimate, index), go through the
-model's rule, :func:`._neighbors.exact_rerank` (fixed ``n_candidates``, or the adaptive rule with conformal
-lower bounds), with the references' rows read from the memory-mapped file. The adaptive rule solves
-candidates in order of estimate until the lower bound of the next one reaches the ``k``-th exact value; when
-it would go past the ``C`` kept, the query is searched again with ``4 C`` candidates (exact values already
-solved are reused). Every reference left out then has a lower bound at least the ``k``-th exact value, the
-rule's own stopping condition; when ``C`` covers all references the answer is the in-memory one.
+model's rule, :func:`~wassembed.serve._neighbors.exact_rerank` (fixed ``n_candidates``, or the adaptive rule
+with conformal lower bounds), with the references' rows read from the memory-mapped file. The adaptive rule
+solves candidates in order of estimate until the lower bound of the next one reaches the ``k``-th exact value;
+when it would go past the ``C`` kept, the query is searched again with ``4 C`` candidates (exact values
+already solved are reused). Every reference left out then has a lower bound at least the ``k``-th exact value,
+the rule's own stopping condition; when ``C`` covers all references the answer is the in-memory one.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from ..nn import LatentDistance
-from ._index_files import read_rows, take_rows
-from ._neighbors import _tile, exact_rerank
+from ..serve._neighbors import _tile, exact_rerank
+from ._files import read_rows, take_rows
 
 __all__ = ["RERANK_ROWS", "search", "stream_topc"]
 

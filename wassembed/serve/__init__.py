@@ -1,5 +1,5 @@
-"""The served model: embeddings, distances, neighbours with exact re-ranking, intervals, model files, and
-on-disk reference indexes (:func:`build_index`, :func:`open_index`).
+"""The served model: embeddings, distances, neighbours with exact re-ranking, intervals and model files (the
+on-disk reference indexes built on it are :mod:`wassembed.index`).
 
 Its conventions (single inputs, float64 distances, decoded shapes) are stated in the Notes of
 :class:`WassersteinEmbedding`; its warnings derive from :class:`ServingWarning`.
@@ -16,7 +16,6 @@ from ._embedding import (
     WassersteinEmbedding,
 )
 from ._evaluate import evaluate
-from ._index import ReferenceIndex, build_index, open_index
 from ._modelfile import FORMAT_VERSION, save_model
 from ._neighbors import KNNResult
 from ._warnings import CalibrationWarning, EvaluationWarning, RerankWarning, ServingWarning
@@ -38,7 +37,4 @@ __all__ = [
     "load_model",
     "save_model",
     "evaluate",
-    "ReferenceIndex",
-    "build_index",
-    "open_index",
 ]
