@@ -35,7 +35,7 @@ decile = np.clip(np.searchsorted(edges, exact, side="right") - 1, 0, 9)
 out = {"pairs": int(exact.size), "calibration_pairs": int(model.calibration["val_pred"].size),
        "coverage_%": {}, "coverage_by_decile_%": {}}
 for level in LEVELS:
-    est = model.distance(pick(i), pick(j), interval=level, warn_ood=False)
+    est = model.interval(pick(i), pick(j), level, warn_ood=False)
     inside = (exact >= est.lower) & (exact <= est.upper)
     out["coverage_%"][level] = round(100 * float(inside.mean()), 1)
     if level in (0.5, 0.9):

@@ -2,7 +2,7 @@
 
 For each query (a test image the model never saw), find its k nearest training images under W2²:
 
-1. ``model.kneighbors(Q, R, k)``: embedding estimates only (one matrix product per block);
+1. ``model.kneighbors(Q, R, k)``: embedding estimates only (one matrix product per tile);
 2. ``model.kneighbors(Q, R, k, exact_rerank=True)``: candidates in order of estimate are re-scored with the
    exact solver until conformal lower bounds rule out every other reference (adaptive, ``level=0.99``);
 3. ``n_candidates=m``: exactly the ``m`` best-estimated references are re-scored (fixed cost);
@@ -67,7 +67,7 @@ def main(argv=None):
 
     rows = []
     t0 = time.perf_counter()
-    idx, _ = model.kneighbors(Q, R, k=k)
+    _, idx = model.kneighbors(Q, R, k=k)  # (distances, indices), as scikit-learn
     rows.append(("embedding only", recall(np.asarray(idx), truth), 0, time.perf_counter() - t0))
     t0 = time.perf_counter()
     res = model.kneighbors(Q, R, k=k, exact_rerank=True)

@@ -122,7 +122,7 @@ def test_coverage_on_pairs_of_two_unseen_digits(digits, digit_caches):
     test = wassembed.DistanceCache.open(digit_caches / "test").read()
     W = digits.weights
     for level in LEVELS:
-        est = model.distance(W[test.i], W[test.j], interval=level, warn_ood=False)
+        est = model.interval(W[test.i], W[test.j], level, warn_ood=False)
         coverage = float(np.mean((test.value >= est.lower) & (test.value <= est.upper)))
         assert coverage >= level - 0.06, (level, coverage)
         if level >= 0.8:

@@ -27,7 +27,7 @@ def serve_cli(monkeypatch, tmp_path):
         torch.manual_seed(0)
         return WassersteinEmbedding(torch.nn.Linear(36, 4), torch.nn.Linear(4, 36), config=None, p=2, grid=GRID)
 
-    monkeypatch.setattr("wassembed.serve.load_model", lambda path, device="cpu": model())
+    monkeypatch.setattr("wassembed.serve.load", lambda path, device="cpu": model())
     (tmp_path / "model").mkdir()
     rng = np.random.default_rng(0)
     np.save(tmp_path / "seven.npy", rng.random((7, *GRID)))

@@ -24,7 +24,7 @@ def _model():
 
 @pytest.fixture
 def cli(monkeypatch, tmp_path):
-    monkeypatch.setattr("wassembed.serve.load_model", lambda path, device="cpu": _model().to(device))
+    monkeypatch.setattr("wassembed.serve.load", lambda path, device="cpu": _model().to(device))
     group = main
     (tmp_path / "model").mkdir()
     rng = np.random.default_rng(0)
@@ -76,17 +76,19 @@ def test_knn_table_and_json(cli):
     r = run("knn", d / "model", d / "a.npy", d / "b.npy", "-k", 2, "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    idx, val = _model().kneighbors(np.load(d / "a.npy"), np.load(d / "b.npy"), k=2)
-    assert out["indices"] == idx.tolist() and out["exact"] is False and out["n_exact"] == 0
-    np.testing.assert_allclose(out["values"], val, rtol=1e-6)
+    dist, ind = _model().kneighbors(np.load(d / "a.npy"), np.load(d / "b.npy"), k=2)  # scikit-learn's order
+    assert list(out) == ["k", "exact", "n_exact", "distances", "indices"]
+    assert out["indices"] == ind.tolist() and out["exact"] is False and out["n_exact"] == 0
+    np.testing.assert_allclose(out["distances"], dist, rtol=1e-6)
     r = run("knn", d / "model", d / "a.npy", d / "b.npy", "-k", 2, "--query-limit", 2)
     lines = r.stdout.strip().splitlines()
-    assert lines[0] == "query\trank\tindex\tvalue" and len(lines) == 1 + 2 * 2
+    assert lines[0] == "query\trank\tindex\tdistance" and len(lines) == 1 + 2 * 2
     r = run("knn", d / "model", d / "a.npy", d / "b.npy", "-k", 2, "--exact-rerank", "--n-candidates", 4,
             "--json", "--out", d / "nn.npz")
     out = json.loads(r.stdout)
     assert r.exit_code == 0 and out["exact"] is True and out["n_exact"] == 7 * 4
     assert "exact solves: 28" in r.stderr and np.load(d / "nn.npz")["indices"].shape == (7, 2)
+    np.testing.assert_array_equal(np.load(d / "nn.npz")["distances"], out["distances"])
 
 
 @pytest.mark.parametrize("args, match", [

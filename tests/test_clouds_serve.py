@@ -99,7 +99,7 @@ def test_exact_reranking_with_every_candidate_equals_brute_force(trained, clouds
     for q in range(4):
         exact = np.array([solver.solve(Q.cloud(q), R.cloud(r)) for r in range(40)])
         np.testing.assert_array_equal(got.indices[q], np.argsort(exact, kind="stable")[:3])
-        np.testing.assert_allclose(got.values[q], np.sort(exact)[:3], rtol=1e-12)
+        np.testing.assert_allclose(got.distances[q], np.sort(exact)[:3], rtol=1e-12)
     assert got.n_exact == 4 * 40
 
 
@@ -126,7 +126,7 @@ def test_save_load_round_trip_and_wassembed_load(trained, clouds):
     assert isinstance(back, CloudEmbedding)
     A = [(p, w) for p, w in _list(clouds, range(70, 76))]
     np.testing.assert_array_equal(back.distance(A, A[::-1]), model.distance(A, A[::-1]))
-    lo = back.distance(A, A[::-1], interval=0.5)
+    lo = back.interval(A, A[::-1], 0.5)
     assert (lo.lower <= lo.estimate).all() and (lo.estimate <= lo.upper).all()
 
 

@@ -123,7 +123,7 @@ def test_demo_accuracy_figures_match_the_caches_and_the_saved_model(demo):
     cov = conf["coverage"]
     assert conf["levels"] == sorted(conf["levels"]) and cov == sorted(cov)  # wider intervals cover more
     i90 = conf["levels"].index(0.9)
-    est = model.distance(W[table.i], W[table.j], interval=0.9, warn_ood=False)
+    est = model.interval(W[table.i], W[table.j], 0.9, warn_ood=False)
     inside = (v >= np.asarray(est.lower)) & (v <= np.asarray(est.upper))
     assert cov[i90] == pytest.approx(inside.mean(), abs=1 / 400)
     # a 2-epoch model, calibrated on pairs of the last held-out images: loose (the full demo is measured in
@@ -133,7 +133,7 @@ def test_demo_accuracy_figures_match_the_caches_and_the_saved_model(demo):
     # coverage by decile of the exact values: each decile holds a tenth of the pairs
     edges = np.asarray(conf["decile_edges"])
     assert edges[0] == v.min() and edges[-1] == v.max() and list(conf["coverage_by_decile"]) == ["0.5", "0.9"]
-    est50 = model.distance(W[table.i], W[table.j], interval=0.5, warn_ood=False)
+    est50 = model.interval(W[table.i], W[table.j], 0.5, warn_ood=False)
     first = v <= edges[1]
     inside = (v >= np.asarray(est50.lower)) & (v <= np.asarray(est50.upper))
     assert conf["coverage_by_decile"]["0.5"][0] == pytest.approx(inside[first].mean(), abs=1e-9)

@@ -21,15 +21,15 @@ from wassembed.errors import InputError
 from wassembed.exact import ExactSolver
 from wassembed.serve import (
     CalibrationWarning,
-    ConformalCalibrator,
     DistanceEstimate,
     EvaluationWarning,
+    Neighbors,
     OutOfDistributionWarning,
     RerankWarning,
     ServingWarning,
     WassersteinEmbedding,
-    conformal_quantile,
 )
+from wassembed.serve._conformal import ConformalCalibrator, conformal_quantile
 
 from .conftest import random_images
 
@@ -121,7 +121,7 @@ def test_every_estimate_comes_from_the_one_latent_distance():
         full = e.cdist(X, X)
         np.fill_diagonal(full, 0)
         np.testing.assert_allclose(squareform(e.pdist(X)), full, rtol=1e-5, atol=1e-6 * full.max())
-        idx, val = e.kneighbors(X, Y, k=4)
+        val, idx = e.kneighbors(X, Y, k=4)
         np.testing.assert_array_equal(idx, np.argsort(D, axis=1, kind="stable")[:, :4])
         np.testing.assert_allclose(val, np.sort(D, axis=1)[:, :4], rtol=1e-6)
     e1 = _linear_model(p=1)
@@ -156,19 +156,19 @@ def test_cdist_equals_a_loop_over_distance(emb):
     np.testing.assert_allclose(D, loop, rtol=1e-4, atol=1e-5 * loop.max())
 
 
-def test_results_do_not_depend_on_block_size(emb):
+def test_results_do_not_depend_on_tile_size(emb):
     A, B = random_images(149, 8), random_images(1501, 9)
-    ref = emb.cdist(A, B, block_size=4096)
-    D = emb.cdist(A, B, block_size=33, batch_size=100)
+    ref = emb.cdist(A, B, tile_size=4096)
+    D = emb.cdist(A, B, tile_size=33, batch_size=100)
     np.testing.assert_allclose(D, ref, rtol=1e-5, atol=1e-6 * ref.max())
-    P = emb.pdist(A, block_size=33)
+    P = emb.pdist(A, tile_size=33)
     assert P.shape == (149 * 148 // 2,)
-    np.testing.assert_allclose(P, emb.pdist(A, block_size=4096), rtol=1e-5, atol=1e-6 * ref.max())
+    np.testing.assert_allclose(P, emb.pdist(A, tile_size=4096), rtol=1e-5, atol=1e-6 * ref.max())
     full = emb.cdist(A, A)
     np.fill_diagonal(full, 0)
     np.testing.assert_allclose(squareform(P), full, rtol=1e-5, atol=1e-6 * ref.max())
-    i1, v1 = emb.kneighbors(A[:40], B, k=7, block_size=33)
-    i2, v2 = emb.kneighbors(A[:40], B, k=7, block_size=4096)
+    v1, i1 = emb.kneighbors(A[:40], B, k=7, tile_size=33)
+    v2, i2 = emb.kneighbors(A[:40], B, k=7, tile_size=4096)
     np.testing.assert_array_equal(i1, i2)
     np.testing.assert_allclose(v1, v2, rtol=1e-5)
 
@@ -181,12 +181,17 @@ def test_pdist_of_two_and_one(emb):
 
 def test_kneighbors_without_rerank_matches_cdist(emb):
     Q, R = random_images(6, 11), random_images(50, 12)
-    idx, val = emb.kneighbors(Q, R, k=5)
+    val, idx = emb.kneighbors(Q, R, k=5)
     D = emb.cdist(Q, R)
     np.testing.assert_array_equal(idx, np.argsort(D, axis=1, kind="stable")[:, :5])
     np.testing.assert_allclose(val, np.sort(D, axis=1)[:, :5], rtol=1e-6)
     res = emb.kneighbors(Q, R, k=5)
-    assert res.n_exact == 0 and not res.exact
+    assert isinstance(res, Neighbors) and res.n_exact == 0 and not res.exact
+    assert res.distances is res[0] and res.indices is res[1]  # scikit-learn's order: distances, indices
+    back = pickle.loads(pickle.dumps(res))
+    assert isinstance(back, Neighbors) and back.n_exact == 0 and not back.exact
+    np.testing.assert_array_equal(back.indices, idx)
+    assert repr(res).startswith("Neighbors(distances=")
 
 
 def test_numpy_torch_parity(emb):
@@ -198,19 +203,19 @@ def test_numpy_torch_parity(emb):
         assert isinstance(a, np.ndarray) and isinstance(b, torch.Tensor) and b.device.type == "cpu"
         np.testing.assert_allclose(b.numpy(), a, rtol=1e-6)
     assert isinstance(emb.decode(torch.from_numpy(emb.embed(X))), torch.Tensor)
-    ti, tv = emb.kneighbors(tX, tY, k=3)
-    ni, nv = emb.kneighbors(X, Y, k=3)
+    tv, ti = emb.kneighbors(tX, tY, k=3)
+    nv, ni = emb.kneighbors(X, Y, k=3)
     np.testing.assert_array_equal(ti.numpy(), ni)
     np.testing.assert_allclose(tv.numpy(), nv, rtol=1e-6)
 
 
 def test_concurrent_calls_equal_serial_calls(emb):
     inputs = [random_images(64, 100 + t) for t in range(8)]
-    serial = [(emb.embed(X, batch_size=16), emb.cdist(X, X, block_size=17)) for X in inputs]
+    serial = [(emb.embed(X, batch_size=16), emb.cdist(X, X, tile_size=17)) for X in inputs]
     results = [None] * 8
 
     def work(t):
-        results[t] = (emb.embed(inputs[t], batch_size=16), emb.cdist(inputs[t], inputs[t], block_size=17))
+        results[t] = (emb.embed(inputs[t], batch_size=16), emb.cdist(inputs[t], inputs[t], tile_size=17))
 
     threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
     for th in threads:
@@ -240,10 +245,10 @@ def test_exact_rerank_equals_brute_force(quantile_model):
     emb, solver = quantile_model
     Q, R = _sparse_1d(5, 12, seed=20), _sparse_1d(60, 12, seed=21)
     want_i, want_v = _brute_force(solver, Q, R, 4)
-    res = emb.kneighbors(Q, R, k=4, exact_rerank=True, block_size=2)
+    res = emb.kneighbors(Q, R, k=4, exact_rerank=True, tile_size=2)
     np.testing.assert_array_equal(res.indices, want_i)
-    np.testing.assert_allclose(res.values, want_v, rtol=1e-12, atol=1e-12)
-    assert res.exact and res.values.dtype == np.float64
+    np.testing.assert_allclose(res.distances, want_v, rtol=1e-12, atol=1e-12)
+    assert res.exact and res.distances.dtype == np.float64
     assert 5 * 4 <= res.n_exact < 5 * 60, "the adaptive rule should skip most references with a good model"
     assert res.n_exact == int(res.n_exact_per_query.sum())
     full = emb.kneighbors(Q, R, k=4, exact_rerank=True, n_candidates=60)
@@ -268,7 +273,7 @@ def test_exact_rerank_with_a_poor_model_still_exact():
     want_i, want_v = _brute_force(solver, Q, R, 3)
     res = emb.kneighbors(Q, R, k=3, exact_rerank=True)
     np.testing.assert_array_equal(res.indices, want_i)
-    np.testing.assert_allclose(res.values, want_v, rtol=1e-12)
+    np.testing.assert_allclose(res.distances, want_v, rtol=1e-12)
 
 
 # -- error bars ------------------------------------------------------------------------------------
@@ -302,15 +307,18 @@ def test_interval_coverage_of_the_served_model(quantile_model):
     X, Y = _sparse_1d(300, 12, seed=40), _sparse_1d(300, 12, seed=41)
     wx, wy = as_weights(X)[0], as_weights(Y)[0]
     exact = np.array([solver.solve(a, b) for a, b in zip(wx, wy)])
-    res = emb.distance(X, Y, interval=0.9)
+    res = emb.interval(X, Y, 0.9)
     assert isinstance(res, DistanceEstimate) and res.level == 0.9
     assert np.all(res.lower <= res.estimate) and np.all(res.estimate <= res.upper)
     cover = np.mean((exact >= res.lower - 1e-6) & (exact <= res.upper + 1e-6))
     assert cover >= 0.9 - 3 * np.sqrt(0.09 / 300) - 0.02
-    r2 = emb.distance(X, Y, interval=0.9, root=True)
+    r2 = emb.interval(X, Y, 0.9, root=True)
     np.testing.assert_allclose(r2.upper, np.sqrt(res.upper), rtol=1e-6)
-    t = emb.distance(torch.from_numpy(X), torch.from_numpy(Y), interval=0.9)
+    t = emb.interval(torch.from_numpy(X), torch.from_numpy(Y), 0.9)
     assert isinstance(t.lower, torch.Tensor)
+    np.testing.assert_array_equal(res.estimate, emb.distance(X, Y))  # distance: the estimates, one type
+    with pytest.raises(TypeError, match="interval"):
+        emb.distance(X, Y, interval=0.9)
 
 
 # -- out of distribution ---------------------------------------------------------------------------
@@ -377,11 +385,11 @@ def test_bad_options_are_explained(emb):
     with pytest.raises(InputError, match="different numbers of inputs.*4 and 3.*cdist"):
         emb.distance(X, X[:3])
     with pytest.raises(InputError, match="needs calibration pairs"):
-        emb.distance(X, X, interval=0.9)
+        emb.interval(X, X, 0.9)
     with pytest.raises(InputError, match="needs calibration pairs.*n_candidates"):
         emb.kneighbors(X, X, k=1, exact_rerank=True)
-    with pytest.raises(InputError, match="bad block_size"):
-        emb.cdist(X, X, block_size=0)
+    with pytest.raises(InputError, match="bad tile_size"):
+        emb.cdist(X, X, tile_size=0)
     with pytest.raises(InputError, match="bad batch_size"):
         emb.embed(X, batch_size=-1)
     with pytest.raises(InputError, match="no out-of-distribution reference"):
@@ -398,7 +406,7 @@ def test_bad_options_are_explained(emb):
         emb.embed(X, device="tpu")
     cal = _linear_model(calibration={"val_pred": np.ones(50), "val_target": np.ones(50)})
     with pytest.raises(InputError, match="bad interval level.*strictly between 0 and 1"):
-        cal.distance(X, X, interval=1.5)
+        cal.interval(X, X, 1.5)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
@@ -419,7 +427,7 @@ def test_cpu_cuda_parity(quantile_model):
         gpu = getattr(emb, name)(*args, device="cuda")
         assert isinstance(gpu, np.ndarray)
         np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-4 * float(np.max(cpu)))
-    tg = emb.cdist(torch.from_numpy(A).cuda(), torch.from_numpy(B).cuda(), block_size=33, device="cuda")
+    tg = emb.cdist(torch.from_numpy(A).cuda(), torch.from_numpy(B).cuda(), tile_size=33, device="cuda")
     assert tg.device.type == "cuda"
     np.testing.assert_allclose(tg.cpu().numpy(), emb.cdist(A, B), rtol=1e-3, atol=1e-4)
     qe, solver = quantile_model
@@ -486,11 +494,11 @@ def test_every_method_reads_a_single_input_as_a_batch_of_one():
         np.testing.assert_array_equal(like(emb.cdist(R, one)), emb.cdist(R, X[:1]))
         np.testing.assert_array_equal(like(emb.ood_score(one)), emb.ood_score(X[:1]))
         np.testing.assert_array_equal(emb.is_ood(one), emb.is_ood(X[:1]))
-        i1, v1 = emb.kneighbors(one, R, k=3)
-        i2, v2 = emb.kneighbors(X[:1], R, k=3)
+        v1, i1 = emb.kneighbors(one, R, k=3)
+        v2, i2 = emb.kneighbors(X[:1], R, k=3)
         np.testing.assert_array_equal(like(i1), i2)
         np.testing.assert_array_equal(like(v1), v2)
-        np.testing.assert_array_equal(like(emb.kneighbors(X, one, k=1)[0]), np.zeros((5, 1), np.int64))
+        np.testing.assert_array_equal(like(emb.kneighbors(X, one, k=1)[1]), np.zeros((5, 1), np.int64))
         np.testing.assert_array_equal(like(emb.barycenter(one)), emb.decode(emb.embed(X[:1]))[0])
         assert emb.pdist(one).shape == (0,)
     with pytest.raises(InputError, match="too many principal directions"):
@@ -517,13 +525,13 @@ def test_every_distance_is_float64_and_network_outputs_float32(quantile_model):
     Q, R = _sparse_1d(3, 12, seed=95), _sparse_1d(30, 12, seed=96)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ServingWarning)
-        est = qe.distance(Q, R[:3], interval=0.9)
+        est = qe.interval(Q, R[:3], 0.9)
         outs = {"distance": qe.distance(Q, R[:3]), "distance root": qe.distance(Q, R[:3], root=True),
                 "interval estimate": est.estimate, "interval lower": est.lower, "interval upper": est.upper,
                 "cdist": qe.cdist(Q, R), "cdist root": qe.cdist(Q, R, root=True), "pdist": qe.pdist(R),
-                "kneighbors values": qe.kneighbors(Q, R, k=4).values,
-                "kneighbors exact values": qe.kneighbors(Q, R, k=4, exact_rerank=True).values,
-                "kneighbors fixed values": qe.kneighbors(Q, R, k=4, exact_rerank=True, n_candidates=8).values}
+                "kneighbors distances": qe.kneighbors(Q, R, k=4).distances,
+                "kneighbors exact distances": qe.kneighbors(Q, R, k=4, exact_rerank=True).distances,
+                "kneighbors fixed distances": qe.kneighbors(Q, R, k=4, exact_rerank=True, n_candidates=8).distances}
     for name, v in outs.items():
         assert v.dtype == np.float64, name
     e = _linear_model()
@@ -533,7 +541,7 @@ def test_every_distance_is_float64_and_network_outputs_float32(quantile_model):
     assert e.barycenter(X).dtype == np.float32 and e.interpolate(X[0], X[1], 3).dtype == np.float32
     tX = torch.from_numpy(X)
     assert e.cdist(tX, tX).dtype == torch.float64 and e.distance(tX, tX).dtype == torch.float64
-    assert e.pdist(tX).dtype == torch.float64 and e.kneighbors(tX, tX, k=2).values.dtype == torch.float64
+    assert e.pdist(tX).dtype == torch.float64 and e.kneighbors(tX, tX, k=2).distances.dtype == torch.float64
     assert e.embed(tX).dtype == torch.float32
     # the float64 estimates are the float32 network's, unchanged
     Z = torch.from_numpy(e.embed(X))
@@ -567,14 +575,14 @@ def test_error_bars_on_too_few_calibration_pairs_warn(quantile_model):
     X, Y = _sparse_1d(5, 12, seed=99), _sparse_1d(5, 12, seed=100)
     with pytest.warns(CalibrationWarning, match=r"90 % error bars.*41 pairs of the model's 41 calibration pairs.*"
                       r"= 4\.2 pairs.*m >= 49.*fix: precompute more pairs or raise val_fraction.*at most 0\.88") as rec:
-        r = small.distance(X, Y, interval=0.9)
+        r = small.interval(X, Y, 0.9)
     assert rec[0].filename == __file__ and isinstance(r, DistanceEstimate)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        small.distance(X, Y, interval=0.88)  # (41 + 1)(1 − 0.88) = 5.04
-        qe.distance(X, Y, interval=0.9)  # 200 pairs (100 after choosing c): 10.1
+        small.interval(X, Y, 0.88)  # (41 + 1)(1 − 0.88) = 5.04
+        qe.interval(X, Y, 0.9)  # 200 pairs (100 after choosing c): 10.1
     with pytest.warns(CalibrationWarning, match="99 % error bars.*100 pairs of the model's 200"):
-        qe.distance(X, Y, interval=0.99)
+        qe.interval(X, Y, 0.99)
     cal = ConformalCalibrator(np.arange(1.0, 42.0), np.arange(1.0, 42.0))
     assert cal.support(0.9) == (41, 1)
     y = np.random.default_rng(5).gamma(3.0, 3.0, 3000)

@@ -19,7 +19,7 @@ from wassembed.errors import InputError, ModelFileError
 from wassembed.exact import ExactSolver
 from wassembed.index import ReferenceIndex, _search, build_index, open_index
 from wassembed.nn import ModelConfig, build_decoder, build_encoder
-from wassembed.serve import KNNResult, WassersteinEmbedding
+from wassembed.serve import Neighbors, WassersteinEmbedding
 
 from .conftest import random_images
 
@@ -45,34 +45,37 @@ def data():
 
 @pytest.fixture(scope="module")
 def index(model, data, tmp_path_factory):
-    return build_index(model, data[0], tmp_path_factory.mktemp("ix") / "refs", block=64)
+    return build_index(model, data[0], tmp_path_factory.mktemp("ix") / "refs", references_per_block=64)
 
 
 @pytest.mark.filterwarnings("ignore::wassembed.serve.RerankWarning")  # untrained: loose bounds are expected
 def test_index_answers_like_the_in_memory_model(model, data, index):
     R, Q = data
     want = model.kneighbors(Q, R, k=5)
-    got = index.kneighbors(Q, k=5, exact_rerank=False, block=50, query_block=4)
-    assert isinstance(got, KNNResult) and not got.exact and got.values.dtype == np.float64
+    got = index.kneighbors(Q, k=5, references_per_block=50, tile_size=4)  # the model's default: no re-ranking
+    assert isinstance(got, Neighbors) and not got.exact and got.distances.dtype == np.float64
     np.testing.assert_array_equal(got.indices, want.indices)
-    np.testing.assert_allclose(got.values, want.values, rtol=1e-6, atol=1e-6)  # centre: float64 vs float32 mean
+    np.testing.assert_allclose(got.distances, want.distances, rtol=1e-6, atol=1e-6)  # centre: float64 vs float32
     for kw in ({}, {"n_candidates": 20}):
         want = model.kneighbors(Q, R, k=5, exact_rerank=True, **kw)
-        got = index.kneighbors(Q, k=5, block=50, **kw)
+        got = index.kneighbors(Q, k=5, exact_rerank=True, references_per_block=50, **kw)
         assert got.exact
         np.testing.assert_array_equal(got.indices, want.indices)
-        np.testing.assert_array_equal(got.values, want.values)  # exact values: the same solves
+        np.testing.assert_array_equal(got.distances, want.distances)  # exact values: the same solves
         np.testing.assert_array_equal(got.n_exact_per_query, want.n_exact_per_query)
     # few candidates per pass: the adaptive rule asks for more, solved values are reused
     want = model.kneighbors(Q, R, k=5, exact_rerank=True)
-    small = index.kneighbors(Q, k=5, block=50, max_candidates=6)
+    small = index.kneighbors(Q, k=5, exact_rerank=True, references_per_block=50, max_candidates=6)
     np.testing.assert_array_equal(small.indices, want.indices)
-    np.testing.assert_array_equal(small.values, want.values)
+    np.testing.assert_array_equal(small.distances, want.distances)
     np.testing.assert_array_equal(small.n_exact_per_query, want.n_exact_per_query)
-    one = index.kneighbors(Q[0], k=3, exact_rerank=False)  # one image: a batch of one
+    one = index.kneighbors(Q[0], k=3)  # one image: a batch of one
     assert one.indices.shape == (1, 3)
-    t = index.kneighbors(torch.from_numpy(Q), k=3, n_candidates=5)
-    assert isinstance(t.indices, torch.Tensor) and t.values.dtype == torch.float64
+    t = index.kneighbors(torch.from_numpy(Q), k=3, exact_rerank=True, n_candidates=5)
+    assert isinstance(t.indices, torch.Tensor) and t.distances.dtype == torch.float64
+    for search in (index.kneighbors, lambda Q, **kw: model.kneighbors(Q, R, **kw)):  # a budget without re-ranking
+        with pytest.raises(InputError, match="n_candidates applies to exact re-ranking.*exact_rerank=True"):
+            search(Q, k=3, n_candidates=5)
 
 
 def test_streaming_never_builds_the_full_matrix(monkeypatch, data, index):
@@ -84,7 +87,7 @@ def test_streaming_never_builds_the_full_matrix(monkeypatch, data, index):
         return real(A, sqA, B, sqB, distance)
 
     monkeypatch.setattr(_search, "_tile", spy)
-    index.kneighbors(data[1], k=4, n_candidates=8, block=32, query_block=4)
+    index.kneighbors(data[1], k=4, exact_rerank=True, n_candidates=8, references_per_block=32, tile_size=4)
     assert shapes and all(q <= 4 and r <= 32 for q, r in shapes)
     assert len(shapes) == -(-160 // 32) * -(-6 // 4)  # one GEMM per (reference block, query block)
 
@@ -102,15 +105,15 @@ def test_round_trip_and_layout(model, data, index):
     assert m["n"] == 160 and m["references"]["dtype"] == "uint8" and m["embeddings"]["shape"] == [160, 4]
     assert back.fingerprint == m["references"]["sha256"] and len(m["model"]["sha256"]) == 64
     np.testing.assert_allclose(m["centre"], model.embed(R).mean(0), rtol=1e-5, atol=1e-6)
-    a, b = index.kneighbors(Q, k=4, n_candidates=10), back.kneighbors(Q, k=4, n_candidates=10)
+    a, b = (ix.kneighbors(Q, k=4, exact_rerank=True, n_candidates=10) for ix in (index, back))
     np.testing.assert_array_equal(a.indices, b.indices)
-    np.testing.assert_array_equal(a.values, b.values)
+    np.testing.assert_array_equal(a.distances, b.distances)
     assert wassembed.build_index is build_index and wassembed.open_index is open_index
 
 
 def test_float_references_are_stored_as_float32_histograms(model, data, tmp_path):
     R = data[0][:50].astype(np.float64) * 3.0
-    ix = build_index(model, R, tmp_path / "f", block=16)
+    ix = build_index(model, R, tmp_path / "f", references_per_block=16)
     assert ix.references.dtype == np.float32 and ix.references.shape == R.shape
     np.testing.assert_allclose(ix.references.reshape(50, -1).sum(1), 1.0, rtol=1e-6)
     np.testing.assert_allclose(ix.embeddings, model.embed(np.asarray(ix.references)), rtol=1e-5, atol=1e-6)
@@ -126,7 +129,7 @@ def test_float_references_are_stored_as_float32_histograms(model, data, tmp_path
 ])
 def test_an_altered_index_is_refused(model, data, tmp_path, damage, message):
     path = tmp_path / "ix"
-    build_index(model, data[0][:40], path, block=16)
+    build_index(model, data[0][:40], path, references_per_block=16)
     if damage.startswith("flip"):
         raw = bytearray((path / "references.npy").read_bytes())
         raw[-7] ^= 0xFF
@@ -169,7 +172,7 @@ def test_dask_build_equals_the_local_build(model, data, index, tmp_path):
         warnings.simplefilter("ignore", DeprecationWarning)
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                       dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
-            ix = build_index(model, data[0], tmp_path / "d", block=64, client=client)
+            ix = build_index(model, data[0], tmp_path / "d", references_per_block=64, client=client)
     assert ix.manifest["build"]["dask"]
     for key in ("n", "references", "embeddings", "centre"):  # the same bytes (sha256), the same centre
         assert ix.manifest[key] == index.manifest[key]

@@ -103,7 +103,7 @@ def test_kneighbors_in_blocks_equals_a_full_sort_of_cdist():
     lot = LinearOT(x).fit(w)
     e = lot.transform(w)
     lot.fit_correction(e, np.arange(10), np.arange(10, 20), rng.uniform(1, 2, 10))
-    d, idx = lot.kneighbors(e[:7], e[7:], k=4, block=3)
+    d, idx = lot.kneighbors(e[:7], e[7:], k=4, tile_size=3)  # scikit-learn's order: distances, indices
     full = lot.cdist(e[:7], e[7:])
     np.testing.assert_array_equal(idx, np.argsort(full, axis=1, kind="stable")[:, :4])
     np.testing.assert_allclose(d, np.sort(full, axis=1)[:, :4])

@@ -10,7 +10,8 @@ import wassembed
 from wassembed.errors import ModelFileError
 from wassembed.learn import load_checkpoint, save_checkpoint
 from wassembed.nn import ModelConfig, build_decoder, build_encoder
-from wassembed.serve import WassersteinEmbedding, load_model, save_model
+from wassembed.serve import WassersteinEmbedding, load
+from wassembed.serve._modelfile import save_model
 
 
 def _emb(grid=(6, 6), **kw):
@@ -49,7 +50,7 @@ def test_mlp_with_coords_round_trip(tmp_path):
     coords = np.arange(10.0).reshape(5, 2)
     emb = WassersteinEmbedding(build_encoder(cfg), build_decoder(cfg), config=cfg, p=1, coords=coords)
     save_model(emb, tmp_path / "m")
-    back = load_model(tmp_path / "m")
+    back = load(tmp_path / "m")
     assert back.p == 1 and np.array_equal(back.coords, coords) and back.grid is None
     x = np.random.default_rng(1).random((3, 5))
     assert np.array_equal(emb.embed(x), back.embed(x))
@@ -66,10 +67,10 @@ def test_pickled_model_keeps_its_latent_distance(saved):
 def test_missing_files(saved, tmp_path):
     _, path = saved
     with pytest.raises(ModelFileError, match="missing model file.*fix:"):
-        load_model(tmp_path / "nowhere")
+        load(tmp_path / "nowhere")
     (path / "weights.safetensors").unlink()
     with pytest.raises(ModelFileError, match="missing weights file"):
-        load_model(path)
+        load(path)
 
 
 def test_truncated_weights(saved):
@@ -77,7 +78,7 @@ def test_truncated_weights(saved):
     w = path / "weights.safetensors"
     w.write_bytes(w.read_bytes()[:-100])
     with pytest.raises(ModelFileError, match="truncated.*expected .* bytes"):
-        load_model(path)
+        load(path)
 
 
 def test_tampered_weights(saved):
@@ -87,7 +88,7 @@ def test_tampered_weights(saved):
     b[-5] ^= 0xFF
     w.write_bytes(bytes(b))
     with pytest.raises(ModelFileError, match="was modified.*sha256"):
-        load_model(path)
+        load(path)
 
 
 def test_truncated_or_edited_json(saved):
@@ -96,12 +97,12 @@ def test_truncated_or_edited_json(saved):
     text = j.read_text()
     j.write_text(text[: len(text) // 2])
     with pytest.raises(ModelFileError, match="unreadable model file.*complete JSON"):
-        load_model(path)
+        load(path)
     meta = json.loads(text)
     meta["config"]["embed_dim"] = 9
     j.write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="model (config|file) .* was modified"):
-        load_model(path)
+        load(path)
 
 
 def test_incompatible_version(saved):
@@ -110,7 +111,7 @@ def test_incompatible_version(saved):
     meta["format_version"] = 99
     (path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="incompatible file format.*version 1.*version 99"):
-        load_model(path)
+        load(path)
 
 
 def test_nothing_is_pickled(saved, monkeypatch):
@@ -125,7 +126,7 @@ def test_nothing_is_pickled(saved, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch, "load", boom)
-    load_model(path)
+    load(path)
     assert b"\x80\x04" not in (path / "weights.safetensors").read_bytes()[:8]
 
 
@@ -158,4 +159,4 @@ def test_loaded_model_follows_the_serving_rules(saved):
     np.testing.assert_array_equal(d, emb.distance(X[:1], X[1:]))
     assert back.barycenter(X).shape == (6, 6) and back.decode(back.embed(X)).shape == (4, 6, 6)
     with pytest.warns(CalibrationWarning, match="2 pairs of the model's 2 calibration pairs"):
-        back.distance(X, X[::-1], interval=0.5)
+        back.interval(X, X[::-1], 0.5)

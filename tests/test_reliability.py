@@ -637,7 +637,7 @@ def test_served_model_thread_safe_8_threads():
 
     def calls(emb, t):
         X, Y = inputs[t]
-        est = emb.distance(X, Y, interval=0.9, warn_ood=False)
+        est = emb.interval(X, Y, 0.9, warn_ood=False)
         nn = emb.kneighbors(X[:3], Y, k=2, exact_rerank=True)
         return [emb.embed(X), emb.decode(emb.embed(X)), emb.cdist(X, Y), emb.pdist(X), emb.ood_score(X),
                 emb.is_ood(X), *[np.asarray(a) for a in est], *[np.asarray(a) for a in nn]]

@@ -67,7 +67,7 @@ def test_torch_tensors_in_give_tensors_out_equal_to_the_numpy_path(digits_model)
         assert isinstance(a, np.ndarray) and isinstance(b, torch.Tensor) and b.device.type == "cpu", name
         assert b.dtype == (torch.float32 if name == "embed" else torch.float64), name
         np.testing.assert_allclose(b.numpy(), a, rtol=1e-6, atol=1e-7 * float(np.abs(a).max()), err_msg=name)
-    (ti, tv), (ni, nv) = emb.kneighbors(tA[:20], tB, k=5), emb.kneighbors(A[:20], B, k=5)
+    (tv, ti), (nv, ni) = emb.kneighbors(tA[:20], tB, k=5), emb.kneighbors(A[:20], B, k=5)
     assert isinstance(ti, torch.Tensor) and tv.dtype == torch.float64 and isinstance(ni, np.ndarray)
     np.testing.assert_array_equal(ti.numpy(), ni)
     np.testing.assert_allclose(tv.numpy(), nv, rtol=1e-6)
@@ -180,25 +180,25 @@ def test_staged_batches_equal_direct_batches(digits_model):
 def test_cdist_gemm_equals_the_paired_distance_path(digits_model):
     emb, X = digits_model
     A, B = X[:70], X[70:130]
-    D = emb.cdist(A, B, block_size=16)
+    D = emb.cdist(A, B, tile_size=16)
     loop = np.stack([emb.distance(A[i], B, warn_ood=False) for i in range(A.shape[0])])
     np.testing.assert_allclose(D, loop, rtol=1e-4, atol=1e-5 * loop.max())
     ZA, ZB = torch.from_numpy(emb.embed(A)), torch.from_numpy(emb.embed(B))
     direct = torch.empty(70, 60, dtype=torch.float64)
-    neighbors.cdist_into(direct, ZA, ZB, distance=emb.distance_fn, block_size=16)
+    neighbors.cdist_into(direct, ZA, ZB, distance=emb.distance_fn, tile_size=16)
     staged = torch.empty(70, 60, dtype=torch.float64)
-    neighbors.cdist_into(staged, ZA, ZB, distance=emb.distance_fn, block_size=16, staged=True)  # the CUDA path
+    neighbors.cdist_into(staged, ZA, ZB, distance=emb.distance_fn, tile_size=16, staged=True)  # the CUDA path
     assert torch.equal(direct, staged) and np.array_equal(direct.numpy(), D)
 
 
 def test_row_staging_in_small_blocks(monkeypatch):
     A, B = torch.randn(23, 5), torch.randn(17, 5)
     want = torch.empty(23, 17, dtype=torch.float64)
-    neighbors.cdist_into(want, A, B, distance=LatentDistance(1), block_size=4)
+    neighbors.cdist_into(want, A, B, distance=LatentDistance(1), tile_size=4)
     for rows in (4, 3):  # row blocks of the tiles' height (the same sums), or not (other GEMM shapes)
         monkeypatch.setattr(neighbors, "STAGE_BYTES", rows * 17 * 8)  # 6 or 8 row blocks, two host buffers
         got = torch.full((23, 17), -1.0, dtype=torch.float64)
-        neighbors.cdist_into(got, A, B, distance=LatentDistance(1), block_size=4, staged=True)
+        neighbors.cdist_into(got, A, B, distance=LatentDistance(1), tile_size=4, staged=True)
         assert torch.equal(got, want) if rows == 4 else torch.allclose(got, want, rtol=1e-6, atol=0)
 
 
@@ -234,7 +234,7 @@ def test_kneighbors_sorts_ties_by_index_on_the_device():
     Q = random_images(5, 41)
     D = emb.cdist(Q, R)
     for block in (3, 256):
-        idx, val = emb.kneighbors(torch.from_numpy(Q), torch.from_numpy(R), k=9, block_size=block)
+        val, idx = emb.kneighbors(torch.from_numpy(Q), torch.from_numpy(R), k=9, tile_size=block)
         idx, val = idx.numpy(), val.numpy()
         np.testing.assert_array_equal(val, np.sort(D, axis=1)[:, :9])  # the 9 smallest (which of tied ones at
         np.testing.assert_array_equal(val, np.take_along_axis(D, idx, 1))  # the 9th is topk's choice)
@@ -292,9 +292,9 @@ def test_cuda_tensors_stay_on_the_gpu_and_match_the_cpu(digits_model):
         tol = dict(rtol=1e-3, atol=1e-4 * float(np.abs(cpu).max()))
         np.testing.assert_allclose(gpu.cpu().numpy(), cpu, **tol, err_msg=name)
         np.testing.assert_allclose(host, cpu, **tol, err_msg=name)
-    idx, val = emb.kneighbors(gA[:100], gB, k=5, device="cuda")
+    val, idx = emb.kneighbors(gA[:100], gB, k=5, device="cuda")
     assert idx.device.type == "cuda" and val.dtype == torch.float64
-    np.testing.assert_array_equal(idx.cpu().numpy(), emb.kneighbors(A[:100], B, k=5, device="cuda")[0])
+    np.testing.assert_array_equal(idx.cpu().numpy(), emb.kneighbors(A[:100], B, k=5, device="cuda").indices)
     bad = torch.from_numpy(np.where(np.arange(64) == 5, np.nan, 1.0).reshape(1, 8, 8)).cuda()
     with pytest.raises(InputError, match="NaN or infinite values.*row 2000$"):
         emb.embed(torch.cat([torch.ones(2000, 8, 8, device="cuda", dtype=bad.dtype), bad]), device="cuda")

@@ -27,7 +27,7 @@ __all__ = ["__version__", "HistogramSet", "PointCloudSet", "load_dataset", "Exac
 _LAZY = {
     "train": ("wassembed.learn", "train"),
     "evaluate": ("wassembed.serve", "evaluate"),
-    "load": ("wassembed.serve", "load_model"),
+    "load": ("wassembed.serve", "load"),
     "WassersteinEmbedding": ("wassembed.serve", "WassersteinEmbedding"),
     "CloudEmbedding": ("wassembed.serve", "CloudEmbedding"),
     "build_index": ("wassembed.index", "build_index"),

@@ -62,7 +62,7 @@ def _uint8_images(images) -> np.ndarray:
 
 def _model(model, grid, dev):
     from ..nn import ModelConfig, build_decoder, build_encoder
-    from ..serve import WassersteinEmbedding
+    from ..serve import WassersteinEmbedding, load
 
     if isinstance(model, WassersteinEmbedding):
         return getattr(model.config, "name", "model"), model.to(dev)
@@ -71,7 +71,7 @@ def _model(model, grid, dev):
         emb = WassersteinEmbedding(build_encoder(cfg, seed=0), build_decoder(cfg, seed=0), config=cfg, p=2,
                                    grid=grid, device=dev)
         return f"{model or 'fast'} (untrained)", emb
-    emb = WassersteinEmbedding.load(model, device=dev)
+    emb = load(model, device=dev)
     return f"{getattr(emb.config, 'name', 'model')} ({model})", emb
 
 

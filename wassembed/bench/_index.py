@@ -142,7 +142,7 @@ def _misses(model, Q, R, res, want_i, want_v, level: float) -> list[dict]:
             est = float(model.cdist(Q[q], R[r])[0, 0])
             out.append({"query": q, "reference": r, "exact": float(want_v[q][list(want_i[q]).index(r)]),
                         "estimate": est, "lower_bound": float(cal.lower_bound(np.array([est]), level)[0]),
-                        "kth_exact_found": float(res.values[q, -1]), "solved": int(res.n_exact_per_query[q])})
+                        "kth_exact_found": float(res.distances[q, -1]), "solved": int(res.n_exact_per_query[q])})
     return out
 
 
@@ -157,19 +157,19 @@ def _check_section(model, ix, Q: np.ndarray, k: int, n_refs: int, seed: int, say
     with tempfile.TemporaryDirectory(prefix="wassembed-bench-index-") as tmp:
         sub = build_index(model, R, Path(tmp) / "check")
         t = time.perf_counter()
-        res = sub.kneighbors(Q, k=k, level=level)
+        res = sub.kneighbors(Q, k=k, exact_rerank=True, level=level)
         rerank_s = time.perf_counter() - t
     say(f"in-memory kneighbors on the same {R.shape[0]} references")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the same RerankWarning as the index's, already shown
         mem = model.kneighbors(Q, R, k=k, exact_rerank=True, level=level)
-    same_model = (np.array_equal(res.indices, mem.indices) and np.array_equal(res.values, mem.values)
+    same_model = (np.array_equal(res.indices, mem.indices) and np.array_equal(res.distances, mem.distances)
                   and np.array_equal(res.n_exact_per_query, mem.n_exact_per_query))
     say(f"brute force: {Q.shape[0]} × {R.shape[0]} exact solves")
     t = time.perf_counter()
     want_i, want_v = _brute_force(model, Q, R, k)
     brute_s = time.perf_counter() - t
-    same = np.all(res.indices == want_i, axis=1) & np.all(np.isclose(res.values, want_v, rtol=1e-12, atol=0), 1)
+    same = np.all(res.indices == want_i, axis=1) & np.all(np.isclose(res.distances, want_v, rtol=1e-12, atol=0), 1)
     return {"references": int(R.shape[0]), "queries": int(Q.shape[0]), "k": k, "level": level,
             "queries_identical": int(same.sum()), "rerank_seconds": rerank_s, "rerank_exact_solves": res.n_exact,
             "identical_to_in_memory_model": bool(same_model), "brute_force_seconds": brute_s,
@@ -177,12 +177,12 @@ def _check_section(model, ix, Q: np.ndarray, k: int, n_refs: int, seed: int, say
             "missed": _misses(model, Q, R, res, want_i, want_v, level)}
 
 
-def _query_section(ix, Q: np.ndarray, k: int, *, block: int, **kw) -> dict:
+def _query_section(ix, Q: np.ndarray, k: int, *, references_per_block: int, **kw) -> dict:
     """Seconds per 1,000 queries and exact solves per query of ``ix.kneighbors(Q, k, **kw)``."""
     t = time.perf_counter()
-    res = ix.kneighbors(Q, k=k, block=block, **kw)
+    res = ix.kneighbors(Q, k=k, references_per_block=references_per_block, **kw)
     s = time.perf_counter() - t
-    mode = ("estimates" if not kw.get("exact_rerank", True) else
+    mode = ("estimates" if not kw.get("exact_rerank") else
             f"exact, n_candidates={kw['n_candidates']}" if kw.get("n_candidates") else "exact, adaptive")
     return {"mode": mode, "queries": int(Q.shape[0]), "seconds": s, "seconds_per_1000": 1000 * s / Q.shape[0],
             "exact_solves_per_query": res.n_exact / Q.shape[0],
@@ -216,13 +216,13 @@ def _setup(data, extra, n: int, n_queries: int, threads: int, seed: int, say):
     return SymmetryExtended(base, n), Q, [os.path.basename(str(f)) for f in [data, *extra]]
 
 
-def _build_section(emb, src, out, block: int, say) -> dict:
+def _build_section(emb, src, out, references_per_block: int, say) -> dict:
     """Build the index (time, peak RSS, size on disk), then reopen it verifying its checksums."""
     from ..index import build_index, open_index
 
     say(f"building an index of {len(src):,} images at {out}")
     t = time.perf_counter()
-    build_index(emb, src, out, block=block, overwrite=True)
+    build_index(emb, src, out, references_per_block=references_per_block, overwrite=True)
     b = {"seconds": time.perf_counter() - t, "maxrss_mb": _maxrss_mb(), "bytes": _du(out),
          "files": {f.name + ("/" if f.is_dir() else ""): _du(f) if f.is_dir() else f.stat().st_size
                    for f in sorted(Path(out).iterdir())}}
@@ -234,7 +234,8 @@ def _build_section(emb, src, out, block: int, say) -> dict:
 
 def run_index_benchmark(data, model, out, *, extra=(), n: int = 1_000_000, k: int = 10, queries: int = 1000,
                         rerank_queries: int = 100, n_candidates: int | None = 20, adaptive_queries: int = 0,
-                        block: int = 8192, search_block: int = 4096, check_refs: int = 2000,
+                        references_per_block: int = 8192, search_references_per_block: int = 4096,
+                        check_refs: int = 2000,
                         check_queries: int = 20, threads: int = 1, seed: int = 0, log=None) -> dict:
     """Build an index of ``n`` symmetry-extended images at ``out`` and measure it (module docstring).
 
@@ -255,7 +256,7 @@ def run_index_benchmark(data, model, out, *, extra=(), n: int = 1_000_000, k: in
         of ``n`` references per query).
     n_candidates : int, optional
         The fixed budget of candidates of the re-ranked timing.
-    block, search_block : int
+    references_per_block, search_references_per_block : int
         References per block of the build, and of the streamed matrix products of ``kneighbors``.
     check_refs, check_queries : int
         Size of the brute-force check of the adaptive re-ranking (0 skips it).
@@ -271,26 +272,28 @@ def run_index_benchmark(data, model, out, *, extra=(), n: int = 1_000_000, k: in
     """
     import torch
 
-    from ..serve import load_model
+    from ..serve import load
 
     say = log or (lambda msg: None)
     src, Q, names = _setup(data, extra, n, max(queries, rerank_queries, adaptive_queries, check_queries), threads,
                            seed, say)
-    emb = load_model(model)
-    build, ix = _build_section(emb, src, out, block, say)
+    emb = load(model)
+    build, ix = _build_section(emb, src, out, references_per_block, say)
     say(f"timing {queries} queries without re-ranking, {rerank_queries} and {adaptive_queries} with")
-    rows = [_query_section(ix, Q[:queries], k, block=search_block, exact_rerank=False)]
+    search = dict(references_per_block=search_references_per_block)
+    rows = [_query_section(ix, Q[:queries], k, **search, exact_rerank=False)]
     if n_candidates and rerank_queries:
-        rows.append(_query_section(ix, Q[:rerank_queries], k, block=search_block, n_candidates=n_candidates))
+        rows.append(_query_section(ix, Q[:rerank_queries], k, **search, exact_rerank=True, n_candidates=n_candidates))
     if adaptive_queries:
-        rows.append(_query_section(ix, Q[:adaptive_queries], k, block=search_block))
+        rows.append(_query_section(ix, Q[:adaptive_queries], k, **search, exact_rerank=True))
     build["maxrss_after_queries_mb"] = _maxrss_mb()
     check = None
     if check_refs and check_queries:
         check = _check_section(emb, ix, Q[:check_queries], k, check_refs, seed, say)
     env = {"hardware": hardware(), "nproc": os.cpu_count(), "torch": torch.__version__,
            "torch_threads": torch.get_num_threads(), "python": platform.python_version()}
-    settings = {"n": n, "k": k, "block": block, "search_block": search_block, "base_files": names,
+    settings = {"n": n, "k": k, "references_per_block": references_per_block,
+                "search_references_per_block": search_references_per_block, "base_files": names,
                 "base_images": int(src.base.shape[0]), "unshiftable_base_images": src.unshiftable,
                 "embed_dim": int(ix.embeddings.shape[1]), "model": str(model)}
     return {"environment": env, "settings": settings, "build": build, "queries": rows, "check": check}
@@ -318,7 +321,7 @@ def format_index_benchmark(r: dict) -> str:
     if c:
         lines += ["", f"Brute-force check ({c['references']:,} references sampled from the index, {c['queries']} "
                       f"queries, k = {c['k']}): {c['queries_identical']}/{c['queries']} queries with identical "
-                      f"indices and values; re-ranking {c['rerank_exact_solves']:,} exact solves in "
+                      f"indices and distances; re-ranking {c['rerank_exact_solves']:,} exact solves in "
                       f"{c['rerank_seconds']:.1f} s, brute force {c['brute_force_exact_solves']:,} in "
                       f"{c['brute_force_seconds']:.1f} s; the same answer as the in-memory model.kneighbors: "
                       f"{'yes' if c['identical_to_in_memory_model'] else 'no'}"]

@@ -59,9 +59,9 @@ def auroc(negatives, positives) -> float:
 
 def _load(model):
     """The model (a path is loaded), on the CPU."""
-    from ..serve import WassersteinEmbedding
+    from ..serve import WassersteinEmbedding, load
 
-    emb = model if isinstance(model, WassersteinEmbedding) else WassersteinEmbedding.load(model)
+    emb = model if isinstance(model, WassersteinEmbedding) else load(model)
     return emb.to("cpu")
 
 

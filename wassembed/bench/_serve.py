@@ -53,7 +53,7 @@ def _as_images(images) -> np.ndarray:
 def _models(model, grid, device):
     """[(name, WassersteinEmbedding, trained)] from a model, a path, a preset name, a list, or None."""
     from ..nn import ModelConfig, build_decoder, build_encoder
-    from ..serve import WassersteinEmbedding
+    from ..serve import WassersteinEmbedding, load
 
     items = ["paper", "fast"] if model is None else model if isinstance(model, (list, tuple)) else [model]
     out = []
@@ -66,7 +66,7 @@ def _models(model, grid, device):
                                        grid=grid, device=device)
             out.append((f"{m} (untrained)", emb, False))
         else:
-            emb = WassersteinEmbedding.load(m, device=device)
+            emb = load(m, device=device)
             out.append((f"{getattr(emb.config, 'name', 'model')} ({os.path.basename(str(m).rstrip('/'))})", emb, True))
     return out
 
@@ -219,7 +219,7 @@ def run_serve_benchmark(images, model=None, *, n_pairs: int = 200, n_speed_pairs
         Image indices never drawn: "auto" excludes ``calibration["train_images"]`` of trained models.
     test_cache : path, optional
         A distance cache of pairs the models did not train on: for each trained model, accuracy on all its
-        pairs and the coverage of ``distance(..., interval=level)`` at each of ``levels``.
+        pairs and the coverage of ``interval(X, Y, level)`` at each of ``levels``.
     rerank_queries, rerank_refs, rerank_k, rerank_levels
         If ``rerank_queries > 0``: adaptive exact re-ranking (at each coverage level) of that many queries
         against ``rerank_refs`` references, compared with brute-force exact kNN

@@ -47,13 +47,13 @@ def coverage_section(name, emb, cache_path, levels, say) -> dict:
     out = {"model": name, "cache": str(cache_path), "pairs": int(t.value.size)}
     est = None
     for level in levels:
-        r = emb.distance(w[t.i], w[t.j], interval=level, warn_ood=False)
+        r = emb.interval(w[t.i], w[t.j], level, warn_ood=False)
         est = r.estimate
         inside = (t.value >= r.lower) & (t.value <= r.upper)
         out[f"coverage_{level:g}"] = float(inside.mean())
         out[f"width_{level:g}"] = float(np.mean(r.upper - r.lower))
     small = t.value <= np.quantile(t.value, 0.25)
-    r = emb.distance(w[t.i[small]], w[t.j[small]], interval=0.9, warn_ood=False)
+    r = emb.interval(w[t.i[small]], w[t.j[small]], 0.9, warn_ood=False)
     out["width_0.9_smallest_quarter"] = float(np.mean(r.upper - r.lower))
     out["coverage_0.9_smallest_quarter"] = float(np.mean((t.value[small] >= r.lower) & (t.value[small] <= r.upper)))
     out.update(errors(est, t.value))

@@ -230,9 +230,10 @@ def bench_gpu(data, device, model, n_embed, n_pairs, matrix_size, batch_size, re
               help="Candidates re-ranked per query in the timed re-ranking.")
 @click.option("--adaptive-queries", default=0, show_default=True, type=click.IntRange(min=0),
               help="Queries timed with the adaptive re-ranking rule (0: skip; it can solve many candidates).")
-@click.option("--block", default=8192, show_default=True, type=_count, help="References per block of the build.")
-@click.option("--search-block", default=4096, show_default=True, type=_count,
-              help="References per block of the streamed matrix products.")
+@click.option("--references-per-block", default=8192, show_default=True, type=_count,
+              help="References read, stored and embedded at a time by the build.")
+@click.option("--search-references-per-block", default=4096, show_default=True, type=_count,
+              help="References per block of the streamed matrix products of the queries.")
 @click.option("--check-refs", default=2000, show_default=True, type=click.IntRange(min=0),
               help="References of the brute-force check (0: skip it).")
 @click.option("--check-queries", default=20, show_default=True, type=click.IntRange(min=0),
@@ -241,16 +242,17 @@ def bench_gpu(data, device, model, n_embed, n_pairs, matrix_size, batch_size, re
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the query and subset draws.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @handle_errors(words=_WORDS)
-def bench_index(data, extra, model, out, n_refs, k, queries, rerank_queries, n_candidates, adaptive_queries, block,
-                search_block, check_refs, check_queries, threads, seed, as_json):
+def bench_index(data, extra, model, out, n_refs, k, queries, rerank_queries, n_candidates, adaptive_queries,
+                references_per_block, search_references_per_block, check_refs, check_queries, threads, seed, as_json):
     """On-disk reference index of symmetry-extended images (--data and --extra: IDX files): build, size,
     query time, brute-force check of the re-ranking."""
     from ..bench._index import format_index_benchmark, run_index_benchmark
 
     res = run_index_benchmark(data, model, out, extra=extra, n=n_refs, k=k, queries=queries,
                               rerank_queries=rerank_queries, n_candidates=n_candidates,
-                              adaptive_queries=adaptive_queries, block=block,
-                              search_block=search_block, check_refs=check_refs, check_queries=check_queries,
+                              adaptive_queries=adaptive_queries, references_per_block=references_per_block,
+                              search_references_per_block=search_references_per_block, check_refs=check_refs,
+                              check_queries=check_queries,
                               threads=threads, seed=seed, log=lambda msg: click.echo(msg, err=True))
     echo_json(res) if as_json else click.echo(format_index_benchmark(res))
 

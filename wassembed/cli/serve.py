@@ -22,9 +22,9 @@ def _log(msg: str) -> None:
 
 
 def _load_model(path: str, device: str):
-    from ..serve import load_model
+    from ..serve import load
 
-    return load_model(path, device=device)
+    return load(path, device=device)
 
 
 def _load_data(spec: str, limit: int | None, option: str):
@@ -100,12 +100,12 @@ def embed_cmd(model, data, out, limit, device, batch_size):
 @click.option("--no-ood-warning", is_flag=True, help="Skip the out-of-distribution check.")
 @click.option("--a-limit", default=None, type=int, help="Only the first N inputs of A.")
 @click.option("--b-limit", default=None, type=int, help="Only the first N inputs of B.")
-@click.option("--block-size", default=2048, show_default=True, type=click.IntRange(min=1),
+@click.option("--tile-size", default=2048, show_default=True, type=click.IntRange(min=1),
               help="With --matrix: the matrix is computed in tiles of N × N (memory beyond the output: one tile).")
 @_device
 @_batch
 @_errors(words=_DISTANCE_WORDS)
-def distance_cmd(model, a, b, out, matrix, root, interval, no_ood_warning, a_limit, b_limit, block_size,
+def distance_cmd(model, a, b, out, matrix, root, interval, no_ood_warning, a_limit, b_limit, tile_size,
                  device, batch_size):
     """Estimated W_p^p between the rows of A and B (paired, or all pairs with --matrix).
 
@@ -117,13 +117,15 @@ def distance_cmd(model, a, b, out, matrix, root, interval, no_ood_warning, a_lim
     emb = _load_model(model, device)
     XA, XB = _load_data(a, a_limit, "--a-limit"), _load_data(b, b_limit, "--b-limit")
     if matrix:
-        D = emb.cdist(XA, XB, root=root, block_size=block_size, batch_size=batch_size)
+        D = emb.cdist(XA, XB, root=root, tile_size=tile_size, batch_size=batch_size)
         _write_array(D, out, "distance matrix")
         return
-    res = emb.distance(XA, XB, root=root, interval=interval, warn_ood=not no_ood_warning, batch_size=batch_size)
-    if interval is not None:
-        res = np.stack([res.estimate, res.lower, res.upper], axis=1)
-    _write_array(res, out, "distances")
+    kw = dict(root=root, warn_ood=not no_ood_warning, batch_size=batch_size)
+    if interval is None:
+        _write_array(emb.distance(XA, XB, **kw), out, "distances")
+        return
+    res = emb.interval(XA, XB, interval, **kw)
+    _write_array(np.stack([res.estimate, res.lower, res.upper], axis=1), out, "distances")
 
 
 @click.command("knn")
@@ -140,7 +142,7 @@ def distance_cmd(model, a, b, out, matrix, root, interval, no_ood_warning, a_lim
 @click.option("--query-limit", default=None, type=int, help="Only the first N queries.")
 @click.option("--reference-limit", default=None, type=int, help="Only the first N references.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
-@click.option("--out", "-o", default=None, help="Also save indices/values to this .npz.")
+@click.option("--out", "-o", default=None, help="Also save distances/indices to this .npz.")
 @_device
 @_batch
 @_errors(words=_KNN_WORDS)
@@ -158,16 +160,16 @@ def knn_cmd(model, query, reference, k, exact_rerank, level, n_candidates, query
         _log(f"exact solves: {res.n_exact} for {len(res.indices)} queries "
              f"({res.n_exact / max(len(res.indices), 1):.1f} per query)")
     if out is not None:
-        np.savez(out, indices=res.indices, values=res.values, n_exact_per_query=res.n_exact_per_query)
+        np.savez(out, distances=res.distances, indices=res.indices, n_exact_per_query=res.n_exact_per_query)
         _log(f"wrote {out}")
     if as_json:
         click.echo(json.dumps({"k": k, "exact": res.exact, "n_exact": res.n_exact,
-                               "indices": np.asarray(res.indices).tolist(),
-                               "values": np.asarray(res.values, dtype=np.float64).tolist()}))
+                               "distances": np.asarray(res.distances, dtype=np.float64).tolist(),
+                               "indices": np.asarray(res.indices).tolist()}))
         return
-    lines = ["query\trank\tindex\tvalue"]
-    for q, (row_i, row_v) in enumerate(zip(res.indices, res.values)):
-        lines.extend(f"{q}\t{r}\t{int(i)}\t{float(v):.6g}" for r, (i, v) in enumerate(zip(row_i, row_v)))
+    lines = ["query\trank\tindex\tdistance"]
+    for q, (row_d, row_i) in enumerate(zip(*res)):
+        lines.extend(f"{q}\t{r}\t{int(i)}\t{float(v):.6g}" for r, (v, i) in enumerate(zip(row_d, row_i)))
     click.echo("\n".join(lines))
 
 
@@ -180,10 +182,8 @@ def knn_cmd(model, query, reference, k, exact_rerank, level, n_candidates, query
 def evaluate_cmd(model, cache, as_json, device):
     """Accuracy of MODEL on the pairs of CACHE whose images were not used in training."""
     from ..serve import evaluate as _evaluate
-    from ..serve import load_model
 
-    emb = load_model(model, device=device)
-    m = _evaluate(emb, cache)
+    m = _evaluate(_load_model(model, device), cache)
     if m["n_dropped"]:
         click.echo(f"dropped {m['n_dropped']} pairs touching training images", err=True)
     if as_json:

@@ -68,7 +68,7 @@ def coverage_sentence(levels, cover) -> str:
 def errors_caption(conformal: dict, validation: dict | None, test: dict) -> str:
     """Caption of the error histogram, the coverage of the conformal intervals and the coverage by decile."""
     return ("Left: histogram of estimate − exact on the unseen test pairs (clipped at the 99.5 % "
-            "quantile of |error|). Middle: for split-conformal intervals (model.distance(..., interval=level)) "
+            "quantile of |error|). Middle: for split-conformal intervals (model.interval(X, Y, level)) "
             f"calibrated on {conformal['calibration_pairs']:,} pairs of two held-out calibration images, the "
             "fraction of test pairs whose exact value lies inside, against the nominal level; labels give the "
             "mean half-width. Points on the red line mean the stated coverage holds; "

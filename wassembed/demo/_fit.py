@@ -155,7 +155,7 @@ def conformal_coverage(setup: DemoSetup, model, pairs: UnseenPairs) -> dict:
     cover, widths, by_decile = [], [], {}
     est = None
     for lv in LEVELS:
-        est = model.distance(W[pairs.i], W[pairs.j], interval=lv, warn_ood=False)
+        est = model.interval(W[pairs.i], W[pairs.j], lv, warn_ood=False)
         lo, hi = np.asarray(est.lower, dtype=np.float64), np.asarray(est.upper, dtype=np.float64)
         inside = (exact >= lo) & (exact <= hi)
         cover.append(float(np.mean(inside)))

@@ -118,8 +118,8 @@ def knn_search(setup: DemoSetup, model, rng: np.random.Generator) -> Neighbours:
     brute = np.stack([solver.solve_pairs(W, np.full(ref.size, q), ref) for q in q_idx])
     t_brute = time.perf_counter() - t0
     true_idx = np.argsort(brute, axis=1, kind="stable")[:, :k]
-    a_idx, a_val = np.asarray(approx.indices), np.asarray(approx.values)
-    e_idx, e_val = np.asarray(rer.indices), np.asarray(rer.values)
+    a_val, a_idx = (np.asarray(a) for a in approx)
+    e_val, e_idx = (np.asarray(a) for a in rer)
     true_vals = np.take_along_axis(brute, true_idx, 1)
     numbers = {"queries": q_idx.tolist(), "references": f"0:{ref.size}", "k": k,
                "approx_recall_at_k": float(np.mean([len(set(a) & set(t)) / k for a, t in zip(a_idx, true_idx)])),

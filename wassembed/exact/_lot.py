@@ -46,6 +46,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._results import Neighbors
+from .._validation import check_pos_int
 from ..data import HistogramSet, as_weights, parse_p
 from ..errors import InputError, explain
 from ._grid import GridSolver, lemon
@@ -344,9 +346,8 @@ class LinearOT:
         self.correction_ = (float(a), float(b))
         return self
 
-    def kneighbors(self, EQ: ArrayLike, ER: ArrayLike, k: int = 10, *,
-                   block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` nearest rows of ``ER`` to each row of ``EQ`` in LOT distance (blocks of queries, GEMM each).
+    def kneighbors(self, EQ: ArrayLike, ER: ArrayLike, k: int = 10, *, tile_size: int = 4096) -> Neighbors:
+        """The ``k`` nearest rows of ``ER`` to each row of ``EQ`` in LOT distance (tiles of queries, GEMM each).
 
         Parameters
         ----------
@@ -356,21 +357,21 @@ class LinearOT:
             Reference embeddings.
         k : int
             Neighbours per query (at most ``l``).
-        block : int
-            Queries per block: memory is ``block × l`` distances, never ``m × l``.
+        tile_size : int
+            Queries per tile: memory is ``tile_size × l`` distances, never ``m × l``.
 
         Returns
         -------
-        distances : ndarray, shape (m, k)
-            Estimated :math:`W_2^2` (corrected once :meth:`fit_correction` ran), ascending.
-        indices : ndarray, shape (m, k), int64
-            Rows of ``ER``.
+        Neighbors
+            Unpacks as ``distances, indices`` (scikit-learn's order): ``distances (m, k)`` estimated
+            :math:`W_2^2` (corrected once :meth:`fit_correction` ran), ascending; ``indices (m, k)`` int64 rows
+            of ``ER``.
 
         Examples
         --------
         >>> lot = LinearOT(np.array([[0.0], [1.0], [2.0]])).fit(np.eye(3))
         >>> E = lot.transform(np.eye(3))
-        >>> lot.kneighbors(E[:1], E, k=2)[1].tolist()
+        >>> lot.kneighbors(E[:1], E, k=2).indices.tolist()
         [[0, 1]]
         """
         EQ = np.asarray(EQ, dtype=np.float64)
@@ -378,13 +379,13 @@ class LinearOT:
         if not 1 <= int(k) <= ER.shape[0]:
             raise InputError(explain("bad k", expected=f"1 ≤ k ≤ {ER.shape[0]} (the references)", received=str(k),
                                      fix="ask for fewer neighbours"))
-        k = int(k)
+        k, tile = int(k), check_pos_int("tile_size", tile_size)
         dist = np.empty((EQ.shape[0], k))
         idx = np.empty((EQ.shape[0], k), dtype=np.int64)
-        for s in range(0, EQ.shape[0], block):
-            d = self.cdist(EQ[s:s + block], ER)
+        for s in range(0, EQ.shape[0], tile):
+            d = self.cdist(EQ[s:s + tile], ER)
             part = np.argpartition(d, k - 1, axis=1)[:, :k]
             order = np.take_along_axis(d, part, 1).argsort(1, kind="stable")
-            idx[s:s + block] = np.take_along_axis(part, order, 1)
-            dist[s:s + block] = np.take_along_axis(d, idx[s:s + block], 1)
-        return dist, idx
+            idx[s:s + tile] = np.take_along_axis(part, order, 1)
+            dist[s:s + tile] = np.take_along_axis(d, idx[s:s + tile], 1)
+        return Neighbors(dist, idx)

@@ -1,9 +1,9 @@
 """Building a reference index: references stored in compact form and embedded once, block by block, locally
 or on Dask workers.
 
-Blocks of ``block`` references are read from the source (any array-like with ``shape``, ``dtype`` and
-slicing: a numpy array, a memory map, an HDF5 or Zarr dataset, or an object generating blocks on demand),
-converted to their stored form (:func:`stored_form`), appended to ``references.npy`` and embedded; the
+Blocks of ``references_per_block`` references are read from the source (any array-like with ``shape``,
+``dtype`` and slicing: a numpy array, a memory map, an HDF5 or Zarr dataset, or an object generating blocks on
+demand), converted to their stored form (:func:`stored_form`), appended to ``references.npy`` and embedded; the
 embeddings are appended to ``embeddings.npy`` in order. Memory is a few blocks, whatever the number of
 references.
 
@@ -59,10 +59,10 @@ def stored_form(model, block: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return model.histograms(block, "references").astype(np.float32).reshape(block.shape)
 
 
-def stored_blocks(model, R, block: int, dtype: np.dtype):
-    """Yield the stored form of ``R[a:a + block]`` for ``a = 0, block, 2 block, …``."""
-    for a in range(0, R.shape[0], block):
-        yield stored_form(model, R[a:a + block], dtype)
+def stored_blocks(model, R, references_per_block: int, dtype: np.dtype):
+    """Yield the stored form of ``R[a:a + b]`` for ``a = 0, b, 2 b, …`` (``b = references_per_block``)."""
+    for a in range(0, R.shape[0], references_per_block):
+        yield stored_form(model, R[a:a + references_per_block], dtype)
 
 
 def worker_model(model_dir: str, digest: str):
@@ -70,14 +70,14 @@ def worker_model(model_dir: str, digest: str):
     key = (str(model_dir), digest)
     model = _WORKER_MODELS.get(key)
     if model is None:
-        from ..serve import WassersteinEmbedding
+        from ..serve import load
 
         got = file_sha256(Path(model_dir) / "model.json")
         if got != digest:
             raise ModelFileError(explain(f"the model file {model_dir} seen by a worker is not the index's",
                                          expected=f"model.json of sha256 {digest[:16]}…", received=f"{got[:16]}…",
                                          fix="put the index directory on a file system every worker shares"))
-        model = _WORKER_MODELS[key] = WassersteinEmbedding.load(model_dir, device="cpu")
+        model = _WORKER_MODELS[key] = load(model_dir, device="cpu")
     return model
 
 

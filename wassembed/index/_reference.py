@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 from .._io import file_sha256
+from .._results import Neighbors
 from .._validation import check_pos_int
 from .._version import __version__
 from ..errors import InputError, ModelFileError, explain
-from ..serve import WassersteinEmbedding, _inputs
+from ..serve import _inputs, load
 from ..serve._conformal import check_level
 from ..serve._inputs import Device, Inputs
-from ..serve._neighbors import KNNResult, check_k
+from ..serve._neighbors import check_k, check_rerank
 from ..serve._warnings import warn_brute_force
 from . import _files as files
 from ._build import embed_blocks, source_layout, stored_blocks
@@ -54,7 +55,7 @@ class ReferenceIndex:
     Examples
     --------
     >>> ix = build_index(model, R, "refs.index")            # doctest: +SKIP
-    >>> idx, val = open_index("refs.index").kneighbors(Q, k=10)  # doctest: +SKIP
+    >>> dist, ind = open_index("refs.index").kneighbors(Q, k=10)  # doctest: +SKIP
     """
 
     def __init__(self, path, model, manifest: dict, embeddings: np.ndarray, references: np.ndarray) -> None:
@@ -74,18 +75,17 @@ class ReferenceIndex:
         return (f"ReferenceIndex({str(self.path)!r}, n={len(self)}, references={self.references.dtype}"
                 f"{tuple(self.references.shape[1:])}, d={self.embeddings.shape[1]})")
 
-    def kneighbors(self, Q: Inputs, k: int = 10, *, exact_rerank: bool = True, level: float = 0.99,
-                   n_candidates: int | None = None, max_candidates: int = 1024, block: int = 4096,
-                   query_block: int = 256, batch_size: int | None = None, device: Device = None) -> KNNResult:
+    def kneighbors(self, Q: Inputs, k: int = 10, *, exact_rerank: bool = False, level: float = 0.99,
+                   n_candidates: int | None = None, max_candidates: int = 1024, references_per_block: int = 4096,
+                   tile_size: int = 256, batch_size: int | None = None, device: Device = None) -> Neighbors:
         """The ``k`` stored references :math:`r_j` of smallest :math:`W_p^p(q, r_j)` for each query ``q``
-        (estimated, or exact after re-ranking): ``(indices, values)``, ascending.
+        (estimated, or exact after re-ranking): ``(distances, indices)``, ascending.
 
         The same answer and result type as ``model.kneighbors(Q, references, k, exact_rerank=...)``:
-        ``indices (nq, k)`` int64 into the references, ``values (nq, k)`` float64, estimates of
-        :math:`W_p^p` or, with ``exact_rerank`` (the default here), exact values of the candidates re-ranked
-        by the model's rule (``n_candidates``: fixed; None: adaptive at ``level``, see the model's
-        ``kneighbors``). Estimates come from one matrix product per block of references
-        (:mod:`._search`).
+        ``distances (nq, k)`` float64, estimates of :math:`W_p^p` or, with ``exact_rerank=True``, exact values
+        of the candidates re-ranked by the model's rule (``n_candidates``: fixed; None: adaptive at ``level``,
+        see the model's ``kneighbors``), and ``indices (nq, k)`` int64 into the references. Estimates come from
+        one matrix product per block of references (:mod:`._search`).
 
         Parameters
         ----------
@@ -94,17 +94,17 @@ class ReferenceIndex:
         k : int
             Neighbours per query, ``1 <= k <= len(self)``.
         exact_rerank : bool
-            Re-rank candidates with exact solves.
+            Re-rank candidates with exact solves (as the model's ``kneighbors``, off by default).
         level : float
             Coverage level of the adaptive rule's conformal lower bounds.
         n_candidates : int, optional
             Fixed number of candidates solved per query (at least ``k``).
         max_candidates : int
             Adaptive rule: candidates kept per query in the first pass (× 4 for each query needing more).
-        block : int
-            References per block of the streamed matrix products.
-        query_block : int
-            Queries per tile (a tile is ``query_block × block`` float32).
+        references_per_block : int
+            References read from the index per block of the streamed matrix products.
+        tile_size : int
+            Queries per tile (a tile is ``tile_size × references_per_block`` float32 estimates).
         batch_size : int, optional
             Queries per encoder pass (the model's default for the device).
         device : str, optional
@@ -112,13 +112,15 @@ class ReferenceIndex:
 
         Returns
         -------
-        KNNResult
-            ``indices``, ``values``, ``n_exact_per_query`` (candidates solved), ``exact``.
+        Neighbors
+            ``distances``, ``indices`` (each ``(nq, k)``), ``n_exact_per_query`` (candidates solved), ``exact``.
         """
         model = self.model
+        check_rerank(exact_rerank, n_candidates)
         wq, like = model.histograms(Q, "Q"), _inputs.unwrap(Q)[1]
         k = check_k(k, len(self))
-        block, query_block = check_pos_int("block", block), check_pos_int("query_block", query_block)
+        references_per_block = check_pos_int("references_per_block", references_per_block)
+        tile_size = check_pos_int("tile_size", tile_size)
         lower = None
         if exact_rerank and n_candidates is None:
             cal, level = model._need_calibrator("adaptive exact re-ranking"), check_level(level, "re-ranking")
@@ -130,10 +132,11 @@ class ReferenceIndex:
         ZQ = model._encode(wq, dev, _inputs.batch_size(batch_size, dev))
         idx, val, spent = search(model, ZQ, wq, self.embeddings, self.references, self._centre, k,
                                  exact=exact_rerank, lower=lower, n_candidates=n_candidates,
-                                 max_candidates=max_candidates, block=block, query_block=query_block)
+                                 max_candidates=max_candidates, references_per_block=references_per_block,
+                                 tile_size=tile_size)
         if lower is not None:
             warn_brute_force(int(spent.sum()), wq.shape[0], len(self), k, level, stacklevel=3)
-        return KNNResult(_inputs.rewrap(torch.from_numpy(idx), like), _inputs.rewrap(torch.from_numpy(val), like),
+        return Neighbors(_inputs.rewrap(torch.from_numpy(val), like), _inputs.rewrap(torch.from_numpy(idx), like),
                          spent, exact=exact_rerank)
 
 
@@ -160,13 +163,13 @@ def _prepare(path: Path, overwrite: bool) -> None:
         shutil.rmtree(path / files.MODEL_DIR)
 
 
-def _write_arrays(model, R, path: Path, *, block, client, digest, batch_size, device) -> dict:
+def _write_arrays(model, R, path: Path, *, references_per_block, client, digest, batch_size, device) -> dict:
     """Write ``references.npy`` and ``embeddings.npy``; returns their manifest entries and the centre."""
     n, (row, dtype) = R.shape[0], source_layout(model, R)
     refs = files.NpyWriter(path / files.REFERENCES, (n, *row), dtype)
     embs, total = None, None
     try:
-        for blk, Z in embed_blocks(model, stored_blocks(model, R, block, dtype), client=client,
+        for blk, Z in embed_blocks(model, stored_blocks(model, R, references_per_block, dtype), client=client,
                                    model_dir=path / files.MODEL_DIR, digest=digest, batch_size=batch_size,
                                    device=device):
             refs.write(blk)
@@ -187,8 +190,9 @@ def _write_arrays(model, R, path: Path, *, block, client, digest, batch_size, de
             "centre": (np.asarray(total) / n).tolist()}
 
 
-def build_index(model, R, path: str | os.PathLike, *, block: int = 8192, batch_size: int | None = None,
-                device: Device = None, client=None, overwrite: bool = False) -> ReferenceIndex:
+def build_index(model, R, path: str | os.PathLike, *, references_per_block: int = 8192,
+                batch_size: int | None = None, device: Device = None, client=None,
+                overwrite: bool = False) -> ReferenceIndex:
     """:math:`z_i = \\varphi(r_i)` for every reference, computed once: store the references ``R``, their
     embeddings and ``model`` at ``path`` (layout: :mod:`wassembed.index._files`).
 
@@ -198,11 +202,11 @@ def build_index(model, R, path: str | os.PathLike, *, block: int = 8192, batch_s
         A trained model (it must be saveable: a copy is written into the index with its ``save``).
     R : array-like, shape (n, H, W) or (n, k)
         References on the model's support: a numpy array, a memory map, or any array-like with ``shape``,
-        ``dtype`` and slicing ``R[a:b]`` (read ``block`` rows at a time, so ``R`` may generate its rows
-        on demand). uint8 is stored as uint8; other dtypes as float32 histograms summing to 1.
+        ``dtype`` and slicing ``R[a:b]`` (read ``references_per_block`` rows at a time, so ``R`` may generate
+        its rows on demand). uint8 is stored as uint8; other dtypes as float32 histograms summing to 1.
     path : str or path
         A new (or empty) directory.
-    block : int
+    references_per_block : int
         References read, stored and embedded at a time (one Dask task each).
     batch_size : int, optional
         Inputs per encoder pass (the device's default).
@@ -223,18 +227,18 @@ def build_index(model, R, path: str | os.PathLike, *, block: int = 8192, batch_s
                                  received="a point-cloud model (CloudEmbedding)",
                                  fix="use model.kneighbors(Q, R) for point clouds (an on-disk index of clouds is "
                                      "not implemented)"))
-    block = check_pos_int("block", block)
+    references_per_block = check_pos_int("references_per_block", references_per_block)
     path = Path(path)
     source_layout(model, R)  # refuse a wrong shape before touching the directory
     _prepare(path, overwrite)
     t0 = time.perf_counter()
     model.save(path / files.MODEL_DIR)
     digest = file_sha256(path / files.MODEL_DIR / "model.json")
-    arrays = _write_arrays(model, R, path, block=block, client=client, digest=digest, batch_size=batch_size,
-                           device=device)
+    arrays = _write_arrays(model, R, path, references_per_block=references_per_block, client=client, digest=digest,
+                           batch_size=batch_size, device=device)
     manifest = {**arrays, "model": {"dir": files.MODEL_DIR, "sha256": digest},
-                "build": {"block": block, "dask": client is not None, "seconds": time.perf_counter() - t0,
-                          "wassembed_version": __version__}}
+                "build": {"references_per_block": references_per_block, "dask": client is not None,
+                          "seconds": time.perf_counter() - t0, "wassembed_version": __version__}}
     files.write_manifest(path, manifest)
     manifest = files.read_manifest(path)
     return ReferenceIndex(path, model, manifest, *_arrays(path, manifest, verify=False))
@@ -289,4 +293,4 @@ def open_index(path: str | os.PathLike, *, device: Device = "cpu", verify: bool 
                                      f"sha256 {str(manifest.get('model', {}).get('sha256'))[:16]}…",
                                      received=got[:16], fix="restore the model the index was built with, or "
                                      "build the index again"))
-    return ReferenceIndex(path, WassersteinEmbedding.load(model_dir, device=device), manifest, E, R)
+    return ReferenceIndex(path, load(model_dir, device=device), manifest, E, R)

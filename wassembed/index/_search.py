@@ -1,14 +1,14 @@
 """Streaming k-nearest-neighbour search of a reference index, with exact re-ranking of the candidates.
 
-**Estimates.** The references' embeddings are read one block of ``block`` rows at a time. For queries
+**Estimates.** The references' embeddings are read ``references_per_block`` rows at a time. For queries
 :math:`a = \\varphi(q) - c` and references :math:`b = \\varphi(r) - c`, each block costs one matrix product,
 :math:`\\|a - b\\|^2 = \\|a\\|^2 + \\|b\\|^2 - 2\\, a \\cdot b` clamped at 0, then the model's
 :class:`~wassembed.nn.LatentDistance` (the tile of :func:`~wassembed.serve._neighbors.cdist_into`). The centre
 :math:`c` is the mean of *all* reference embeddings (computed in float64 at build time, stored in the
 manifest), the centre the model's ``cdist`` and ``kneighbors`` subtract (there: the float32 mean of the
 references given): distances are translation invariant, and centring keeps the float32 cancellation error
-small. A running top-``C`` per query is merged after each block: memory is one ``query_block × block`` tile
-plus ``(nq, C)`` candidates, never ``nq × n``.
+small. A running top-``C`` per query is merged after each block: memory is one tile of
+``tile_size × references_per_block`` estimates plus ``(nq, C)`` candidates, never ``nq × n``.
 
 **Re-ranking.** Each query's ``C`` best-estimated references, in order of (estimate, index), go through the
 model's rule, :func:`~wassembed.serve._neighbors.exact_rerank` (fixed ``n_candidates``, or the adaptive rule
@@ -35,7 +35,7 @@ RERANK_ROWS = 8192
 
 
 def stream_topc(ZQ: torch.Tensor, E: np.ndarray, centre: np.ndarray, C: int, distance: LatentDistance, *,
-                block: int, query_block: int):
+                references_per_block: int, tile_size: int):
     """:math:`\\operatorname{top}_C\\, \\{ D(\\|a_i - b_j\\|^2) \\}_j` for every query :math:`i`, with
     :math:`a = \\varphi(q) - c`, :math:`b = \\varphi(r) - c` and :math:`D` the model's latent distance: the
     ``C`` smallest estimates of each query over all references, streamed by blocks of references.
@@ -45,15 +45,15 @@ def stream_topc(ZQ: torch.Tensor, E: np.ndarray, centre: np.ndarray, C: int, dis
     ZQ : Tensor, shape (nq, d), float32
         Query embeddings (on the device of the computation).
     E : ndarray or memmap, shape (n, d), float32
-        Reference embeddings, read ``block`` rows at a time.
+        Reference embeddings, read ``references_per_block`` rows at a time.
     centre : ndarray, shape (d,)
         The mean of all rows of ``E`` (subtracted from both sides).
     C : int
         Candidates kept per query, ``1 <= C <= n``.
     distance : LatentDistance
         Squared embedding distances → estimates (the model's).
-    block, query_block : int
-        References per block; queries per tile (one tile is ``query_block × block``).
+    references_per_block, tile_size : int
+        References per block; queries per tile (one tile is ``tile_size × references_per_block``).
 
     Returns
     -------
@@ -68,12 +68,12 @@ def stream_topc(ZQ: torch.Tensor, E: np.ndarray, centre: np.ndarray, C: int, dis
     sqA = (A * A).sum(1)
     best_v = torch.full((nq, C), float("inf"), dtype=torch.float32, device=dev)  # real estimates are finite
     best_i = torch.full((nq, C), -1, dtype=torch.int64, device=dev)
-    for b0 in range(0, n, block):
-        b1 = min(b0 + block, n)
+    for b0 in range(0, n, references_per_block):
+        b1 = min(b0 + references_per_block, n)
         B = torch.from_numpy(read_rows(E, b0, b1).astype(np.float32, copy=False)).to(dev) - c
         sqB = (B * B).sum(1)
-        for q0 in range(0, nq, query_block):
-            q1 = min(q0 + query_block, nq)
+        for q0 in range(0, nq, tile_size):
+            q1 = min(q0 + tile_size, nq)
             d = _tile(A[q0:q1], sqA[q0:q1], B, sqB, distance)  # one GEMM: (q1 - q0) × (b1 - b0)
             v, i = torch.topk(d, min(C, b1 - b0), dim=1, largest=False, sorted=False)
             v, i = torch.cat([best_v[q0:q1], v], 1), torch.cat([best_i[q0:q1], i + b0], 1)
@@ -129,7 +129,8 @@ def _rerank(model, wq, qids, refs, cand_i, cand_v, k, *, lower, n_candidates, kn
     return idx, val, spent
 
 
-def search(model, ZQ, wq, E, refs, centre, k, *, exact, lower, n_candidates, max_candidates, block, query_block):
+def search(model, ZQ, wq, E, refs, centre, k, *, exact, lower, n_candidates, max_candidates, references_per_block,
+           tile_size):
     """The ``k`` nearest references of each query: ``(indices (nq, k), values (nq, k) float64, spent (nq,))``.
 
     ``ZQ (nq, d)`` float32 query embeddings and ``wq (nq, K)`` float64 histograms; ``E (n, d)`` the reference
@@ -139,7 +140,8 @@ def search(model, ZQ, wq, E, refs, centre, k, *, exact, lower, n_candidates, max
     each query whose rule needs more). ``spent`` counts the candidates solved per query (as the model's).
     """
     nq, n = ZQ.shape[0], E.shape[0]
-    stream = lambda Z, C: stream_topc(Z, E, centre, C, model.distance_fn, block=block, query_block=query_block)
+    stream = lambda Z, C: stream_topc(Z, E, centre, C, model.distance_fn, references_per_block=references_per_block,
+                                      tile_size=tile_size)
     if not exact:
         v, i = stream(ZQ, k)
         return i, v.astype(np.float64), np.zeros(nq, dtype=np.int64)

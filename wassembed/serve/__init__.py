@@ -1,40 +1,32 @@
-"""The served model: embeddings, distances, neighbours with exact re-ranking, intervals and model files (the
-on-disk reference indexes built on it are :mod:`wassembed.index`).
+"""The served model: embeddings, distances, error bars, neighbours with exact re-ranking, the
+out-of-distribution flag and model files (the on-disk reference indexes built on it are :mod:`wassembed.index`).
 
 Its conventions (single inputs, float64 distances, decoded shapes) are stated in the Notes of
-:class:`WassersteinEmbedding`; its warnings derive from :class:`ServingWarning`.
-:class:`CloudEmbedding` serves point clouds with the same methods; :func:`load_model` (``wassembed.load``) reads
-either kind.
+:class:`WassersteinEmbedding`; its warnings derive from :class:`ServingWarning`. :class:`CloudEmbedding` serves
+point clouds with the same methods; :func:`load` (``wassembed.load``) reads a model file of either kind.
+Neighbour queries return a :class:`Neighbors` (``distances, indices``), :meth:`WassersteinEmbedding.interval`
+a :class:`DistanceEstimate`.
 """
 
-from ._cloud_model import CloudEmbedding, load_model
-from ._conformal import ConformalCalibrator, conformal_quantile
-from ._embedding import (
-    DistanceEstimate,
-    OutOfDistributionWarning,
-    PrincipalDirections,
-    WassersteinEmbedding,
-)
+from .._results import Neighbors
+from ._cloud_model import CloudEmbedding
+from ._conformal import DistanceEstimate
+from ._embedding import OutOfDistributionWarning, PrincipalDirections, WassersteinEmbedding
 from ._evaluate import evaluate
-from ._modelfile import FORMAT_VERSION, save_model
-from ._neighbors import KNNResult
+from ._load import load
 from ._warnings import CalibrationWarning, EvaluationWarning, RerankWarning, ServingWarning
 
 __all__ = [
+    "WassersteinEmbedding",
+    "CloudEmbedding",
+    "load",
+    "evaluate",
+    "Neighbors",
     "DistanceEstimate",
+    "PrincipalDirections",
+    "ServingWarning",
     "OutOfDistributionWarning",
     "CalibrationWarning",
     "RerankWarning",
     "EvaluationWarning",
-    "ServingWarning",
-    "PrincipalDirections",
-    "WassersteinEmbedding",
-    "CloudEmbedding",
-    "KNNResult",
-    "ConformalCalibrator",
-    "conformal_quantile",
-    "FORMAT_VERSION",
-    "load_model",
-    "save_model",
-    "evaluate",
 ]

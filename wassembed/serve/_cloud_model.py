@@ -19,8 +19,6 @@ points (``p = 1``: :math:`\\|\\cdot\\| \\approx W_1`). It inherits every method 
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import torch
 
@@ -32,9 +30,8 @@ from ._embedding import WassersteinEmbedding
 from ._forward import need_decoder
 from ._inputs import Device, Inputs, Outputs
 from ._inputs import rewrap as _out
-from ._modelfile import read_model
 
-__all__ = ["CloudEmbedding", "load_model"]
+__all__ = ["CloudEmbedding"]
 
 
 class CloudEmbedding(WassersteinEmbedding):
@@ -129,14 +126,3 @@ class CloudEmbedding(WassersteinEmbedding):
                 outs.append(dec(z).float())
         return _out(torch.cat(outs), like)
 
-
-def load_model(path: str | os.PathLike, *, device: Device = "cpu") -> WassersteinEmbedding:
-    """Load a model directory written by ``save`` (``wassembed.load``): a :class:`WassersteinEmbedding`, or a
-    :class:`CloudEmbedding` for a point-cloud model.
-
-    Every file is checked (sizes, sha256 of the weights and of the description) and nothing is unpickled:
-    a missing, truncated, modified or other-version file raises :class:`~wassembed.errors.ModelFileError`.
-    """
-    kwargs = read_model(path)
-    cls = CloudEmbedding if getattr(kwargs["config"], "kind", None) == "set" else WassersteinEmbedding
-    return cls(**kwargs, device=device)

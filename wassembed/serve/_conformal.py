@@ -52,6 +52,7 @@ coverage guarantee. With fewer than 200 pairs, ``c`` is 10 % of the median estim
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -59,7 +60,19 @@ from .._validation import check_number, check_pos_int
 from ..errors import InputError, explain
 from ._warnings import MIN_TAIL_PAIRS
 
-__all__ = ["ConformalCalibrator", "conformal_quantile"]
+__all__ = ["ConformalCalibrator", "DistanceEstimate", "conformal_quantile"]
+
+
+class DistanceEstimate(NamedTuple):
+    """Paired estimates with split-conformal bounds (``lower <= exact <= upper`` at the coverage ``level``).
+
+    ``estimate``, ``lower``, ``upper``: float64 arrays ``(n,)`` (numpy, or torch for torch inputs), the
+    values of :meth:`~wassembed.serve.WassersteinEmbedding.distance` and their bounds; ``level``: float.
+    """
+    estimate: object
+    lower: object
+    upper: object
+    level: float
 
 _C_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)  # multiples of the median estimate
 _SPLIT_MIN = 200

@@ -22,34 +22,26 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import NamedTuple
+import warnings
 
 import numpy as np
 import torch
 
+from .._results import Neighbors
 from ..data import make_ground_cost, parse_p
 from ..errors import InputError, ModelFileError, explain
 from ..nn import LatentDistance, resolve_device
 from . import _device_inputs, _forward, _geometry, _inputs, _neighbors, _ood
-from ._conformal import ConformalCalibrator, check_level
+from ._conformal import ConformalCalibrator, DistanceEstimate, check_level
 from ._geometry import PrincipalDirections
 from ._inputs import Device, Inputs, Outputs
 from ._inputs import rewrap as _out
 from ._modelfile import read_model, save_model
-from ._neighbors import KNNResult
 from ._warnings import warn_few_calibration_pairs
 
-__all__ = ["DistanceEstimate", "OutOfDistributionWarning", "PrincipalDirections", "WassersteinEmbedding"]
+__all__ = ["OutOfDistributionWarning", "PrincipalDirections", "WassersteinEmbedding"]
 
 OutOfDistributionWarning = _ood.OutOfDistributionWarning
-
-
-class DistanceEstimate(NamedTuple):
-    """Estimates with split-conformal bounds (``lower <= exact <= upper`` at the stated coverage level), float64."""
-    estimate: object
-    lower: object
-    upper: object
-    level: float
 
 
 class WassersteinEmbedding:
@@ -154,7 +146,9 @@ class WassersteinEmbedding:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: Device = "cpu") -> WassersteinEmbedding:
-        """Read a model written by :meth:`save` onto ``device``; ``wassembed.load`` reads either kind."""
+        """Deprecated: ``wassembed.load(path, device=...)`` reads a model of either kind."""
+        warnings.warn(f"{cls.__name__}.load is deprecated: use wassembed.load(path, device=...), which reads a model "
+                      "of either kind", DeprecationWarning, stacklevel=2)
         kwargs = read_model(path)
         if (getattr(kwargs["config"], "kind", None) == "set") != cls.point_clouds:
             raise ModelFileError(explain(f"{path} holds another kind of model", expected=f"a model of {cls.__name__}",
@@ -252,38 +246,45 @@ class WassersteinEmbedding:
         """:math:`W_p` from estimates of :math:`W_p^p` when ``root`` (``distance_fn.root``), else ``D``."""
         return self.distance_fn.root(D) if root else D
 
-    def distance(self, X: Inputs, Y: Inputs, *, root: bool = False, interval: float | None = None,
-                 warn_ood: bool | str = True, batch_size: int | None = None,
-                 device: Device = None) -> Outputs | DistanceEstimate:
-        """Paired estimates ``(n,)`` float64 of :math:`W_p^p(x_i, y_i)` (``root=True``: :math:`W_p`).
-
-        ``X`` and ``Y`` hold the same number ``n`` of inputs, or one of them a single input (one image
-        ``(H, W)`` or histogram ``(k,)``, or a batch of one), broadcast against the other: one against many.
-        ``interval=0.9`` returns a :class:`DistanceEstimate` with split-conformal bounds whose coverage on
-        new pairs like the validation pairs is at least 90 %; it warns (:class:`CalibrationWarning`) when the
-        model's calibration pairs are too few for that level (see :meth:`ConformalCalibrator.support`).
-        ``warn_ood`` warns (:class:`OutOfDistributionWarning`) when an input scores above 99 % of the images
-        held out at training (:meth:`is_ood`; only for models with that reference): ``True`` with the model's
-        default score (``"pca"``, almost free; ``"reconstruction"`` for older model files), or a score's name.
-        """
-        cal = None if interval is None else self._need_calibrator("an error bar")
-        level = None if interval is None else check_level(interval)
-        if cal is not None:
-            warn_few_calibration_pairs(level, *cal.support(level), np.size(self.calibration["val_pred"]),
-                                       stacklevel=3)
+    def _paired(self, X, Y, warn_ood, batch_size, device, stacklevel: int):
+        """``(D, like)``: paired estimates ``D`` float64 tensor of :math:`W_p^p` (:meth:`distance`), and the
+        input type of ``X`` (OOD warnings point ``stacklevel`` frames up)."""
         score = _ood.warn_score(self.calibration, warn_ood)
         ZX, like, dev = self._embed_input(X, "X", device, batch_size, score=score)
         ZY = self._embed_input(Y, "Y", dev, batch_size, score=score)[0]
         if score is not None:
             (ZX, ex), (ZY, ey) = ZX, ZY
-            _ood.warn_if_ood((ex, ey), self.ood_threshold(score=score), score=score, stacklevel=3)
+            _ood.warn_if_ood((ex, ey), self.ood_threshold(score=score), score=score, stacklevel=stacklevel)
         if ZX.shape[0] != ZY.shape[0] and 1 not in (ZX.shape[0], ZY.shape[0]):
             raise InputError(explain("X and Y hold different numbers of inputs", expected="equal counts (paired "
                                      "distances) or a single input on one side", received=f"{ZX.shape[0]} and "
                                      f"{ZY.shape[0]}", fix="use cdist(X, Y) for all pairs"))
-        D = self.distance_fn.paired(ZX, ZY).double()
-        if interval is None:
-            return _out(self._finish(D, root), like)
+        return self.distance_fn.paired(ZX, ZY).double(), like
+
+    def distance(self, X: Inputs, Y: Inputs, *, root: bool = False, warn_ood: bool | str = True,
+                 batch_size: int | None = None, device: Device = None) -> Outputs:
+        """Paired estimates ``(n,)`` float64 of :math:`W_p^p(x_i, y_i)` (``root=True``: :math:`W_p`).
+
+        ``X`` and ``Y`` hold the same number ``n`` of inputs, or one of them a single input (one image
+        ``(H, W)`` or histogram ``(k,)``, or a batch of one), broadcast against the other: one against many.
+        ``warn_ood`` warns (:class:`OutOfDistributionWarning`) when an input scores above 99 % of the images
+        held out at training (:meth:`is_ood`; only for models with that reference): ``True`` with the model's
+        default score (``"pca"``, almost free; ``"reconstruction"`` for older model files), or a score's name.
+        Error bars: :meth:`interval`.
+        """
+        D, like = self._paired(X, Y, warn_ood, batch_size, device, stacklevel=4)
+        return _out(self._finish(D, root), like)
+
+    def interval(self, X: Inputs, Y: Inputs, level: float = 0.9, *, root: bool = False, warn_ood: bool | str = True,
+                 batch_size: int | None = None, device: Device = None) -> DistanceEstimate:
+        """:meth:`distance` with split-conformal error bars: ``(estimate, lower, upper, level)``, each ``(n,)``.
+
+        ``estimate`` is :meth:`distance`'s value; ``lower <= exact <= upper`` holds with probability at least
+        ``level`` for new pairs like the model's calibration pairs (pairs of two images held out at training).
+        Warns (:class:`CalibrationWarning`) when they are too few for that level; needs a trained model."""
+        cal, level = self._need_calibrator("an error bar"), check_level(level)
+        warn_few_calibration_pairs(level, *cal.support(level), np.size(self.calibration["val_pred"]), stacklevel=3)
+        D, like = self._paired(X, Y, warn_ood, batch_size, device, stacklevel=4)
         lo, hi = cal.interval(D.cpu().numpy(), level)
         t = lambda a: _out(self._finish(torch.from_numpy(a), root), like)
         return DistanceEstimate(_out(self._finish(D, root), like), t(lo), t(hi), level)
@@ -307,32 +308,34 @@ class WassersteinEmbedding:
                                      fix="use a model from wassembed.train, or pass n_candidates= for kNN"))
         return cal
 
-    def cdist(self, XA: Inputs, XB: Inputs, *, root: bool = False, block_size: int = 2048,
+    def cdist(self, XA: Inputs, XB: Inputs, *, root: bool = False, tile_size: int = 2048,
               batch_size: int | None = None, precision: str = "fp32", device: Device = None) -> Outputs:
-        """All-pairs estimates ``(nA, nB)`` float64 (scipy's ``cdist`` shape), block-wise on CPU or CUDA: one
-        matrix product per block; ``precision="bf16"``: its cross term in bfloat16 (Notes)."""
-        return _neighbors.cdist(self, XA, XB, root=root, block_size=block_size, batch_size=batch_size,
+        """All-pairs estimates ``(nA, nB)`` float64 (scipy's ``cdist`` shape), one matrix product per tile of at
+        most ``tile_size × tile_size`` estimates, on CPU or CUDA; ``precision="bf16"``: its cross term in
+        bfloat16 (Notes)."""
+        return _neighbors.cdist(self, XA, XB, root=root, tile_size=tile_size, batch_size=batch_size,
                                 precision=precision, device=device)
 
-    def pdist(self, X: Inputs, *, root: bool = False, block_size: int = 2048, batch_size: int | None = None,
+    def pdist(self, X: Inputs, *, root: bool = False, tile_size: int = 2048, batch_size: int | None = None,
               device: Device = None) -> Outputs:
         """Condensed estimates ``(n(n−1)/2,)`` float64 over pairs ``i < j`` (scipy's ``pdist`` order)."""
-        return _neighbors.pdist(self, X, root=root, block_size=block_size, batch_size=batch_size, device=device)
+        return _neighbors.pdist(self, X, root=root, tile_size=tile_size, batch_size=batch_size, device=device)
 
     # -- nearest neighbours -------------------------------------------------------------------------
     def kneighbors(self, Q: Inputs, R: Inputs, k: int = 10, *, exact_rerank: bool = False, level: float = 0.99,
-                   n_candidates: int | None = None, block_size: int = 256, batch_size: int | None = None,
-                   device: Device = None) -> KNNResult:
-        """The ``k`` nearest references ``R`` of each query ``Q``: ``(indices, values)``, ascending.
+                   n_candidates: int | None = None, tile_size: int = 256, batch_size: int | None = None,
+                   device: Device = None) -> Neighbors:
+        """The ``k`` nearest references ``R`` of each query ``Q``: ``(distances, indices)``, ascending.
 
-        ``indices`` ``(nq, k)`` int64 and ``values`` ``(nq, k)`` float64 (one query ``(H, W)`` or ``(k,)``:
-        ``nq = 1``). Without re-ranking, ``values`` are embedding estimates of :math:`W_p^p`. With
-        ``exact_rerank=True`` the best-estimated references are re-scored by the exact solver and ``values``
-        are exact :math:`W_p^p`; ``result.n_exact`` counts the exact solves spent.
+        ``distances`` ``(nq, k)`` float64 and ``indices`` ``(nq, k)`` int64 (scikit-learn's order; one query
+        ``(H, W)`` or ``(k,)``: ``nq = 1``). Without re-ranking (the default), ``distances`` are embedding
+        estimates of :math:`W_p^p`. With ``exact_rerank=True`` the best-estimated references are re-scored by
+        the exact solver and ``distances`` are exact :math:`W_p^p`; ``result.n_exact`` counts the exact solves
+        spent. Estimates come in tiles of at most ``tile_size × tile_size``.
 
         - ``n_candidates=None`` (adaptive; needs calibration pairs): candidates are added in order of
           estimate until every other reference has a one-sided conformal lower bound (at ``level``) no
-          smaller than the current ``k``-th exact value. What is guaranteed: ``values`` are exact and are
+          smaller than the current ``k``-th exact value. What is guaranteed: ``distances`` are exact and are
           the ``k`` smallest among the solved candidates; a true neighbour is left out only if its exact
           value lies below its conformal lower bound, an event of probability at most ``1 − level`` for a
           pair drawn like the validation pairs, so at most ``k (1 − level)`` per query by a union bound.
@@ -342,7 +345,7 @@ class WassersteinEmbedding:
         - ``n_candidates=m``: exactly the ``m`` best-estimated references are solved (no guarantee).
         """
         return _neighbors.kneighbors(self, Q, R, k, exact_rerank=exact_rerank, level=level,
-                                     n_candidates=n_candidates, block_size=block_size, batch_size=batch_size,
+                                     n_candidates=n_candidates, tile_size=tile_size, batch_size=batch_size,
                                      device=device)
 
     def _exact_solver(self):

@@ -11,8 +11,9 @@ from ..errors import CacheMismatchError, InputError, explain
 from ..exact import DistanceCache
 from ..metrics import regression_metrics
 from ..nn import LatentDistance
-from ._cloud_model import CloudEmbedding, load_model
+from ._cloud_model import CloudEmbedding
 from ._embedding import WassersteinEmbedding
+from ._load import load
 from ._warnings import warn_unchecked_overlap
 
 __all__ = ["evaluate"]
@@ -68,7 +69,7 @@ def evaluate(model: WassersteinEmbedding | str | os.PathLike, cache: DistanceCac
     if isinstance(cache, (str, os.PathLike)):
         cache = DistanceCache.open(cache)
     if isinstance(model, (str, os.PathLike)):
-        model = load_model(model)
+        model = load(model)
     data = cache.data
     if int(cache.p) != int(model.p):
         raise CacheMismatchError(explain("the cache and the model use different exponents p",

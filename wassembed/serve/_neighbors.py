@@ -3,7 +3,7 @@
 Distances between embeddings use one matrix product per block,
 :math:`\\|a - b\\|^2 = \\|a\\|^2 + \\|b\\|^2 - 2 a \\cdot b` clamped at 0, after subtracting a common centre from
 both sides (distances are translation invariant, and centring keeps the float32 cancellation error small).
-Memory beyond the output is bounded by one ``block_size × block_size`` tile. Each tile of squared distances
+Memory beyond the output is bounded by one ``tile_size × tile_size`` tile. Each tile of squared distances
 becomes estimates through the model's :class:`~wassembed.nn.LatentDistance` (the one used in training), in
 the network's float32, and is stored in the output's dtype (float64 for the served model's outputs; measured
 on one CPU thread, a float64 2,000 × 2,000 matrix from raw 28×28 images cost ~1.5 ms more than a float32
@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .._results import Neighbors
 from .._validation import check_pos_int
 from ..errors import InputError, explain
 from ..nn import LatentDistance
@@ -32,38 +33,8 @@ from . import _inputs
 from ._conformal import check_level
 from ._warnings import warn_brute_force
 
-__all__ = ["PRECISIONS", "STAGE_BYTES", "KNNResult", "cdist", "cdist_into", "check_k", "check_precision",
+__all__ = ["PRECISIONS", "STAGE_BYTES", "cdist", "cdist_into", "check_k", "check_precision", "check_rerank",
            "exact_rerank", "kneighbors", "knn_embedded", "pdist", "pdist_into", "rerank_blocks"]
-
-
-class KNNResult(tuple):
-    """``(indices, values)`` of the k nearest references, plus how the answer was obtained.
-
-    Unpacks like a pair (``idx, val = emb.kneighbors(Q, R)``). Attributes: ``indices`` ``(nq, k)`` int64,
-    ``values`` ``(nq, k)`` float64 (ascending), ``n_exact`` (total exact solves spent), ``n_exact_per_query``
-    ``(nq,)``, ``exact`` (True when ``values`` are exact transport costs, False for embedding estimates).
-    """
-
-    def __new__(cls, indices, values, n_exact_per_query, exact: bool):
-        self = super().__new__(cls, (indices, values))
-        self.n_exact_per_query = np.asarray(n_exact_per_query, dtype=np.int64)
-        self.exact = bool(exact)
-        return self
-
-    def __getnewargs__(self):
-        return (self[0], self[1], self.n_exact_per_query, self.exact)
-
-    indices = property(lambda self: self[0], doc="(nq, k) indices into the references")
-    values = property(lambda self: self[1], doc="(nq, k) distances, ascending")
-
-    @property
-    def n_exact(self) -> int:
-        """Total number of exact solves spent."""
-        return int(self.n_exact_per_query.sum())
-
-    def __repr__(self) -> str:
-        return (f"KNNResult(indices={self[0]!r}, values={self[1]!r}, n_exact={self.n_exact}, "
-                f"exact={self.exact})")
 
 
 #: the precisions of the matrix product's cross term (``cdist(..., precision=)``)
@@ -101,7 +72,7 @@ def _centre(ZA: torch.Tensor, ZB: torch.Tensor, precision: str = "fp32"):
 
 
 def cdist_into(out: torch.Tensor, ZA: torch.Tensor, ZB: torch.Tensor, *, distance: LatentDistance,
-               block_size: int, precision: str = "fp32", staged: bool | None = None) -> torch.Tensor:
+               tile_size: int, precision: str = "fp32", staged: bool | None = None) -> torch.Tensor:
     """Fill ``out (nA, nB)`` with the estimates ``distance`` gives (``‖a − b‖²`` for p=2), one tile at a time.
 
     ``staged`` (default: when ``out`` is not on the embeddings' device): row blocks computed on the
@@ -111,11 +82,11 @@ def cdist_into(out: torch.Tensor, ZA: torch.Tensor, ZB: torch.Tensor, *, distanc
     if staged is None:
         staged = out.device != A.device
     if staged:
-        return _RowStaging(out, A.device, block_size).fill(tiles, B.shape[0], block_size)
-    for a0 in range(0, A.shape[0], block_size):
-        a1 = min(a0 + block_size, A.shape[0])
-        for b0 in range(0, B.shape[0], block_size):
-            b1 = min(b0 + block_size, B.shape[0])
+        return _RowStaging(out, A.device, tile_size).fill(tiles, B.shape[0], tile_size)
+    for a0 in range(0, A.shape[0], tile_size):
+        a1 = min(a0 + tile_size, A.shape[0])
+        for b0 in range(0, B.shape[0], tile_size):
+            b1 = min(b0 + tile_size, B.shape[0])
             out[a0:a1, b0:b1].copy_(tiles(a0, a1, b0, b1))
     return out
 
@@ -126,21 +97,21 @@ class _RowStaging:
     computes block ``t`` while the host copies block ``t − 1``. Stream order keeps the device buffer safe to
     reuse; a host buffer is refilled only after its rows were copied out."""
 
-    def __init__(self, out: torch.Tensor, dev: torch.device, block_size: int):
+    def __init__(self, out: torch.Tensor, dev: torch.device, tile_size: int):
         nA, nB = out.shape
         self.out, self.cuda = out, dev.type == "cuda"
-        self.rows = max(1, min(block_size, nA, STAGE_BYTES // max(1, out.element_size() * nB)))
+        self.rows = max(1, min(tile_size, nA, STAGE_BYTES // max(1, out.element_size() * nB)))
         self.dev_buf = torch.empty(self.rows, nB, dtype=out.dtype, device=dev)
         self.host = [torch.empty(self.rows, nB, dtype=out.dtype, pin_memory=self.cuda) for _ in range(2)]
 
-    def fill(self, tiles, nB: int, block_size: int) -> torch.Tensor:
+    def fill(self, tiles, nB: int, tile_size: int) -> torch.Tensor:
         """Fill ``out`` with ``tiles(a0, a1, b0, b1)`` (tensors on the device); returns ``out``."""
         pending = None
         for t, a0 in enumerate(range(0, self.out.shape[0], self.rows)):
             a1 = min(a0 + self.rows, self.out.shape[0])
             blk = self.dev_buf[:a1 - a0]
-            for b0 in range(0, nB, block_size):
-                blk[:, b0:min(b0 + block_size, nB)].copy_(tiles(a0, a1, b0, min(b0 + block_size, nB)))
+            for b0 in range(0, nB, tile_size):
+                blk[:, b0:min(b0 + tile_size, nB)].copy_(tiles(a0, a1, b0, min(b0 + tile_size, nB)))
             host = self.host[t % 2][:a1 - a0]
             host.copy_(blk, non_blocking=self.cuda)
             event = None
@@ -160,36 +131,36 @@ class _RowStaging:
         self.out[a0:a1].copy_(host)
 
 
-def cdist(model, XA, XB, *, root: bool, block_size: int, batch_size: int | None, precision: str, device):
+def cdist(model, XA, XB, *, root: bool, tile_size: int, batch_size: int | None, precision: str, device):
     """:meth:`WassersteinEmbedding.cdist <wassembed.serve.WassersteinEmbedding.cdist>` of ``model``: float64
     ``(nA, nB)``, numpy for numpy inputs, a tensor on ``XA``'s device for a tensor."""
-    block_size, precision = check_pos_int("block_size", block_size), check_precision(precision)
+    tile_size, precision = check_pos_int("tile_size", tile_size), check_precision(precision)
     ZA, like, dev = model._embed_input(XA, "XA", device, batch_size)
     ZB = model._embed_input(XB, "XB", dev, batch_size)[0]
     out = torch.empty(ZA.shape[0], ZB.shape[0], dtype=torch.float64, device=like if like is not None else "cpu")
-    cdist_into(out, ZA, ZB, distance=model.distance_fn, block_size=block_size, precision=precision)
+    cdist_into(out, ZA, ZB, distance=model.distance_fn, tile_size=tile_size, precision=precision)
     return _inputs.rewrap(model._finish(out, root), like)
 
 
-def pdist(model, X, *, root: bool, block_size: int, batch_size: int | None, device):
+def pdist(model, X, *, root: bool, tile_size: int, batch_size: int | None, device):
     """:meth:`WassersteinEmbedding.pdist <wassembed.serve.WassersteinEmbedding.pdist>` of ``model``."""
-    block_size = check_pos_int("block_size", block_size)
+    tile_size = check_pos_int("tile_size", tile_size)
     Z, like, _ = model._embed_input(X, "X", device, batch_size)
     n = Z.shape[0]
     out = torch.empty(n * (n - 1) // 2, dtype=torch.float64, device=like if like is not None else "cpu")
-    pdist_into(out, Z, distance=model.distance_fn, block_size=block_size)
+    pdist_into(out, Z, distance=model.distance_fn, tile_size=tile_size)
     return _inputs.rewrap(model._finish(out, root), like)
 
 
-def pdist_into(out: torch.Tensor, Z: torch.Tensor, *, distance: LatentDistance, block_size: int) -> torch.Tensor:
+def pdist_into(out: torch.Tensor, Z: torch.Tensor, *, distance: LatentDistance, tile_size: int) -> torch.Tensor:
     """Fill the condensed vector ``out (n(n−1)/2,)`` (scipy's order: pairs i < j, row-major)."""
     n = Z.shape[0]
     A, sqA, _, _ = _centre(Z, Z)
-    for i0 in range(0, n - 1, block_size):
-        i1 = min(i0 + block_size, n - 1)
+    for i0 in range(0, n - 1, tile_size):
+        i1 = min(i0 + tile_size, n - 1)
         rows = torch.arange(i0, i1, device=Z.device)
-        for j0 in range(i0 + 1, n, block_size):
-            j1 = min(j0 + block_size, n)
+        for j0 in range(i0 + 1, n, tile_size):
+            j1 = min(j0 + tile_size, n)
             d = _tile(A[i0:i1], sqA[i0:i1], A[j0:j1], sqA[j0:j1], distance)
             cols = torch.arange(j0, j1, device=Z.device)
             mask = cols[None, :] > rows[:, None]
@@ -201,16 +172,16 @@ def pdist_into(out: torch.Tensor, Z: torch.Tensor, *, distance: LatentDistance, 
     return out
 
 
-def knn_embedded(ZQ: torch.Tensor, ZR: torch.Tensor, k: int, *, distance: LatentDistance, block_size: int):
+def knn_embedded(ZQ: torch.Tensor, ZR: torch.Tensor, k: int, *, distance: LatentDistance, tile_size: int):
     """The ``k`` smallest embedding distances of each query: ``(values (nq, k), indices (nq, k))``, ascending."""
     A, sqA, B, sqB = _centre(ZQ, ZR)
     vals = torch.empty(A.shape[0], k, dtype=A.dtype, device=A.device)
     idx = torch.empty(A.shape[0], k, dtype=torch.int64, device=A.device)
-    for a0 in range(0, A.shape[0], block_size):
-        a1 = min(a0 + block_size, A.shape[0])
+    for a0 in range(0, A.shape[0], tile_size):
+        a1 = min(a0 + tile_size, A.shape[0])
         best_v = best_i = None
-        for b0 in range(0, B.shape[0], block_size):
-            b1 = min(b0 + block_size, B.shape[0])
+        for b0 in range(0, B.shape[0], tile_size):
+            b1 = min(b0 + tile_size, B.shape[0])
             d = _tile(A[a0:a1], sqA[a0:a1], B[b0:b1], sqB[b0:b1], distance)
             kk = min(k, b1 - b0)
             v, i = torch.topk(d, kk, dim=1, largest=False, sorted=False)
@@ -299,8 +270,8 @@ def exact_rerank(est: np.ndarray, k: int, solve: Callable[[np.ndarray, np.ndarra
 
 
 def rerank_blocks(ZQ: torch.Tensor, ZR: torch.Tensor, W, k: int, solver, *, distance: LatentDistance, lower,
-                  n_candidates: int | None, block_size: int):
-    """:func:`exact_rerank` over blocks of ``block_size`` queries (estimates for one block at a time).
+                  n_candidates: int | None, tile_size: int):
+    """:func:`exact_rerank` over blocks of ``tile_size`` queries (estimates for one block at a time).
 
     ``solver`` is an :class:`~wassembed.exact.ExactSolver` or :class:`~wassembed.exact.CloudSolver`; ``W`` the
     queries then the references in the form it reads (float64 histograms, or a point-cloud set).
@@ -309,10 +280,10 @@ def rerank_blocks(ZQ: torch.Tensor, ZR: torch.Tensor, W, k: int, solver, *, dist
     idx = np.empty((nq, k), dtype=np.int64)
     val = np.empty((nq, k))
     spent = np.empty(nq, dtype=np.int64)
-    est = torch.empty(min(block_size, nq), nr, dtype=torch.float32)
-    for q0 in range(0, nq, block_size):
-        q1 = min(q0 + block_size, nq)
-        e = cdist_into(est[:q1 - q0], ZQ[q0:q1], ZR, distance=distance, block_size=block_size)
+    est = torch.empty(min(tile_size, nq), nr, dtype=torch.float32)
+    for q0 in range(0, nq, tile_size):
+        q1 = min(q0 + tile_size, nq)
+        e = cdist_into(est[:q1 - q0], ZQ[q0:q1], ZR, distance=distance, tile_size=tile_size)
         e = e.numpy().astype(np.float64)
 
         def solve(qs, rs, q0=q0):
@@ -320,6 +291,14 @@ def rerank_blocks(ZQ: torch.Tensor, ZR: torch.Tensor, W, k: int, solver, *, dist
 
         idx[q0:q1], val[q0:q1], spent[q0:q1] = exact_rerank(e, k, solve, lower=lower, n_candidates=n_candidates)
     return idx, val, spent
+
+
+def check_rerank(exact_rerank: bool, n_candidates) -> None:
+    """Refuse a candidate budget without exact re-ranking (it would be ignored: the answer would be estimates)."""
+    if n_candidates is not None and not exact_rerank:
+        raise InputError(explain("n_candidates applies to exact re-ranking", expected="exact_rerank=True with "
+                                 "n_candidates", received=f"n_candidates={n_candidates!r} without exact_rerank",
+                                 fix="pass exact_rerank=True too, or drop n_candidates for estimates"))
 
 
 def check_k(k, n_ref: int) -> int:
@@ -332,20 +311,21 @@ def check_k(k, n_ref: int) -> int:
 
 
 def kneighbors(model, Q, R, k: int, *, exact_rerank: bool, level: float, n_candidates: int | None,
-               block_size: int, batch_size: int | None, device):
+               tile_size: int, batch_size: int | None, device):
     """The ``k`` nearest references ``R`` of each query ``Q`` under ``model`` (see its ``kneighbors``).
 
     Values are float64 (estimates or exact values). Warns (:class:`~wassembed.serve.RerankWarning`) when the
     adaptive re-ranking solved most pairs, pointing at the caller of the method that calls this.
     """
+    check_rerank(exact_rerank, n_candidates)
     src_q, src_r = model._prepare(Q, "Q"), model._prepare(R, "R")
     k = check_k(k, src_r.n)
-    blk = check_pos_int("block_size", block_size)
+    blk = check_pos_int("tile_size", tile_size)
     ZQ, like, dev = model._embed_input(src_q, "Q", device, batch_size)
     ZR = model._embed_input(src_r, "R", dev, batch_size)[0]
     if not exact_rerank:
-        vals, idx = knn_embedded(ZQ, ZR, k, distance=model.distance_fn, block_size=blk)
-        return KNNResult(_inputs.rewrap(idx, like), _inputs.rewrap(vals.double(), like), np.zeros(src_q.n),
+        vals, idx = knn_embedded(ZQ, ZR, k, distance=model.distance_fn, tile_size=blk)
+        return Neighbors(_inputs.rewrap(vals.double(), like), _inputs.rewrap(idx, like), np.zeros(src_q.n),
                          exact=False)
     W, nq = model._exact_data(src_q, src_r)  # the inputs as the exact solver reads them
     lower = None
@@ -355,8 +335,8 @@ def kneighbors(model, Q, R, k: int, *, exact_rerank: bool, level: float, n_candi
     else:
         n_candidates = max(check_pos_int("n_candidates", n_candidates), k)
     idx, val, spent = rerank_blocks(ZQ, ZR, W, k, model._exact_solver(), distance=model.distance_fn,
-                                    lower=lower, n_candidates=n_candidates, block_size=blk)
+                                    lower=lower, n_candidates=n_candidates, tile_size=blk)
     if lower is not None:
         warn_brute_force(int(spent.sum()), nq, src_r.n, k, level, stacklevel=4)  # 4: the user
-    return KNNResult(_inputs.rewrap(torch.from_numpy(idx), like), _inputs.rewrap(torch.from_numpy(val), like),
+    return Neighbors(_inputs.rewrap(torch.from_numpy(val), like), _inputs.rewrap(torch.from_numpy(idx), like),
                      spent, exact=True)

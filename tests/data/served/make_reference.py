@@ -27,11 +27,9 @@ def served(model, X, Y, R, Q, clouds: bool) -> dict:
     """Every served value the test freezes, as numpy arrays."""
     out = {"embed": model.embed(X), "distance": model.distance(X, Y), "cdist": model.cdist(X, R),
            "pdist": model.pdist(X)}
-    knn = model.kneighbors(Q, R, k=3)
-    out["knn_indices"], out["knn_values"] = knn.indices, knn.values
-    ex = model.kneighbors(Q, R, k=3, exact_rerank=True, n_candidates=6)
-    out["rerank_indices"], out["rerank_values"] = ex.indices, ex.values
-    iv = model.distance(X, Y, interval=0.9)
+    out["knn_values"], out["knn_indices"] = model.kneighbors(Q, R, k=3)
+    out["rerank_values"], out["rerank_indices"] = model.kneighbors(Q, R, k=3, exact_rerank=True, n_candidates=6)
+    iv = model.interval(X, Y, 0.9)
     out["interval_estimate"], out["interval_lower"], out["interval_upper"] = iv.estimate, iv.lower, iv.upper
     out["ood_score"] = model.ood_score(X)
     out["barycenter"] = model.barycenter(X.subset(range(5)) if clouds else X[:5])
