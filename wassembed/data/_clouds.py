@@ -15,113 +15,24 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .._io import atomic_write
 from ..errors import InputError, explain
+from ._cloud_checks import _LIST_FIX, _RESHAPE_FIX, _check_finite, _float_array, _normalised, as_cloud
+from ._dataset import POINT_CLOUDS, DataSet
 from ._loaders import open_npz
-from ._support import FINGERPRINT_VERSION
+from ._support import FINGERPRINT_VERSION, parse_p
 
 __all__ = ["PointCloudSet", "as_cloud"]
 
-#: a cloud whose weights sum to 1 within this tolerance is kept as given (so normalising is idempotent and a
-#: saved set loads back bit for bit); any other cloud is divided by its sum
-SUM_TOLERANCE = 1e-9
-
-_RESHAPE_FIX = ("pass points as a (k, d) array: for k points on a line use points.reshape(-1, 1), "
-                "for a single point in d dimensions use points.reshape(1, -1)")
-
-
-#: the usual cause of ragged ``points``: a list of clouds given where all points, stacked, are expected
-_LIST_FIX = ("for a list of clouds of different sizes ((k_i, d) arrays or (points, weights) tuples) use "
-             "PointCloudSet.from_clouds(clouds); PointCloudSet(points, weights, offsets) takes all points stacked "
-             "(N, d) with offsets; otherwise give every point the same d")
-
-
-def _float_array(x, what: str, ragged_fix: str = "give every point the same d") -> np.ndarray:
-    """``x`` as a float64 array, or InputError when it is not numeric (strings, ragged lists, complex)."""
-    try:
-        arr = np.asarray(x)
-    except ValueError as exc:  # ragged nested lists
-        raise InputError(explain(f"{what} is ragged", expected="rows of equal length",
-                                 received=str(exc).split("\n")[0], fix=ragged_fix)) from None
-    if arr.dtype == object or np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.number)
-                                                           or arr.dtype == bool):
-        raise InputError(explain(f"{what} is not a real numeric array", expected="an int or float array",
-                                 received=f"dtype {arr.dtype}", fix="pass numbers"))
-    return arr.astype(np.float64)
-
-
-def _check_finite(arr: np.ndarray, what: str) -> None:
-    if not np.isfinite(arr).all():
-        bad = np.argwhere(~np.isfinite(arr))[0]
-        raise InputError(explain(f"{what} holds NaN or inf", expected="finite values",
-                                 received=f"{arr[tuple(bad)]} at index {tuple(int(b) for b in bad)}",
-                                 fix="drop or impute the non-finite entries"))
-
-
-def as_cloud(cloud, *, what: str = "cloud") -> tuple[np.ndarray, np.ndarray]:
-    """Validate one cloud and return ``(points (k, d), weights (k,))`` in float64, weights summing to 1.
-
-    Parameters
-    ----------
-    cloud : array-like, shape (k, d), or tuple (points (k, d), weights (k,))
-        Points alone (uniform weights) or a ``(points, weights)`` tuple; a tuple always means that pair.
-    what : str
-        Name of the cloud in error messages.
-
-    Examples
-    --------
-    >>> p, w = as_cloud(([[0.0, 0.0], [1.0, 1.0]], [1, 3]))
-    >>> p.shape, w.tolist()
-    ((2, 2), [0.25, 0.75])
-    """
-    points, weights = cloud if isinstance(cloud, tuple) and len(cloud) == 2 else (cloud, None)
-    p = _float_array(points, f"{what} points")
-    if p.ndim != 2:
-        raise InputError(explain(f"{what} points have the wrong rank", expected="a (k, d) array",
-                                 received=f"shape {p.shape}", fix=_RESHAPE_FIX))
-    if p.shape[0] == 0:
-        raise InputError(explain(f"{what} is empty", expected="at least one point", received="shape " + str(p.shape),
-                                 fix="drop empty clouds; they are not distributions"))
-    _check_finite(p, f"{what} points")
-    if weights is None:
-        return p, np.full(p.shape[0], 1.0 / p.shape[0])
-    w = _float_array(weights, f"{what} weights")
-    if w.shape != (p.shape[0],):
-        raise InputError(explain(f"{what} weights do not match its points", expected=f"shape ({p.shape[0]},)",
-                                 received=f"shape {w.shape}", fix="one weight per point (row of points)"))
-    return p, _normalised(w, np.array([0, w.shape[0]]), what=f"{what} weights", name_cloud=False)
-
-
-def _normalised(w: np.ndarray, offsets: np.ndarray, *, what: str, name_cloud: bool = True) -> np.ndarray:
-    """Check finite nonnegative weights with a positive sum per cloud; divide each cloud by its sum.
-
-    ``what`` names the weights in messages; ``name_cloud`` adds which cloud of a set has no weight.
-    """
-    _check_finite(w, what)
-    if (w < 0).any():
-        row = int(np.flatnonzero(w < 0)[0])
-        raise InputError(explain(f"{what} are negative", expected="nonnegative weights",
-                                 received=f"{w[row]} at row {row}", fix="clip negative weights to 0"))
-    sizes = np.diff(offsets)
-    sums = np.add.reduceat(w, offsets[:-1]) if w.size else np.zeros(0)
-    if (sums <= 0).any():
-        i = int(np.flatnonzero(sums <= 0)[0])
-        whose = f"{what} of cloud {i}" if name_cloud else what
-        raise InputError(explain(f"{whose} are all zero", expected="a positive total weight",
-                                 received=f"{sizes[i]} zero weights", fix="drop the cloud or give it weights"))
-    if np.all(np.abs(sums - 1.0) <= SUM_TOLERANCE):
-        return w
-    scale = np.where(np.abs(sums - 1.0) <= SUM_TOLERANCE, 1.0, sums)
-    return w / np.repeat(scale, sizes)
-
-
 @dataclass(frozen=True, eq=False)
-class PointCloudSet:
-    """A set of ``n`` weighted point clouds in :math:`\\mathbb{R}^d`, stored flat.
+class PointCloudSet(DataSet):
+    """A set of ``n`` weighted point clouds in :math:`\\mathbb{R}^d`, stored flat (the kind ``"point_clouds"`` of
+    :class:`DataSet`).
 
     Parameters
     ----------
@@ -140,6 +51,13 @@ class PointCloudSet:
     >>> len(cs), cs.d, cs.sizes.tolist(), cs.weights.tolist()
     (2, 3, [2, 1], [0.5, 0.5, 1.0])
     """
+
+    kind: ClassVar[str] = POINT_CLOUDS
+    noun: ClassVar[str] = "clouds"
+    manifest_fields: ClassVar[dict] = {"name": str, "n": int, "d": int, "fingerprint": str}
+    size_field: ClassVar[str] = "d"
+    #: the name recorded in a cache's manifest
+    name: ClassVar[str] = "point clouds"
 
     points: np.ndarray
     weights: np.ndarray | None = None
@@ -267,7 +185,7 @@ class PointCloudSet:
         sizes = self.sizes
         span = f"{int(sizes.min())}–{int(sizes.max())}" if self.n else "-"
         return (f"PointCloudSet(n={self.n}, d={self.d}, points={self.points.shape[0]}, sizes={span}, "
-                f"labels={'yes' if self.labels is not None else 'no'}, fingerprint={self.fingerprint[:12]}…)")
+                f"labels={'yes' if self.labels is not None else 'no'}, fingerprint={self.fingerprint()[:12]}…)")
 
     def cloud(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Cloud ``i`` as ``(points (k_i, d), weights (k_i,))`` (views, not copies)."""
@@ -339,12 +257,13 @@ class PointCloudSet:
         W[mask] = self.weights[rows]
         return P, W, mask
 
-    @property
-    def fingerprint(self) -> str:
+    def fingerprint(self, p: int = 2) -> str:
         """sha256 of the clouds (dimension, offsets, points, normalised weights); labels are ignored.
 
-        Two sets with equal fingerprints give identical exact distances.
+        Two sets with equal fingerprints give identical exact distances for either ``p`` (validated, not part
+        of the digest: a cache of clouds stores its ``p`` beside the data).
         """
+        parse_p(p)
         if "fp" not in self._cache:
             h = hashlib.sha256(FINGERPRINT_VERSION.encode())
             h.update(b"point-clouds")
@@ -353,3 +272,53 @@ class PointCloudSet:
                 h.update(np.ascontiguousarray(arr, dtype=dtype).tobytes())
             self._cache["fp"] = h.hexdigest()
         return self._cache["fp"]
+
+    # -- the protocol's cost, network input and cache file (see DataSet) ------------------------------
+    def describe(self) -> str:
+        """``"40 clouds of 20–60 points in 3 dimensions"``."""
+        sizes = self.sizes
+        return f"{self.n} clouds of {int(sizes.min())}–{int(sizes.max())} points in {self.d} dimensions"
+
+    def lot_defined(self, p: int) -> bool:
+        """LOT targets (:class:`~wassembed.exact.CloudLOT`) need ``p = 2``."""
+        return int(p) == 2
+
+    def packed(self, indices: ArrayLike | None = None, max_points: int | None = None) -> np.ndarray:
+        """The clouds ``indices`` (all when None) packed as float32 ``(m, kmax, d + 1)``: coordinates, then the
+        weight (0 = padding; :meth:`padded`). The networks' input."""
+        P, W, _ = self.padded(np.arange(self.n) if indices is None else indices, max_points)
+        return np.concatenate([P, W[..., None]], axis=-1).astype(np.float32)
+
+    def _record_sizes(self) -> dict:
+        sizes = self.sizes
+        return {"d": self.d, "points": int(self.points.shape[0]), "k_min": int(sizes.min()),
+                "k_max": int(sizes.max())}
+
+    def stored_arrays(self, p: int) -> dict[str, np.ndarray]:
+        """The ragged arrays of the interchange format (:meth:`load` reads them) and ``p``: the fingerprint of
+        clouds does not cover ``p``, so an edited ``p`` in a cache's manifest is still found."""
+        arrays = {"points": self.points, "weights": self.weights, "offsets": self.offsets,
+                  "p": np.asarray(p, dtype=np.int64)}
+        if self.labels is not None:
+            arrays["labels"] = self.labels
+        return arrays
+
+    @classmethod
+    def stores(cls, arrays) -> bool:
+        return "points" in arrays and "offsets" in arrays
+
+    @classmethod
+    def from_stored(cls, arrays, name: str, source: str = "data.npz") -> tuple[PointCloudSet, int]:
+        p = arrays.get("p")
+        if p is None or p.shape != () or not np.issubdtype(p.dtype, np.integer):
+            raise InputError(explain(f"{source} holds point clouds without their p", expected="an integer array 'p'",
+                                     received="nothing" if p is None else f"dtype {p.dtype}, shape {p.shape}",
+                                     fix="restore data.npz from a copy of the cache"))
+        return cls(arrays["points"], arrays.get("weights"), arrays["offsets"], labels=arrays.get("labels")), int(p)
+
+    def stored_facts(self, p: int, stored_p: int | None) -> list[tuple[str, object]]:
+        q = int(stored_p) if stored_p is not None else p
+        quantity, cost = self.cost_names(q)
+        return [("p", q), ("dataset.kind", self.kind), ("dataset.n", self.n),
+                *((f"dataset.{k}", v) for k, v in self._record_sizes().items()), ("quantity", quantity),
+                ("ground_cost", cost)]

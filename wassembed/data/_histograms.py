@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import InputError, explain
+from ._dataset import HISTOGRAMS, DataSet, quantity_name
 from ._support import (
     FINGERPRINT_VERSION,
     _grid_coords,
@@ -32,8 +34,8 @@ __all__ = ["HistogramSet"]
 
 
 @dataclass(frozen=True, eq=False)
-class HistogramSet:
-    """A set of ``n`` histograms on one support of ``k`` bins.
+class HistogramSet(DataSet):
+    """A set of ``n`` histograms on one support of ``k`` bins (the kind ``"histograms"`` of :class:`DataSet`).
 
     Parameters
     ----------
@@ -59,6 +61,11 @@ class HistogramSet:
     >>> float(hs.ground_cost(2)[0, 8])  # from pixel (0, 0) to (2, 2): 2² + 2²
     8.0
     """
+
+    kind: ClassVar[str] = HISTOGRAMS
+    noun: ClassVar[str] = "histograms"
+    manifest_fields: ClassVar[dict] = {"name": str, "n": int, "k": int, "support": str, "fingerprint": str}
+    size_field: ClassVar[str] = "k"
 
     weights: np.ndarray
     grid: tuple[int, int] | None = None
@@ -162,6 +169,10 @@ class HistogramSet:
         return (f"HistogramSet(n={self.n}, k={self.k}, support={support}, name={self.name!r}, "
                 f"labels={'yes' if self.labels is not None else 'no'}, fingerprint={self.fingerprint(2)[:12]}…)")
 
+    def describe(self) -> str:
+        """``"60 histograms of 64 bins"``."""
+        return f"{self.n} histograms of {self.k} bins"
+
     def images(self) -> np.ndarray:
         """The histograms reshaped to ``(n, H, W)`` (grid supports only)."""
         if self.grid is None:
@@ -219,6 +230,53 @@ class HistogramSet:
             h.update(f"p={p};cost={ground_cost_name(p, self.cost is not None)}".encode())
             self._cache[key] = h.hexdigest()
         return self._cache[key]
+
+    # -- the protocol's cost, network input and cache file (see DataSet) ------------------------------
+    def cost_names(self, p: int) -> tuple[str, str]:
+        """``(quantity, ground cost)`` of ``p``; ``("ot_cost", "custom")`` for an explicit cost."""
+        custom = self.cost is not None
+        return quantity_name(p, custom), ground_cost_name(p, custom)
+
+    @classmethod
+    def record_cost_names(cls, record, p: int) -> tuple[str, str]:
+        custom = record.get("support") == "cost"
+        return quantity_name(p, custom), ground_cost_name(p, custom)
+
+    def lot_defined(self, p: int) -> bool:
+        """LOT targets need ``p = 2`` and bin coordinates (a grid or ``coords``)."""
+        return int(p) == 2 and (self.grid is not None or self.coords is not None)
+
+    def packed(self, indices: ArrayLike | None = None) -> np.ndarray:
+        """The histograms ``indices`` (all when None) as float32 ``(m, k)``: the networks' input."""
+        w = self.weights if indices is None else self.weights[np.asarray(indices)]
+        return w.astype(np.float32)
+
+    def _record_sizes(self) -> dict:
+        return {"k": self.k, "support": self.support_kind, "grid": list(self.grid) if self.grid is not None else None}
+
+    def stored_arrays(self, p: int) -> dict[str, np.ndarray]:
+        """:meth:`to_arrays` (the fingerprint covers ``p``, so ``p`` is not stored)."""
+        return self.to_arrays()
+
+    @classmethod
+    def stores(cls, arrays) -> bool:
+        return "weights" in arrays and "points" not in arrays
+
+    @classmethod
+    def from_stored(cls, arrays, name: str, source: str = "data.npz") -> tuple[HistogramSet, None]:
+        return cls.from_arrays(arrays, name=name), None
+
+    def stored_facts(self, p: int, stored_p: int | None) -> list[tuple[str, object]]:
+        quantity, cost = self.cost_names(p)
+        return [("dataset.kind", self.kind), ("dataset.n", self.n), ("dataset.k", self.k),
+                ("dataset.support", self.support_kind), ("dataset.grid", self._record_sizes()["grid"]),
+                ("quantity", quantity), ("ground_cost", cost)]
+
+    @classmethod
+    def record_problems(cls, record) -> list[tuple[str, str, str]]:
+        if record["support"] not in ("grid", "coords", "cost"):
+            return [("dataset.support", "grid, coords or cost", repr(record["support"]))]
+        return []
 
     # -- persistence (used by the cache) ------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:

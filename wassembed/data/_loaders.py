@@ -16,6 +16,7 @@ import numpy as np
 
 from .._validation import check_pos_int
 from ..errors import InputError, explain
+from ._dataset import DataSet
 from ._histograms import HistogramSet
 
 __all__ = ["DAMAGED_FILE_ERRORS", "load_dataset", "open_npz"]
@@ -107,13 +108,11 @@ def load_dataset(path_or_name: str | os.PathLike, *, limit: int | None = None):
     >>> hs.n, hs.grid
     (1797, (8, 8))
     """
-    from . import PointCloudSet  # through the package: _clouds imports this module
-
-    if not isinstance(path_or_name, (HistogramSet, PointCloudSet, str, os.PathLike)):
+    if not isinstance(path_or_name, (DataSet, str, os.PathLike)):
         raise InputError(explain("bad data argument", expected="a path, 'digits', a HistogramSet or a PointCloudSet",
                                  received=f"{type(path_or_name).__name__} {path_or_name!r}"[:80],
                                  fix="pass the path of an IDX, .npy or .npz file"))
-    if isinstance(path_or_name, (HistogramSet, PointCloudSet)):
+    if isinstance(path_or_name, DataSet):
         hs = path_or_name
     elif str(path_or_name) == "digits":
         hs = load_digits_set()

@@ -46,10 +46,9 @@ from numpy.typing import ArrayLike
 
 from .._io import atomic_write, file_sha256
 from .._version import __version__
-from ..data import ground_cost_name, parse_p
+from ..data import DataSet, as_dataset, kind_class, parse_p, quantity_name
 from ..errors import CacheError, CacheMismatchError, explain
-from . import _datakind as kinds
-from ._datakind import Data, quantity_name
+from ._datakind import exact_kind, manifest_kind
 from ._inspect import inspect_cache, lock_file, read_plan, remove_stale_temps
 from ._integrity import FORMAT, FORMAT_VERSION, load_data, parse_manifest, read_manifest
 from ._shards import PairTable, chunk_key, encode_shard, read_shard_file
@@ -90,7 +89,7 @@ class DistanceCache:
     def __init__(self, path: str | os.PathLike, manifest: dict):
         self.path = Path(path)
         self.manifest = manifest
-        self._data: Data | None = None
+        self._data: DataSet | None = None
         #: names of the stale temporary files removed when the cache was opened
         self.removed_temp_files: list[str] = []
 
@@ -115,7 +114,7 @@ class DistanceCache:
         return cache
 
     @classmethod
-    def create(cls, path: str | os.PathLike, data: Data, p: int = 2, *,
+    def create(cls, path: str | os.PathLike, data: DataSet, p: int = 2, *,
                num_iter_max: int | None = None) -> DistanceCache:
         """Create a cache for ``data`` and ``p``, or reopen it if it exists with the same fingerprint.
 
@@ -140,7 +139,7 @@ class DistanceCache:
         from ._solver import DEFAULT_NUM_ITER_MAX
 
         p = parse_p(p)
-        kinds.kind_of(data)  # InputError for anything else, before anything is written
+        as_dataset(data)  # InputError for anything else, before anything is written
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise CacheError(explain(f"{path} is a file", expected="a cache directory (existing or new)",
@@ -151,7 +150,7 @@ class DistanceCache:
                                      expected="a new or empty directory, or an existing cache",
                                      received=f"{len(list(path.iterdir()))} unrelated entries",
                                      fix="choose another --out path"))
-        fingerprint = kinds.fingerprint_of(data, p)
+        fingerprint = data.fingerprint(p)
         path.mkdir(parents=True, exist_ok=True)
         with cls._locked(path):
             if (path / "manifest.json").exists():
@@ -160,19 +159,21 @@ class DistanceCache:
                 return cache
             for sub in ("shards", "plans", "locks"):
                 (path / sub).mkdir(exist_ok=True)
-            arrays = kinds.data_arrays(data, p)
+            arrays = data.stored_arrays(p)
             atomic_write(path / "data.npz", lambda fh: np.savez(fh, **arrays))
-            custom = kinds.custom_cost(data)
+            quantity, ground_cost = data.cost_names(p)
             manifest = {
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "quantity": quantity_name(p, custom),
+                "quantity": quantity,
                 "p": p,
-                "ground_cost": ground_cost_name(p, custom),
-                "dataset": {**kinds.dataset_record(data, p), "file": "data.npz",
+                "ground_cost": ground_cost,
+                "dataset": {**data.record(p), "file": "data.npz",
                             "sha256": file_sha256(path / "data.npz")},
-                "solver": kinds.solver_record(data, num_iter_max or DEFAULT_NUM_ITER_MAX),
+                "solver": {"name": exact_kind(data.kind).solver,
+                           "num_iter_max": int(num_iter_max or DEFAULT_NUM_ITER_MAX),
+                           "not_optimal": "error (never cached)"},
                 "versions": _versions(),
                 "counts": {"pairs": 0, "shards": 0},
             }
@@ -185,7 +186,7 @@ class DistanceCache:
         with lock_file(path / ".lock"):
             yield
 
-    def _check_same(self, data: Data, p: int, fingerprint: str) -> None:
+    def _check_same(self, data: DataSet, p: int, fingerprint: str) -> None:
         m = self.manifest
         if m["p"] != p:
             raise CacheMismatchError(explain(f"cache {self.path} was built for other settings",
@@ -194,11 +195,11 @@ class DistanceCache:
                                              fix="use another --out directory for other settings"))
         if m["dataset"]["fingerprint"] != fingerprint:
             ds = m["dataset"]
-            kind = "clouds" if kinds.manifest_kind(m) == kinds.POINT_CLOUDS else "histograms"
+            kind = kind_class(manifest_kind(m)).noun
             raise CacheMismatchError(explain(f"cache {self.path} was built from other data",
                                              expected=f"dataset fingerprint {ds['fingerprint'][:12]}… "
                                                       f"({ds['name']}: {ds['n']} {kind})",
-                                             received=f"{fingerprint[:12]}… ({kinds.describe_data(data)})",
+                                             received=f"{fingerprint[:12]}… ({data.describe()})",
                                              fix="use another --out directory for other data"))
 
     # -- properties ---------------------------------------------------------------------------------
@@ -214,7 +215,7 @@ class DistanceCache:
         return self.manifest["dataset"]["fingerprint"]
 
     @property
-    def data(self) -> Data:
+    def data(self) -> DataSet:
         """The data the cache was built on: a HistogramSet or a PointCloudSet (loaded once, checked against the
         manifest).
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..data import PointCloudSet
+from ..data import POINT_CLOUDS, PointCloudSet, as_dataset
 from ..errors import InputError, explain
 from ._solver import DEFAULT_NUM_ITER_MAX, raise_unless_optimal
 
@@ -118,7 +118,8 @@ class CloudLOT:
         import ot
 
         self._check_fitted()
-        if not isinstance(clouds, PointCloudSet) or clouds.d != self.reference_.shape[1]:
+        clouds = as_dataset(clouds, "clouds for CloudLOT", kind=POINT_CLOUDS)
+        if clouds.d != self.reference_.shape[1]:
             raise InputError(explain("bad clouds for CloudLOT", expected=f"a PointCloudSet in "
                                      f"{self.reference_.shape[1]} dimensions", received=repr(clouds)[:80],
                                      fix="pass clouds of the reference's dimension"))

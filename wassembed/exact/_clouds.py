@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..data import PointCloudSet, parse_p
-from ..data._clouds import as_cloud
+from ..data import POINT_CLOUDS, PointCloudSet, as_dataset, parse_p
+from ..data._cloud_checks import as_cloud
 from ..errors import InputError, explain
 from ._solver import DEFAULT_NUM_ITER_MAX, raise_unless_optimal
 
@@ -206,9 +206,7 @@ class CloudSolver:
         -------
         ndarray, shape (m,), float64
         """
-        if not isinstance(clouds, PointCloudSet):
-            raise InputError(explain("bad clouds", expected="a PointCloudSet", received=type(clouds).__name__,
-                                     fix="build one with PointCloudSet.from_clouds or PointCloudSet.load"))
+        clouds = as_dataset(clouds, "clouds", kind=POINT_CLOUDS)
         i = np.asarray(i, dtype=np.int64).ravel()
         j = np.asarray(j, dtype=np.int64).ravel()
         if i.shape != j.shape:

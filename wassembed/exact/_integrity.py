@@ -18,20 +18,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .._io import file_sha256
-from ..data import DAMAGED_FILE_ERRORS, ground_cost_name
+from ..data import DAMAGED_FILE_ERRORS, HISTOGRAMS, DataSet, data_kinds, kind_class, quantity_name, read_stored
 from ..errors import CacheError, explain
-from ._datakind import (
-    HISTOGRAMS,
-    KINDS,
-    POINT_CLOUDS,
-    Data,
-    fingerprint_of,
-    manifest_kind,
-    quantity_name,
-    read_data_file,
-    stored_facts,
-)
+from ._datakind import manifest_kind
 
 __all__ = ["Damage", "FORMAT", "FORMAT_VERSION", "READABLE_VERSIONS", "check_data", "load_data",
            "manifest_consistency", "parse_manifest", "quantity_name", "read_manifest"]
@@ -75,9 +67,6 @@ class Damage:
 # -- manifest.json on its own -----------------------------------------------------------------------
 _MANIFEST_FIX = f"restore manifest.json from a copy of the cache, or {REBUILD}"
 _TOP = {"p": int, "quantity": str, "ground_cost": str, "dataset": dict}
-_DATASET = {HISTOGRAMS: {"name": str, "n": int, "k": int, "support": str, "fingerprint": str},
-            POINT_CLOUDS: {"name": str, "n": int, "d": int, "fingerprint": str}}
-_SIZE = {HISTOGRAMS: "k", POINT_CLOUDS: "d"}
 _TYPE_NAMES = {int: "an integer", str: "a string", dict: "an object"}
 
 
@@ -85,10 +74,10 @@ def _field_problems(m: dict) -> list[tuple[str, str, str]]:
     """(field, expected, received) for every missing or mistyped field of a parsed manifest."""
     ds = m.get("dataset")
     kind = ds.get("kind", HISTOGRAMS) if isinstance(ds, dict) else HISTOGRAMS
-    if kind not in KINDS:
-        return [("dataset.kind", " or ".join(KINDS), repr(kind)[:60])]
-    out = []
-    for table, where, fields in ((m, "", _TOP), (ds, "dataset.", _DATASET[kind])):
+    if kind not in data_kinds():
+        return [("dataset.kind", " or ".join(data_kinds()), repr(kind)[:60])]
+    cls, out = kind_class(kind), []
+    for table, where, fields in ((m, "", _TOP), (ds, "dataset.", cls.manifest_fields)):
         if not isinstance(table, dict):
             continue
         for key, typ in fields.items():
@@ -96,22 +85,19 @@ def _field_problems(m: dict) -> list[tuple[str, str, str]]:
             if not isinstance(v, typ) or isinstance(v, bool):
                 out.append((where + key, _TYPE_NAMES[typ], "nothing" if key not in table else repr(v)[:60]))
     if not out:
-        size = _SIZE[kind]
+        size = cls.size_field
         if m["p"] not in (1, 2):
             out.append(("p", "1 or 2", repr(m["p"])))
         if ds["n"] < 1 or ds[size] < 1:
             out.append((f"dataset.n/{size}", "positive counts", f"n={ds['n']}, {size}={ds[size]}"))
-        if kind == HISTOGRAMS and ds["support"] not in ("grid", "coords", "cost"):
-            out.append(("dataset.support", "grid, coords or cost", repr(ds["support"])))
+        out += cls.record_problems(ds)
     return out
 
 
 def _self_consistency(m: dict) -> list[tuple[str, str, str]]:
     """(field, value for p, value found): quantity and ground cost that do not belong to the manifest's ``p``."""
-    custom = manifest_kind(m) == HISTOGRAMS and m["dataset"]["support"] == "cost"
-    return [(key, want, m[key]) for key, want in (("quantity", quantity_name(m["p"], custom)),
-                                                   ("ground_cost", ground_cost_name(m["p"], custom)))
-            if m[key] != want]
+    quantity, cost = kind_class(manifest_kind(m)).record_cost_names(m["dataset"], m["p"])
+    return [(key, want, m[key]) for key, want in (("quantity", quantity), ("ground_cost", cost)) if m[key] != want]
 
 
 def parse_manifest(root: Path) -> dict:
@@ -181,29 +167,37 @@ def _edited(mpath: Path, field: str, want, got, why: str) -> Damage:
         fix=f'set "{field.split(".")[-1]}": {shown} in {mpath}, or {REBUILD}'))
 
 
-def _altered(f: Path, manifest: dict, data: Data, sha: str) -> Damage:
+def _altered(f: Path, manifest: dict, data: DataSet, sha: str) -> Damage:
     ds = manifest["dataset"]
     return Damage("data", str(f), explain(
         f"stored data {f} was altered: it does not match the manifest",
         expected=f"the data of fingerprint {ds['fingerprint'][:12]}… (sha256 {str(ds.get('sha256'))[:12]}…)",
-        received=f"data of fingerprint {fingerprint_of(data, manifest['p'])[:12]}… (sha256 {sha[:12]}…)",
+        received=f"data of fingerprint {data.fingerprint(manifest['p'])[:12]}… (sha256 {sha[:12]}…)",
         fix=DATA_FIX))
 
 
-def _fingerprint_damage(root: Path, f: Path, manifest: dict, data: Data) -> Damage:
+def _fingerprint_damage(root: Path, f: Path, manifest: dict, data: DataSet) -> Damage:
     """The manifest's fingerprint is not the data's: which side changed."""
     ds, p, mpath = manifest["dataset"], manifest["p"], root / "manifest.json"
     sha = file_sha256(f)
     if ds.get("sha256") != sha:
         return _altered(f, manifest, data, sha)
     other = 3 - p
-    if fingerprint_of(data, other) != fingerprint_of(data, p) and fingerprint_of(data, other) == ds["fingerprint"]:
+    if data.fingerprint(other) != data.fingerprint(p) and data.fingerprint(other) == ds["fingerprint"]:
         return _edited(mpath, "p", other, p, f"data.npz is intact and its fingerprint was made with p={other}")
-    return _edited(mpath, "dataset.fingerprint", fingerprint_of(data, p), ds["fingerprint"],
+    return _edited(mpath, "dataset.fingerprint", data.fingerprint(p), ds["fingerprint"],
                    "the fingerprint of data.npz, whose sha256 matches the manifest: the data is intact")
 
 
-def check_data(root: Path, manifest: dict) -> tuple[Data | None, list[Damage]]:
+def _read_data_file(f: Path, name: str) -> tuple[DataSet, int | None]:
+    """Read a cache's ``data.npz``: ``(data, p stored with it)``, the kind read from the file itself. Damage
+    raises what numpy, zipfile and zlib raise, or :class:`~wassembed.errors.InputError` (a ``ValueError``)."""
+    with np.load(f, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return read_stored(arrays, name, source=str(f))
+
+
+def check_data(root: Path, manifest: dict) -> tuple[DataSet | None, list[Damage]]:
     """Load ``data.npz`` and compare it with the manifest (fingerprint, ``p``, ground cost, kind and sizes).
 
     Returns
@@ -218,18 +212,18 @@ def check_data(root: Path, manifest: dict) -> tuple[Data | None, list[Damage]]:
         return None, [Damage("data", str(f), explain(f"cache {root} has no stored data", expected=f.name,
                                                      received="missing file", fix=DATA_FIX))]
     try:
-        data, stored_p = read_data_file(f, manifest["dataset"]["name"])
+        data, stored_p = _read_data_file(f, manifest["dataset"]["name"])
     except DAMAGED_FILE_ERRORS as exc:  # zip, zlib, npy header errors; InputError is a ValueError
         first = str(exc).splitlines()[0][:200] if str(exc) else ""
-        what = "point clouds" if manifest_kind(manifest) == POINT_CLOUDS else "histograms"
+        what = kind_class(manifest_kind(manifest)).noun
         return None, [Damage("data", str(f), explain(
             f"stored data {f} is unreadable", expected=f"the .npz of {what} written by precompute",
             received=f"{type(exc).__name__}: {first}", fix=DATA_FIX))]
     p, ds, mpath = manifest["p"], manifest["dataset"], root / "manifest.json"
-    if fingerprint_of(data, p) != ds["fingerprint"]:
+    if data.fingerprint(p) != ds["fingerprint"]:
         return data, [_fingerprint_damage(root, f, manifest, data)]
     damage = []
-    for field, want in stored_facts(data, p, stored_p):
+    for field, want in data.stored_facts(p, stored_p):
         table = ds if field.startswith("dataset.") else manifest
         key = field.split(".")[-1]
         if key in table and table[key] != want:
@@ -242,7 +236,7 @@ def check_data(root: Path, manifest: dict) -> tuple[Data | None, list[Damage]]:
     return data, damage
 
 
-def load_data(root: Path, manifest: dict) -> Data:
+def load_data(root: Path, manifest: dict) -> DataSet:
     """The stored data, checked against the manifest; :class:`CacheError` names the wrong file."""
     data, damage = check_data(root, manifest)
     if damage:

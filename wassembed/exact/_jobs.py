@@ -11,7 +11,8 @@ worker, scattered on a Dask cluster) and how each task of the job is run there (
   split terms of those elastic copies, and the copies' integer pixels (:mod:`wassembed.exact._copies`).
 
 The in-process executor, the local process pool and the Dask executor all run the same jobs, so the cache
-does not depend on where its values were computed.
+does not depend on where its values were computed. What differs between histograms and point clouds (the
+parts shipped, the solvers built on a worker) is looked up in :mod:`._datakind` by the data's ``kind``.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from ..data import DataSet, as_dataset
 from ..errors import SolverError, explain
-from ._datakind import POINT_CLOUDS, Data, kind_of
+from ._datakind import exact_kind
 from ._rational import rational_scales
 
 __all__ = ["COPIES", "LOT", "PAIRS", "ExactJob"]
@@ -30,10 +32,6 @@ __all__ = ["COPIES", "LOT", "PAIRS", "ExactJob"]
 PAIRS = "pairs"
 LOT = "lot"
 COPIES = "copies"
-
-#: largest support (bins) for which the pair job ships a full ground cost beside the grid path (for POT's
-#: fallback rows): 4,096 bins are 128 MB of float64
-_SHIP_COST_MAX_BINS = 4096
 
 
 @dataclass(frozen=True)
@@ -79,38 +77,25 @@ class ExactJob:
     copies: tuple | None = None
 
     @classmethod
-    def pairs(cls, data: Data, p: int, num_iter_max: int, method: str = "auto") -> ExactJob:
-        """The job of exact pair values of ``data`` (a HistogramSet or a PointCloudSet).
+    def pairs(cls, data: DataSet, p: int, num_iter_max: int, method: str = "auto") -> ExactJob:
+        """The job of exact pair values of ``data`` (any :class:`~wassembed.data.DataSet`).
 
-        For histograms the solver is built once here, so a support or method it refuses raises
-        :class:`~wassembed.errors.InputError` before any work.
+        A support or method the solver refuses raises :class:`~wassembed.errors.InputError` here, before any
+        work.
         """
-        from ._solver import ExactSolver
-
-        kind = kind_of(data)
-        if kind == POINT_CLOUDS:
-            return cls(PAIRS, kind, (data,), int(p), int(num_iter_max))
-        weights = np.ascontiguousarray(data.weights, dtype=np.float64)
-        coords = data.support_coords() if data.cost is None else None
-        xy = None if coords is None else np.asarray(coords, dtype=np.float64)
-        grid = ExactSolver(data.cost, p, coords=xy, method=method).grid is not None  # refusals: before any work
-        scales = rational_scales(weights) if grid else np.zeros(data.n, dtype=np.int64)
-        ship_cost = not grid or (bool((scales == 0).any()) and data.k <= _SHIP_COST_MAX_BINS)
-        M = np.ascontiguousarray(data.ground_cost(p), dtype=np.float64) if ship_cost else None
-        return cls(PAIRS, kind, (weights, scales, M), int(p), int(num_iter_max), xy, method)
+        data = as_dataset(data)
+        parts, coords = exact_kind(data.kind).pair_parts(data, p, method)
+        return cls(PAIRS, data.kind, parts, int(p), int(num_iter_max), coords, method)
 
     @classmethod
-    def lot(cls, data: Data, reference: np.ndarray, num_iter_max: int, method: str = "auto") -> ExactJob:
-        """The job of per-image LOT targets of ``data`` against ``reference`` (histogram ``(k,)``, or points)."""
-        kind = kind_of(data)
-        if kind == POINT_CLOUDS:
-            return cls(LOT, kind, (data, np.asarray(reference, dtype=np.float64)), 2, int(num_iter_max))
-        return cls(LOT, kind, (np.ascontiguousarray(data.weights, dtype=np.float64),
-                               np.asarray(reference, dtype=np.float64)), 2, int(num_iter_max),
-                   np.asarray(data.support_coords(), dtype=np.float64), method)
+    def lot(cls, data: DataSet, reference: np.ndarray, num_iter_max: int, method: str = "auto") -> ExactJob:
+        """The job of per-item LOT targets of ``data`` against ``reference`` (histogram ``(k,)``, or points)."""
+        data = as_dataset(data)
+        parts, coords = exact_kind(data.kind).lot_parts(data, reference)
+        return cls(LOT, data.kind, parts, 2, int(num_iter_max), coords, method)
 
     @classmethod
-    def lot_copies(cls, data: Data, reference: np.ndarray, num_iter_max: int, method: str, *, alpha: float,
+    def lot_copies(cls, data: DataSet, reference: np.ndarray, num_iter_max: int, method: str, *, alpha: float,
                    sigma: float, seed: int) -> ExactJob:
         """The job of LOT targets of elastic copies of ``data``'s images (a grid HistogramSet of integer
         images)."""
@@ -131,34 +116,14 @@ class ExactJob:
 
     def runner(self) -> Callable:
         """A function ``task -> result``, built once per worker (see the module docstring)."""
+        kind = exact_kind(self.kind)
         if self.work == PAIRS:
-            return self._pair_runner()
-        if self.kind == POINT_CLOUDS:
-            from ._cloud_lot import CloudLOT
-
-            clouds, reference = self.parts
-            lot = CloudLOT(reference, num_iter_max=self.num_iter_max)
-            return lambda idx: lot.transform(clouds.subset(idx), return_split=True)
-        from ._lot import LinearOT
-
-        weights, reference = self.parts
-        lot = LinearOT(self.coords, reference=reference, method=self.method, num_iter_max=self.num_iter_max)
+            solve = kind.pair_solver(self)
+            return lambda task: solve(*task)
+        lot, rows = kind.lot_solver(self)
         if self.work == COPIES:
-            return lambda task: _copies_result(lot, weights, task, *self.copies)
-        return lambda idx: lot.transform(weights[np.asarray(idx)], return_split=True)
-
-    def _pair_runner(self) -> Callable:
-        if self.kind == POINT_CLOUDS:
-            from ._clouds import CloudSolver
-
-            (clouds,) = self.parts
-            cloud_solver = CloudSolver(self.p, num_iter_max=self.num_iter_max)
-            return lambda task: cloud_solver.solve_pairs(clouds, *task)
-        from ._solver import ExactSolver
-
-        weights, scales, M = self.parts
-        solver = ExactSolver(M, self.p, coords=self.coords, method=self.method, num_iter_max=self.num_iter_max)
-        return lambda task: solver.solve_pairs(weights, *task, scales=scales)
+            return lambda task: _copies_result(lot, self.parts[0], task, *self.copies)
+        return lambda idx: lot.transform(rows(idx), return_split=True)
 
     def check(self, task, out):
         """``out`` if it is a well-formed result of ``task`` (values ``(m,)``, or embeddings and splits)."""

@@ -48,7 +48,7 @@ from numpy.typing import ArrayLike
 
 from .._results import Neighbors
 from .._validation import check_pos_int
-from ..data import HistogramSet, as_weights, parse_p
+from ..data import HISTOGRAMS, DataSet, HistogramSet, as_dataset, as_weights, parse_p
 from ..errors import InputError, explain
 from ._grid import GridSolver, lemon
 from ._rational import dyadic_reference, lattice_coords, rational_scales
@@ -58,7 +58,8 @@ __all__ = ["LinearOT"]
 
 def _support_coords(support) -> np.ndarray:
     """Coordinates ``(k, d)`` of a HistogramSet's support or of a given array; refuses cost-only supports."""
-    if isinstance(support, HistogramSet):
+    if isinstance(support, DataSet):
+        support = as_dataset(support, "support", kind=HISTOGRAMS)
         if support.support_kind == "cost":
             raise InputError(explain("linear OT needs bin coordinates", expected="a grid or coords support",
                                      received="a support given only by a (k, k) cost matrix",
@@ -160,8 +161,8 @@ class LinearOT:
         return int(self.reference_.size * self.coords.shape[1])
 
     def _weights(self, X, what: str) -> np.ndarray:
-        if isinstance(X, HistogramSet):
-            X = X.weights
+        if isinstance(X, DataSet):
+            X = as_dataset(X, what, kind=HISTOGRAMS).weights
         arr = np.asarray(X)
         if arr.ndim != 2 or arr.shape[1] != self.k:
             raise InputError(explain(f"{what} do not match the support", expected=f"histograms of shape (n, {self.k})",

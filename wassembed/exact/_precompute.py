@@ -28,7 +28,7 @@ from numpy.typing import ArrayLike
 
 from .._progress import progress as show_progress
 from .._validation import check_int, check_pos_int
-from ..data import HistogramSet, PointCloudSet, load_dataset, parse_p
+from ..data import DataSet, HistogramSet, PointCloudSet, load_dataset, parse_p
 from ..errors import CacheError, InputError, explain
 from ._cache import DistanceCache
 from ._copies import auto_copies
@@ -216,12 +216,12 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
     ...     (r.computed, r.total_in_cache)
     (30, 30)
     """
-    if not isinstance(data, (HistogramSet, PointCloudSet, str, os.PathLike)):
+    if not isinstance(data, (DataSet, str, os.PathLike)):
         raise InputError(explain("bad data", expected="a HistogramSet, a PointCloudSet, a data file path or 'digits'",
                                  received=type(data).__name__,
                                  fix="wrap arrays with HistogramSet.from_images(X) or from_histograms(X, grid=...), "
                                      "clouds with PointCloudSet.from_clouds([points, ...])"))
-    hs = data if isinstance(data, (HistogramSet, PointCloudSet)) else load_dataset(data)
+    hs = data if isinstance(data, DataSet) else load_dataset(data)
     p = parse_p(p)
     chunk_size = check_pos_int("chunk_size", chunk_size, example=256)
     i_all, j_all = plan_pairs(hs, pairs, seed=seed, images=images, against=against, sampling=sampling,

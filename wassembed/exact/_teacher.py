@@ -31,13 +31,12 @@ import numpy as np
 from .._io import atomic_write
 from .._progress import progress as show_progress
 from .._validation import check_pos_int
-from ..data import PointCloudSet
+from ..data import DataSet
 from ..errors import CorruptShardError, InputError, explain
-from ._cloud_lot import CloudLOT
 from ._copies import CopyTargets, copies_tag, copy_files, deformation, read_copies, store_copies
+from ._datakind import exact_kind
 from ._executors import InProcessExecutor, LocalPoolExecutor
 from ._jobs import ExactJob
-from ._rational import dyadic_reference
 from ._solver import DEFAULT_NUM_ITER_MAX
 
 __all__ = ["LOTTargets", "compute_lot_targets", "has_lot_support", "read_lot_targets"]
@@ -84,10 +83,8 @@ class LOTTargets:
 
 def has_lot_support(data, p: int) -> bool:
     """Whether LOT targets are defined: ``p = 2`` and a support with coordinates (a grid or ``coords``), or
-    point clouds (:class:`~wassembed.exact.CloudLOT`)."""
-    if isinstance(data, PointCloudSet):
-        return int(p) == 2
-    return int(p) == 2 and (getattr(data, "grid", None) is not None or getattr(data, "coords", None) is not None)
+    point clouds (:class:`~wassembed.exact.CloudLOT`): ``data.lot_defined(p)``."""
+    return isinstance(data, DataSet) and data.lot_defined(p)
 
 
 def _digest(*arrays: np.ndarray) -> str:
@@ -122,10 +119,9 @@ def _reference(cache, images: np.ndarray) -> np.ndarray:
     f = _lot_dir(cache) / "reference.npz"
     if f.exists():
         return _read_npz(f, ("reference", "images"))["reference"]
-    if isinstance(cache.data, PointCloudSet):  # reference points (m, d): a free-support barycenter
-        r = CloudLOT().fit(cache.data.subset(images)).reference_
-    else:  # the mean, rounded to multiples of 2**-24: a rational reference, solved on the grid path
-        r = dyadic_reference(cache.data.weights[images].mean(axis=0))
+    # histograms: the mean, rounded to multiples of 2**-24 (a rational reference, solved on the grid path);
+    # point clouds: reference points (m, d), a free-support barycenter
+    r = exact_kind(cache.data.kind).reference(cache.data, images)
     imgs = np.asarray(images, dtype=np.int64)
     f.parent.mkdir(exist_ok=True)
     atomic_write(f, lambda fh: np.savez(fh, reference=r, images=imgs, sha256=_digest(r, imgs)),
@@ -232,9 +228,9 @@ def _executor_for(executor, workers: int, chunks: list):
 def _copy_chunks(cache, images: np.ndarray, copies: int, tag: str, chunk_size: int) -> list:
     """Chunks ``(source, copy)`` of the copies not in the cache yet; refuses data that cannot be copied."""
     data = cache.data
-    if isinstance(data, PointCloudSet) or getattr(data, "grid", None) is None:
+    if getattr(data, "grid", None) is None:
         raise InputError(explain("elastic copies need images on a grid", expected="a grid support",
-                                 received="point clouds" if isinstance(data, PointCloudSet) else data.support_kind,
+                                 received=data.describe(),
                                  fix="precompute without lot_copies (--lot-copies 0)"))
     have = read_copies(copy_files(_lot_dir(cache), tag), _read_npz)
     done = set() if have is None else set(zip(have.source.tolist(), have.copy.tolist()))
