@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from wassembed.errors import InputError
-from wassembed.nn import ModelConfig, build_decoder, build_encoder
+from wassembed.nn import HistogramConfig, ModelConfig, SetConfig, build_decoder, build_encoder
 
 
 @pytest.mark.parametrize("name", ["paper", "fast"])
@@ -139,3 +139,22 @@ def test_inference_layout_gives_the_training_values(name, grid):
     trained = enc(x)
     assert trained.requires_grad and not served.requires_grad
     torch.testing.assert_close(served, trained.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_one_config_class_per_kind_and_older_point_cloud_configs_load():
+    grid, sets = ModelConfig.preset("fast", grid=(8, 8)), ModelConfig.preset("set", point_dim=3, max_points=30,
+                                                                               embed_dim=8)
+    assert type(grid) is HistogramConfig and type(sets) is SetConfig
+    assert (grid.data_kind, sets.data_kind) == ("histograms", "point_clouds")
+    assert not hasattr(sets, "channels") and not hasattr(grid, "point_dim")
+    assert (grid.mean_dims, sets.mean_dims, sets.max_points) == (0, 3, 30)
+    assert type(ModelConfig(kind="set", k=5, point_dim=2, embed_dim=4)) is SetConfig  # the class of the kind
+    # histogram dicts (and digests) are those written before the split
+    assert set(grid.to_dict()) == {"kind", "k", "grid", "embed_dim", "channels", "kernels", "strides", "hidden",
+                                   "hidden_activation", "scale_input", "name", "version"}
+    # a point-cloud config written before the split carried the histogram fields: they are dropped on reading
+    legacy = sets.to_dict() | {"grid": None, "channels": [20, 10], "kernels": [3, 5], "strides": [1, 1],
+                               "hidden_activation": True, "scale_input": True}
+    assert ModelConfig.from_dict(legacy) == sets
+    with pytest.raises(InputError, match="unknown model config fields.*point_dim"):
+        ModelConfig.from_dict(grid.to_dict() | {"point_dim": 3})

@@ -179,16 +179,21 @@ def test_old_configs_without_the_new_fields_load():
     old = {"kind": "mlp", "k": 5, "grid": None, "embed_dim": 3, "channels": [], "kernels": [], "strides": [],
            "hidden": [8], "hidden_activation": True, "scale_input": True, "name": "mlp", "version": 1}
     cfg = ModelConfig.from_dict(old)
-    assert cfg.point_dim == 0 and cfg.to_dict() == old
+    assert not hasattr(cfg, "point_dim") and cfg.to_dict() == old
 
 
 @pytest.mark.parametrize("bad", [dict(point_dim=0), dict(set_encoder="rnn"), dict(set_width=10, set_heads=4),
                                  dict(embed_dim=2), dict(coord_scale=0.0), dict(decoder_points=0),
-                                 dict(centre=1), dict(grid=(2, 4))])
+                                 dict(centre=1)])
 def test_bad_set_configs(bad):
     cfg = _cfg()
     with pytest.raises(InputError):
         ModelConfig(**{**dataclasses.asdict(cfg), **bad})
+
+
+def test_a_set_config_has_no_grid():
+    with pytest.raises(TypeError, match="grid"):
+        ModelConfig(**{**dataclasses.asdict(_cfg()), "grid": (2, 4)})
 
 
 def test_set_fields_need_kind_set():

@@ -17,8 +17,9 @@ import wassembed.learn._epoch as ep
 from wassembed.errors import TrainingError
 from wassembed.exact import PairTable
 from wassembed.learn import DistanceLoss, DWELoss, TrainSettings, pack_batches, plan_units
-from wassembed.learn._batching import augment_images, bounding_boxes
+from wassembed.learn._batching import bounding_boxes
 from wassembed.learn._device_batches import batch_layout, epoch_batches, to_device
+from wassembed.learn._kinds import image_augmentation
 from wassembed.learn._state import new_state
 from wassembed.nn import ModelConfig
 
@@ -50,9 +51,9 @@ def make(digits, *, augment="", batch_images=32, progress=False, seed=0):
     settings = TrainSettings(epochs=3, batch_images=batch_images, augment=augment, lr=3e-3)
     ops = [o for o in augment.split(",") if o]
     plan = ep.EpochPlan(settings=settings, X=torch.as_tensor(w, dtype=torch.float32), train=train, units=units,
-                        loss=DWELoss(DistanceLoss(scale=5.0), recon_weight=1.0), grid=(8, 8), ops=ops,
-                        bboxes=bounding_boxes(w, (8, 8)) if ops else None, amp=False, progress=progress,
-                        checkpoint_dir=None)
+                        loss=DWELoss(DistanceLoss(scale=5.0), recon_weight=1.0), amp=False, progress=progress,
+                        checkpoint_dir=None,
+                        augment=image_augmentation((8, 8), bounding_boxes(w, (8, 8)), ops, settings.max_shift))
     return new_state(ModelConfig.preset("fast", grid=(8, 8)), settings, seed, torch.device("cpu")), plan
 
 
@@ -67,8 +68,8 @@ def per_step_epoch(state, plan, epoch) -> dict:
         lr = state.schedule.lr
         imgs, inv = np.unique(np.concatenate([train.i[idx], train.j[idx]]), return_inverse=True)
         x = plan.X[torch.as_tensor(imgs)]
-        if plan.ops:
-            x = augment_images(x, plan.grid, plan.bboxes[imgs], plan.ops, settings.max_shift, rng)
+        if plan.augment is not None:
+            x = plan.augment.apply(x, imgs, rng)
         z = state.encoder(x)
         loss, parts = plan.loss(z, state.decoder(z), x, torch.as_tensor(inv[:idx.size]),
                                 torch.as_tensor(inv[idx.size:]), torch.as_tensor(train.value[idx], dtype=torch.float32))

@@ -201,8 +201,7 @@ def _training_rows(X, emb, dev, train: dict, epochs: int, seed: int) -> dict:
     for b in train["train_batch_images"]:
         settings = TrainSettings(epochs=epochs + 1, batch_images=b, distill_epochs=0)
         plan = EpochPlan(settings=settings, X=Xd, train=pairs, units=list(np.arange(len(pairs))[:, None]),
-                         loss=loss, grid=(H, W), ops=[], bboxes=None, amp=dev.type == "cuda", progress=False,
-                         checkpoint_dir=None)
+                         loss=loss, amp=dev.type == "cuda", progress=False, checkpoint_dir=None)
         state = new_state(cfg, settings, seed, dev)
         records = [run_epoch(state, plan, e) for e in range(1, epochs + 2)][1:]  # the first warms up
         best, done = min(r["seconds"] for r in records), int(records[0]["train_pairs"])

@@ -159,22 +159,22 @@ def latent_arrays(encoder: nn.Module, X: torch.Tensor, train_rows: np.ndarray, h
 
 
 def calibrate(encoder: nn.Module, decoder: nn.Module, X: torch.Tensor, pairs: TrainingPairs, p: int,
-              val_pred: np.ndarray, *, clouds: bool = False) -> Calibration:
+              val_pred: np.ndarray, *, ood_arrays: Callable | None = None) -> Calibration:
     """Calibration arrays of the final networks (in eval mode).
 
     Parameters
     ----------
     encoder, decoder : torch.nn.Module
-    X : Tensor, shape (n, k)
-        Every histogram of the dataset, on the networks' device.
+    X : Tensor, shape (n, k) or (n, kmax, d + 1)
+        Every histogram (or packed cloud) of the dataset, on the networks' device.
     pairs : TrainingPairs
         The run's split (calibration pairs, validation pairs, held-out and training images).
     p : {1, 2}
     val_pred : ndarray, shape (len(pairs.val),)
         The final model's predictions on the validation pairs (used when there are no calibration pairs).
-    clouds : bool
-        ``X`` holds packed point clouds: the ``"latent"`` OOD reference instead of ``"pca"`` and the
-        reconstruction KL (:func:`latent_arrays`).
+    ood_arrays : callable ``(encoder, decoder, X, pairs) -> dict``, optional
+        The arrays of the data's OOD reference (:mod:`._kinds`: ``"pca"`` and the reconstruction errors for
+        histograms, the default; ``"latent"`` for point clouds, :func:`latent_arrays`).
 
     Returns
     -------
@@ -186,9 +186,9 @@ def calibrate(encoder: nn.Module, decoder: nn.Module, X: torch.Tensor, pairs: Tr
         pred, target, source = val_pred, pairs.val.value, FALLBACK
     arrays = {"val_pred": pred, "val_target": target.astype(np.float64),
               "train_images": pairs.train_images.astype(np.int64)}
-    if clouds:
-        arrays.update(latent_arrays(encoder, X, pairs.train_images, pairs.val_images))
-    else:
+    if ood_arrays is None:
         arrays.update(train_recon=reconstruction_errors(encoder, decoder, X, pairs.val_images),
                       **pca_arrays(X, pairs.train_images, pairs.val_images))
+    else:
+        arrays.update(ood_arrays(encoder, decoder, X, pairs))
     return Calibration(arrays, source)

@@ -1,11 +1,11 @@
 """What training does differently for point clouds (a cache of :class:`~wassembed.data.PointCloudSet`).
 
 The pipeline is the one of histograms (:mod:`._trainer`): split by cloud, batches sharing clouds, early
-stopping, checkpoints, conformal calibration. Four pieces depend on the data and live here:
+stopping, checkpoints, conformal calibration. The pieces that differ are looked up by kind in :mod:`._kinds`
+(the architecture: the ``"set"`` preset, :class:`~wassembed.nn.SetEncoder`, DeepSets on the centred cloud with
+its exact mean appended, ``coord_scale`` from the data, unless a :class:`~wassembed.nn.SetConfig` is given);
+the mathematics of two of them lives here:
 
-* the architecture: the ``"set"`` preset (:class:`~wassembed.nn.SetEncoder`, DeepSets on the centred cloud with
-  its exact mean appended) for the clouds' dimension and size, ``coord_scale`` from the data
-  (:func:`~wassembed.nn.suggest_coord_scale`), unless a ``kind="set"`` config is given;
 * the reconstruction term: the debiased Sinkhorn divergence :math:`S_\\varepsilon` between a cloud and its
   decoding (:func:`~wassembed.nn.cloud_reconstruction_loss`, in the units of :math:`W_2^2`), divided by the
   target scale ``s``, on :data:`RECON_CLOUDS` clouds of each batch (it costs several encoder steps
@@ -17,9 +17,10 @@ stopping, checkpoints, conformal calibration. Four pieces depend on the data and
 * the exact symmetries (``augment``): one rigid motion applied to every cloud of a batch leaves every
   :math:`W_2^2` between them unchanged: ``"rot"`` a uniformly random rotation, ``"flip"`` a reflection
   through a random hyperplane of the axes, ``"shift"`` a translation of at most ``max_shift`` (coordinate
-  units) per axis;
-* the out-of-distribution reference: the ``"latent"`` score (:func:`wassembed.serve._ood.latent_reference`)
-  fitted on the training clouds' embeddings (:func:`wassembed.learn._calibration.latent_arrays`).
+  units) per axis.
+
+The out-of-distribution reference is the ``"latent"`` score (:func:`wassembed.serve._ood.latent_reference`)
+fitted on the training clouds' embeddings (:func:`wassembed.learn._calibration.latent_arrays`).
 """
 
 from __future__ import annotations
@@ -29,37 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..data import PointCloudSet
-from ..errors import InputError, explain
-from ..nn import ModelConfig, cloud_reconstruction_loss, pack_clouds, suggest_coord_scale
+from ..nn import cloud_reconstruction_loss
 
-__all__ = ["RECON_CLOUDS", "CloudReconstructionLoss", "augment_clouds", "cloud_config", "is_clouds", "packed"]
+__all__ = ["RECON_CLOUDS", "CloudReconstructionLoss", "augment_clouds"]
 
 #: clouds of each batch whose reconstruction enters the loss
 RECON_CLOUDS = 16
-
-
-def is_clouds(data) -> bool:
-    """Whether a cache's data are point clouds."""
-    return isinstance(data, PointCloudSet)
-
-
-def packed(data: PointCloudSet, dev: torch.device) -> torch.Tensor:
-    """Every cloud, packed (:func:`~wassembed.nn.pack_clouds`): float32 ``(n, kmax, d + 1)`` on ``dev``."""
-    return torch.from_numpy(pack_clouds(data)).to(dev)
-
-
-def cloud_config(model, data: PointCloudSet) -> ModelConfig:
-    """The architecture for ``data``: a given ``kind="set"`` config (checked), else the ``"set"`` preset."""
-    if isinstance(model, ModelConfig):
-        if model.kind != "set" or model.point_dim != data.d:
-            raise InputError(explain("the model config does not fit the cache's point clouds",
-                                     expected=f"kind='set', point_dim={data.d}",
-                                     received=f"kind={model.kind!r}, point_dim={model.point_dim}",
-                                     fix="use ModelConfig.preset('set', point_dim=clouds.d, max_points=...)"))
-        return model
-    return ModelConfig.preset("set", point_dim=data.d, max_points=int(data.sizes.max()),
-                              coord_scale=suggest_coord_scale(data))
 
 
 @dataclass(frozen=True)

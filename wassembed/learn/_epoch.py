@@ -34,8 +34,7 @@ import torch
 from .._progress import progress
 from ..errors import TrainingError, explain
 from ..exact import PairTable
-from ._batching import augment_images, pack_batches
-from ._clouds import augment_clouds
+from ._batching import pack_batches
 from ._device_batches import EpochBatches, epoch_batches
 from ._losses import DWELoss
 from ._settings import TrainSettings
@@ -56,26 +55,21 @@ class EpochPlan:
     Attributes
     ----------
     settings : TrainSettings
-    X : Tensor, shape (n, k)
-        Every histogram of the dataset, on the run's device.
+    X : Tensor, shape (n, k) or (n, kmax, d + 1)
+        Every histogram (or packed point cloud) of the dataset (``data.packed()``), on the run's device.
     train : PairTable
         Training pairs (image indices into ``X``, exact values).
     units : list of int64 arrays
         Groups of indices into ``train`` kept in one batch.
     loss : DWELoss
-    grid : (int, int) or None
-    ops : list of str
-        Augmentations (empty without a grid).
-    bboxes : ndarray, shape (n, 4), or None
-        Bounding boxes of every image (with ``ops``).
     amp : bool
         bf16 autocast (CUDA).
     progress : bool
         Progress on stderr (:func:`wassembed._progress.progress`: a bar on a terminal, plain lines in a log).
     checkpoint_dir : Path or None
         Named in the error when training diverges.
-    clouds : bool
-        ``X`` holds packed point clouds ``(n, kmax, d + 1)`` (augmented by rigid motions: :mod:`._clouds`).
+    augment : Augmentation or None
+        The exact symmetry applied to each batch (:mod:`._kinds`: images on a grid, rigid motions of clouds).
     """
 
     settings: TrainSettings
@@ -83,13 +77,10 @@ class EpochPlan:
     train: PairTable
     units: list
     loss: DWELoss
-    grid: tuple | None
-    ops: list
-    bboxes: np.ndarray | None
     amp: bool
     progress: bool
     checkpoint_dir: Path | None
-    clouds: bool = False
+    augment: object = None
 
 
 def _diverged(state: TrainerState, plan: EpochPlan, epoch: int, batch: int, loss: float, lr: float) -> TrainingError:
@@ -105,10 +96,8 @@ def _batch_loss(state: TrainerState, plan: EpochPlan, eb: EpochBatches, b: int, 
     """``(loss, parts)`` of batch ``b`` of ``eb``: each distinct image embedded once, augmented from ``rng``."""
     imgs, li, lj, y = eb.batch(b)
     x = plan.X[imgs]
-    if plan.ops and plan.clouds:
-        x = augment_clouds(x, plan.ops, plan.settings.max_shift, rng)
-    elif plan.ops:
-        x = augment_images(x, plan.grid, plan.bboxes[eb.batch_images(b)], plan.ops, plan.settings.max_shift, rng)
+    if plan.augment is not None:
+        x = plan.augment.apply(x, eb.batch_images(b) if plan.augment.needs_images else None, rng)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=plan.amp):
         z = state.encoder(x)
         logits = state.decoder(z) if plan.settings.recon_weight > 0 else None
@@ -223,7 +212,8 @@ def run_epoch(state: TrainerState, plan: EpochPlan, epoch: int) -> dict:
     rng = state.begin_epoch(epoch)
     batches = pack_batches(plan.units, plan.train.i, plan.train.j, settings.batch_images, rng)
     t0 = time.time()
-    eb = epoch_batches(batches, plan.train, plan.X.device, keep_host=bool(plan.ops) and not plan.clouds)
+    keep_host = plan.augment is not None and plan.augment.needs_images
+    eb = epoch_batches(batches, plan.train, plan.X.device, keep_host=keep_host)
     n = len(eb)
     state.schedule.begin_epoch(n)
     log = _StepLog(eb.sizes, plan.loss.distance.scale, plan.X.device)

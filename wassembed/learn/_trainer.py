@@ -51,17 +51,17 @@ import torch
 from .._progress import format_duration
 from .._validation import check_int
 from .._version import __version__
+from ..data import POINT_CLOUDS
 from ..errors import InputError, explain
 from ..exact import DistanceCache, read_lot_targets
 from ..nn import ModelConfig, resolve_device
 from ..serve import CloudEmbedding, WassersteinEmbedding
-from ._batching import bounding_boxes
 from ._calibration import FALLBACK, calibrate
 from ._checkpoints import refuse_overwrite, restore_training_checkpoint, save_training_checkpoint
-from ._clouds import CloudReconstructionLoss, cloud_config, is_clouds, packed
 from ._decoder import fit_decoder
 from ._distill import distill, distill_targets
 from ._epoch import EpochPlan, run_epoch
+from ._kinds import training_kind
 from ._losses import DistanceLoss, DWELoss
 from ._predict import validate
 from ._settings import TrainSettings
@@ -89,19 +89,6 @@ def _settings(settings: TrainSettings | None, overrides: dict) -> TrainSettings:
     return dataclasses.replace(settings or TrainSettings(), **overrides)
 
 
-def _model_config(model, data) -> ModelConfig:
-    if is_clouds(data):
-        return cloud_config(model, data)
-    if isinstance(model, ModelConfig):
-        cfg = model
-        if cfg.k != data.k or (cfg.grid is not None and tuple(cfg.grid) != tuple(data.grid or ())):
-            raise InputError(explain("the model config does not fit the cache's support",
-                                     expected=f"k={data.k}, grid={data.grid}", received=f"k={cfg.k}, grid={cfg.grid}",
-                                     fix="use ModelConfig.preset(name, grid=cache.data.grid)"))
-        return cfg
-    return ModelConfig.preset(str(model), grid=data.grid, k=data.k)
-
-
 def _versions() -> dict:
     import numpy
     import safetensors
@@ -119,19 +106,13 @@ def _ident(cache, pairs: TrainingPairs, cfg: ModelConfig, settings: TrainSetting
 
 def _plan(data, pairs: TrainingPairs, settings: TrainSettings, p: int, dev: torch.device, progress: bool,
           checkpoint_dir: Path | None) -> EpochPlan:
+    kind = training_kind(data)  # the reconstruction term and the exact symmetries of the data's kind
     distance = DistanceLoss(p=p, scale=pairs.scale, relative_weight=settings.relative_weight)
-    ops = [o for o in settings.augment.split(",") if o]
-    if is_clouds(data):  # packed clouds, the Sinkhorn reconstruction, rigid motions (see ._clouds)
-        loss = DWELoss(distance, recon_weight=settings.recon_weight,
-                       reconstruction=CloudReconstructionLoss(scale=pairs.scale))
-        return EpochPlan(settings=settings, X=packed(data, dev), train=pairs.train, units=pairs.units, loss=loss,
-                         grid=None, ops=ops, bboxes=None, amp=dev.type == "cuda", progress=progress,
-                         checkpoint_dir=checkpoint_dir, clouds=True)
-    ops = ops if data.grid is not None else []
-    return EpochPlan(settings=settings, X=torch.as_tensor(data.weights, dtype=torch.float32, device=dev),
-                     train=pairs.train, units=pairs.units, loss=DWELoss(distance, recon_weight=settings.recon_weight),
-                     grid=data.grid, ops=ops, bboxes=bounding_boxes(data.weights, data.grid) if ops else None,
-                     amp=dev.type == "cuda", progress=progress, checkpoint_dir=checkpoint_dir)
+    loss = DWELoss(distance, recon_weight=settings.recon_weight, reconstruction=kind.reconstruction(pairs.scale))
+    augment = kind.augmentation(data, [o for o in settings.augment.split(",") if o], settings.max_shift)
+    return EpochPlan(settings=settings, X=torch.from_numpy(data.packed()).to(dev), train=pairs.train,
+                     units=pairs.units, loss=loss, amp=dev.type == "cuda", progress=progress,
+                     checkpoint_dir=checkpoint_dir, augment=augment)
 
 
 def _epoch_record(trained: dict, metrics: dict) -> dict:
@@ -286,8 +267,8 @@ def _teacher(cache, pairs: TrainingPairs, cfg: ModelConfig, settings: TrainSetti
     lot = read_lot_targets(cache)
     if lot is None:
         return None, "the cache has no per-image LOT targets"
-    mean_dims = cfg.point_dim if cfg.kind == "set" and cfg.centre else 0  # the set encoder's exact mean
-    targets = distill_targets(lot, pairs.train_images, pairs.train, cfg.embed_dim, mean_dims=mean_dims)
+    # mean_dims: the embedding's entries that hold the exact mean (the set encoder with centre)
+    targets = distill_targets(lot, pairs.train_images, pairs.train, cfg.embed_dim, mean_dims=cfg.mean_dims)
     if targets is None:
         return None, f"fewer than {cfg.embed_dim + 1} training images have LOT targets"
     return targets, None
@@ -314,8 +295,8 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     dev = resolve_device(device)
     cache = _open_cache(cache)
     data, p = cache.data, int(cache.p)
-    cfg = _model_config(model, data)
-    settings = dataclasses.replace(settings, distill_epochs=settings.distillation_epochs(cfg.kind == "set"))
+    cfg = training_kind(data).config(model, data)
+    settings = dataclasses.replace(settings, distill_epochs=settings.distillation_epochs(cfg.data_kind == POINT_CLOUDS))
     pairs = split_pairs(cache, settings, seed)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     log = Path(log) if log is not None else (ckpt / "train_log.jsonl" if ckpt else None)
@@ -341,7 +322,7 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
                           reconstruction=plan.loss.reconstruction) if settings.decoder_epochs else None
     state.decoder.eval()
     val_pred, metrics = validate(state.encoder, plan.X, pairs.val, p)
-    cal = calibrate(state.encoder, state.decoder, plan.X, pairs, p, val_pred, clouds=plan.clouds)
+    cal = calibrate(state.encoder, state.decoder, plan.X, pairs, p, val_pred, ood_arrays=training_kind(data).ood_arrays)
     info = _info(cache, pairs, state, settings, seed=seed, dev=dev, stopped=stopped, source=cal.source,
                  metrics=metrics, t_start=t_start)
     info["training"]["distillation"] = distilled
@@ -351,7 +332,7 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     info["training"]["warnings"] = warn_small_data(
         n_val=len(pairs.val), n_cal=int(cal.arrays["val_pred"].size), fallback=cal.source == FALLBACK,
         total=len(pairs.all), images=int(pairs.all_images.size), val_fraction=settings.val_fraction, stacklevel=3)
-    if plan.clouds:
+    if cfg.data_kind == POINT_CLOUDS:
         return CloudEmbedding(state.encoder.cpu(), state.decoder.cpu(), config=cfg, p=p, info=info,
                               calibration=cal.arrays, device=str(dev))
     return WassersteinEmbedding(state.encoder.cpu(), state.decoder.cpu(), config=cfg, p=p, grid=data.grid,

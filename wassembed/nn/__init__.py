@@ -1,7 +1,7 @@
-"""Networks (torch): model configurations, encoders and decoders (histograms and packed point clouds), the
-latent distance, the reconstruction losses, the device resolver."""
+"""Networks (torch): model configurations (one class per kind of data), encoders and decoders (histograms and
+packed point clouds), the latent distance, the reconstruction losses, the device resolver."""
 
-from ._config import CONFIG_VERSION, PRESETS, SET_ENCODERS, ModelConfig
+from ._config import CONFIG_VERSION, PRESETS, SET_ENCODERS, HistogramConfig, ModelConfig, SetConfig
 from ._device import resolve_device
 from ._distance import LatentDistance, safe_sqrt
 from ._networks import build_decoder, build_encoder
@@ -13,6 +13,8 @@ __all__ = [
     "PRESETS",
     "SET_ENCODERS",
     "ModelConfig",
+    "HistogramConfig",
+    "SetConfig",
     "resolve_device",
     "LatentDistance",
     "safe_sqrt",

@@ -23,8 +23,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data import HISTOGRAMS, POINT_CLOUDS
 from ..errors import InputError, explain
-from ._config import ModelConfig, _conv_out
+from ._config import HistogramConfig, ModelConfig, _conv_out
 from ._sets import SetDecoder, SetEncoder
 
 __all__ = ["build_decoder", "build_encoder"]
@@ -43,7 +44,7 @@ def _dense_stack(sizes, activate_last: bool) -> list[nn.Module]:
 class _Encoder(nn.Module):
     """φ: ``(n, k)`` float histograms → ``(n, d)`` embeddings."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: HistogramConfig):
         super().__init__()
         self.k, self.grid, self.scale = cfg.k, cfg.grid, float(cfg.k) if cfg.scale_input else 1.0
         convs: list[nn.Module] = []
@@ -88,7 +89,7 @@ def _run(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
 class _Decoder(nn.Module):
     """ψ: ``(n, d)`` embeddings → ``(n, k)`` logits (softmax over bins gives a histogram)."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: HistogramConfig):
         super().__init__()
         self.k = cfg.k
         if cfg.kind == "conv":
@@ -125,11 +126,15 @@ class _Decoder(nn.Module):
         return x
 
 
-def _seeded(build, cfg: ModelConfig, seed: int | None) -> nn.Module:
+#: (encoder, decoder) of each kind of data (``cfg.data_kind``)
+_NETWORKS = {HISTOGRAMS: (_Encoder, _Decoder), POINT_CLOUDS: (SetEncoder, SetDecoder)}
+
+
+def _seeded(part: int, cfg: ModelConfig, seed: int | None) -> nn.Module:
     if not isinstance(cfg, ModelConfig):
         raise InputError(explain("expected a ModelConfig", received=type(cfg).__name__,
                                  fix="use ModelConfig.preset(...)"))
-    build = build[cfg.kind == "set"]
+    build = _NETWORKS[cfg.data_kind][part]
     if seed is None:
         return build(cfg)
     with torch.random.fork_rng(devices=[]):
@@ -140,7 +145,8 @@ def _seeded(build, cfg: ModelConfig, seed: int | None) -> nn.Module:
 def build_encoder(cfg: ModelConfig, *, seed: int | None = None) -> nn.Module:
     """The encoder φ of ``cfg``: ``(n, k)`` float32 histograms → ``(n, embed_dim)``.
 
-    For ``kind="set"``: packed clouds ``(n, kmax, point_dim + 1)`` → ``(n, embed_dim)`` (:class:`SetEncoder`).
+    For a :class:`SetConfig`: packed clouds ``(n, kmax, point_dim + 1)`` → ``(n, embed_dim)``
+    (:class:`SetEncoder`).
 
     Parameters
     ----------
@@ -154,13 +160,13 @@ def build_encoder(cfg: ModelConfig, *, seed: int | None = None) -> nn.Module:
     >>> tuple(enc(torch.full((3, 144), 1 / 144)).shape)
     (3, 50)
     """
-    return _seeded((_Encoder, SetEncoder), cfg, seed)
+    return _seeded(0, cfg, seed)
 
 
 def build_decoder(cfg: ModelConfig, *, seed: int | None = None) -> nn.Module:
     """The decoder ψ of ``cfg``: ``(n, embed_dim)`` → ``(n, k)`` logits.
 
-    For ``kind="set"``: ``(n, embed_dim)`` → packed clouds ``(n, decoder_points, point_dim + 1)`` whose
+    For a :class:`SetConfig`: ``(n, embed_dim)`` → packed clouds ``(n, decoder_points, point_dim + 1)`` whose
     weights sum to 1 (:class:`SetDecoder`).
 
     Examples
@@ -169,4 +175,4 @@ def build_decoder(cfg: ModelConfig, *, seed: int | None = None) -> nn.Module:
     >>> tuple(dec(torch.zeros(2, 50)).shape)
     (2, 35)
     """
-    return _seeded((_Decoder, SetDecoder), cfg, None if seed is None else int(seed) + 1)
+    return _seeded(1, cfg, None if seed is None else int(seed) + 1)

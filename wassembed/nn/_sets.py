@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import PointCloudSet
+from ..data import POINT_CLOUDS, PointCloudSet, as_dataset
 from ..errors import InputError, explain
 
 __all__ = ["SetDecoder", "SetEncoder", "pack_clouds", "suggest_coord_scale", "unpack_cloud"]
@@ -57,11 +57,7 @@ def pack_clouds(clouds: PointCloudSet, max_points: int | None = None) -> np.ndar
     >>> X.shape, X[:, :, 2].tolist()
     ((2, 2, 3), [[0.5, 0.5], [1.0, 0.0]])
     """
-    if not isinstance(clouds, PointCloudSet):
-        raise InputError(explain("bad clouds to pack", expected="a PointCloudSet", received=type(clouds).__name__,
-                                 fix="build one with PointCloudSet.from_clouds or wassembed.data.mnist_clouds"))
-    P, W, _ = clouds.padded(np.arange(clouds.n), max_points)
-    return np.concatenate([P, W[..., None]], axis=-1).astype(np.float32)
+    return as_dataset(clouds, "clouds to pack", kind=POINT_CLOUDS).packed(max_points=max_points)
 
 
 def unpack_cloud(row) -> tuple[np.ndarray, np.ndarray]:
@@ -119,9 +115,7 @@ def suggest_coord_scale(clouds: PointCloudSet) -> float:
     >>> suggest_coord_scale(PointCloudSet.from_clouds([np.array([[0.0, 0.0], [4.0, 0.0]])]))
     2.0
     """
-    if not isinstance(clouds, PointCloudSet):
-        raise InputError(explain("bad clouds", expected="a PointCloudSet", received=type(clouds).__name__,
-                                 fix="build one with PointCloudSet.from_clouds"))
+    clouds = as_dataset(clouds, "clouds", kind=POINT_CLOUDS)
     cloud_of = np.repeat(np.arange(clouds.n), clouds.sizes)
     w = clouds.weights[:, None]
     means = np.add.reduceat(w * clouds.points, clouds.offsets[:-1], axis=0)
@@ -168,7 +162,7 @@ class SetEncoder(nn.Module):
     Parameters
     ----------
     cfg : ModelConfig
-        A ``kind="set"`` configuration (``point_dim``, ``set_encoder``, ``set_width``, ``set_layers``,
+        A :class:`~wassembed.nn.SetConfig` (``point_dim``, ``set_encoder``, ``set_width``, ``set_layers``,
         ``set_heads``, ``set_queries``, ``hidden``, ``embed_dim``, ``centre``, ``coord_scale``).
 
     Examples
@@ -251,7 +245,7 @@ class SetDecoder(nn.Module):
     Parameters
     ----------
     cfg : ModelConfig
-        A ``kind="set"`` configuration.
+        A :class:`~wassembed.nn.SetConfig`.
 
     Examples
     --------

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import ModelFileError, explain
 from ..nn import ModelConfig, build_decoder, build_encoder
+from ..nn._config import config_digest
 from ..nn._files import (
     check_format,
     read_json,
@@ -109,10 +110,11 @@ def read_model(path) -> dict:
         raise ModelFileError(explain(f"invalid model description {path / MODEL_JSON}",
                                      expected="the fields written by save_model", received=str(exc)[:200],
                                      fix="save or train the model again")) from None
-    if cfg.digest() != meta.get("config_digest"):
+    if config_digest(meta["config"]) != meta.get("config_digest"):  # the dict as written (older files included)
         raise ModelFileError(explain(f"model config in {path / MODEL_JSON} was modified",
                                      expected=f"digest {str(meta.get('config_digest'))[:16]}…",
-                                     received=f"{cfg.digest()[:16]}…", fix="restore the original file"))
+                                     received=f"{config_digest(meta['config'])[:16]}…",
+                                     fix="restore the original file"))
     tensors = read_tensors(path / meta.get("weights_file", WEIGHTS), sha256=sha, size=size)
     enc, dec = build_encoder(cfg), build_decoder(cfg)
     try:
