@@ -56,7 +56,7 @@ def test_resume_computes_only_missing_pairs(small_digits, tmp_path):
 def test_other_data_or_settings_refused_and_nothing_written(small_digits, digits, tmp_path):
     precompute(small_digits, tmp_path / "c", pairs=20, workers=1, progress=False)
     before = sorted(os.listdir(tmp_path / "c" / "shards"))
-    with pytest.raises(CacheMismatchError, match=r"built from other data.*fix: use another --out directory"):
+    with pytest.raises(CacheMismatchError, match=r"built from other data.*fix: use another out directory"):
         precompute(digits.subset(np.arange(1, 61)), tmp_path / "c", pairs=20, workers=1, progress=False)
     with pytest.raises(CacheMismatchError, match=r"other settings.*expected p=2"):
         precompute(small_digits, tmp_path / "c", pairs=20, workers=1, progress=False, p=1)

@@ -62,7 +62,7 @@ def test_create_reopen_and_refuse_other_data(kind, data, digits, shapes, tmp_pat
     before = shard_bytes(out)
     other_kind = shapes if kind == "histograms" else digits.subset(np.arange(40))
     for wrong in (_other(kind, digits), other_kind):
-        with pytest.raises(CacheMismatchError, match=r"built from other data.*fix: use another --out directory"):
+        with pytest.raises(CacheMismatchError, match=r"built from other data.*fix: use another out directory"):
             precompute(wrong, out, pairs=20, workers=1, progress=False)
     with pytest.raises(CacheMismatchError, match=r"other settings.*expected p=2"):
         precompute(data, out, pairs=20, workers=1, progress=False, p=1)

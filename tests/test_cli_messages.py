@@ -1,5 +1,7 @@
 """Messages of the command line name its flags and files; the same mistakes made in Python keep the API's
-parameter names (one mechanism: ``wassembed.cli._common.handle_errors`` rewords with ``cli_words``)."""
+parameter names. One mechanism, no parsing of text: library messages mark the names of the API they use
+(``wassembed.errors.param``), errors and warnings keep them (``exc.params``), and
+``wassembed.cli._common.handle_errors`` writes each as the running command calls it (``cli_name``)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from wassembed.cli import main
-from wassembed.cli._common import cli_words
-from wassembed.errors import InputError
+from wassembed.cli._common import cli_name
+from wassembed.errors import InputError, explain, param
 
 GRID = (6, 6)
 
@@ -44,11 +46,12 @@ def test_paired_distance_of_unequal_files_points_to_the_matrix_flag(serve_cli):
     run, d, model = serve_cli
     r = run("distance", d / "model", d / "seven.npy", d / "five.npy", "-o", d / "x.npy")
     assert r.exit_code == 2
-    assert re.search(r"seven\.npy and \S*five\.npy hold different numbers of inputs.*fix: pass --matrix for all "
+    assert re.search(r"seven\.npy and \S*five\.npy hold different numbers of inputs.*fix: use --matrix for all "
                      r"pairs", r.stderr), r.stderr
     assert "cdist" not in r.stderr and "X and Y" not in r.stderr
-    with pytest.raises(InputError, match=r"X and Y hold different numbers.*fix: use cdist\(X, Y\)"):  # Python
+    with pytest.raises(InputError, match=r"X and Y hold different numbers.*fix: use cdist\(X, Y\)") as exc:  # Python
         model().distance(np.load(d / "seven.npy"), np.load(d / "five.npy"))
+    assert exc.value.params == ("X", "Y", "cdist(X, Y)") and exc.value.param == "X"
 
 
 @pytest.mark.parametrize("args, culprit", [
@@ -132,21 +135,33 @@ def test_options_of_the_running_command_are_reworded_without_a_word_list(tmp_pat
     assert "chunk_size" not in r.stderr
 
 
-@pytest.mark.parametrize("message, words, flags, expected", [
-    ("fix: use cdist(X, Y) for all pairs", {"use cdist(X, Y)": "pass --matrix", "X": "a.npy"}, {},
-     "fix: pass --matrix for all pairs"),
-    ("X and Y differ; pass embed(X)'s output", {"X": "a.npy", "Y": "b.npy"}, {},
-     "a.npy and b.npy differ; pass embed(a.npy)'s output"),
-    ("received 10 pairs; fix: more pairs (pairs=10000)", {"pairs=": "--pairs"}, {},
-     "received 10 pairs; fix: more pairs (--pairs 10000)"),
-    ("bad workers: 2 workers; fix: workers=2", {}, {"workers": "--workers"},
+_OPTIONS = {o.name: o for o in (click.Option(["--workers"], type=int), click.Option(["--val-fraction"]),
+                                 click.Option(["--resume"], is_flag=True), click.Option(["--lot/--no-lot"]),
+                                 click.Option(["-k", "k"]))}
+
+
+@pytest.mark.parametrize("message, words, python, cli", [
+    (f"use {param('cdist(X, Y)')} for all pairs", {"cdist(X, Y)": "--matrix"}, "use cdist(X, Y) for all pairs",
+     "use --matrix for all pairs"),
+    (f"{param('X')} and {param('Y')} differ; pass embed({param('X')})'s output", {"X": "a.npy", "Y": "b.npy"},
+     "X and Y differ; pass embed(X)'s output", "a.npy and b.npy differ; pass embed(a.npy)'s output"),
+    (f"fix: more pairs ({param('pairs', 10000)} in {param('precompute')})",
+     {"pairs": "--pairs", "precompute": "`wassembed precompute`"}, "fix: more pairs (pairs=10000 in precompute)",
+     "fix: more pairs (--pairs 10000 in `wassembed precompute`)"),
+    (f"bad {param('workers')}: 2 workers; fix: {param('workers', 2)}", {}, "bad workers: 2 workers; fix: workers=2",
      "bad --workers: 2 workers; fix: --workers 2"),
-    ("pass n_candidates= for kNN", {}, {"n_candidates": "--n-candidates"}, "pass --n-candidates for kNN"),
-    ("in /data/X/X.npy, X.", {"X": "Q.npy"}, {}, "in /data/X/X.npy, Q.npy."),
-    ("a replacement is not replaced again: X", {"X": "Y", "Y": "Z"}, {}, "a replacement is not replaced again: Y"),
+    (f"raise {param('val_fraction')}, or {param('resume', True)}, or {param('lot', False)}", {},
+     "raise val_fraction, or resume=True, or lot=False", "raise --val-fraction, or --resume, or --no-lot"),
+    (f"{param('k')} <= 7; pass {param('warn_ood', False)}", {"warn_ood=False": "--no-ood-warning"},
+     "k <= 7; pass warn_ood=False", "-k <= 7; pass --no-ood-warning"),
+    (f"in /data/X/X.npy, {param('X')}; workers", {"X": "Q.npy"}, "in /data/X/X.npy, X; workers",
+     "in /data/X/X.npy, Q.npy; workers"),  # only the marked names are written otherwise
+    (f"{param('patience', 0)}", {}, "patience=0", "patience=0"),  # no such option: Python's words
 ])
-def test_cli_words(message, words, flags, expected):
-    assert cli_words(message, words, flags) == expected
+def test_marked_names_are_written_as_the_command_calls_them(message, words, python, cli):
+    exc = InputError(explain(message))
+    assert str(exc) == python and "\x02" not in repr(exc)
+    assert exc.render(lambda name, value: cli_name(words, _OPTIONS, name, value)) == cli
 
 
 def _commands(cmd: click.Command, path: tuple = ()):

@@ -59,7 +59,7 @@ def test_copies_need_images_on_a_grid(tmp_path):
     rng = np.random.default_rng(0)
     hs = HistogramSet.from_histograms(rng.integers(1, 9, (20, 12)) / 1.0, coords=rng.normal(size=(12, 2)))
     c = DistanceCache.create(tmp_path / "c", hs)
-    with pytest.raises(InputError, match="elastic copies need images on a grid.*--lot-copies 0"):
+    with pytest.raises(InputError, match="elastic copies need images on a grid.*lot_copies=0"):
         compute_lot_targets(c, np.arange(10), progress=False, copies=1)
     with pytest.raises(InputError, match="lot_copies"):
         precompute(load_dataset("digits", limit=20), tmp_path / "d", pairs=10, workers=1, progress=False,

@@ -168,7 +168,7 @@ def test_ood_benchmark_smoke(trained, digits):
     assert [s["check"] for s in r["speed"]][1:] == ["default (warn_ood=True)", "warn_ood='reconstruction'",
                                                      "warn_ood=False"]
     assert "| served 'pca' (default) |" in format_ood_benchmark(r)
-    with pytest.raises(InputError, match="--unseen holds training images"):
+    with pytest.raises(InputError, match="unseen holds training images"):
         run_ood_benchmark(digits, trained, ood, unseen="0:100", n_pairs=4, n_exact=2, n_error_pairs=0)
 
 

@@ -91,9 +91,9 @@ def test_too_many_pairs():
         random_pairs(np.arange(10), 46)
     with pytest.raises(InputError, match="at most 45"):
         block_pairs(np.arange(10), 46)
-    with pytest.raises(InputError, match=r"bad --pairs: expected a positive number.*received 0"):
+    with pytest.raises(InputError, match=r"bad pairs: expected a positive number.*received 0"):
         random_pairs(np.arange(10), 0)
-    with pytest.raises(InputError, match=r"bad --block-size: expected an integer >= 2"):
+    with pytest.raises(InputError, match=r"bad block_size: expected an integer >= 2"):
         block_pairs(np.arange(10), 5, block_size=1)
 
 

@@ -2,17 +2,21 @@
 
 One helper per kind of option, so that every stage words the same mistake the same way:
 
-- :func:`check_int` / :func:`check_pos_int`: counts and sizes (``--pairs``, ``--workers``, ``batch_size``);
+- :func:`check_int` / :func:`check_pos_int`: counts and sizes (``pairs``, ``workers``, ``batch_size``);
 - :func:`check_number`: real numbers in an interval (timeouts, fractions, coverage levels).
+
+An error names the parameter (marked, :func:`wassembed.errors.param`: the command line names its flag
+instead), and carries it: ``error.param``.
 
 Examples
 --------
->>> check_pos_int("--workers", 4)
+>>> check_pos_int("workers", 4)
 4
->>> check_pos_int("--workers", 0, example=2)  # doctest: +ELLIPSIS
-Traceback (most recent call last):
-...
-wassembed.errors.InputError: bad --workers: expected a positive number (an integer >= 1), received 0; fix: ...
+>>> try:
+...     check_pos_int("workers", 0, example=2)
+... except InputError as e:
+...     print(e.param, "|", e)
+workers | bad workers: expected a positive number (an integer >= 1), received 0; fix: pass e.g. workers=2
 >>> check_number("timeout", 2, low=0, low_open=True)
 2.0
 """
@@ -22,13 +26,18 @@ from __future__ import annotations
 import math
 import numbers
 
-from .errors import InputError, explain
+from .errors import InputError, explain, param
 
 __all__ = ["check_int", "check_number", "check_pos_int"]
 
 
+def _name(name: str) -> str:
+    """A Python parameter, marked; a command-line flag (``--pairs``, the command line's own checks) as it is."""
+    return name if name.startswith("-") else param(name)
+
+
 def _example(name: str, value) -> str:
-    return f"{name} {value}" if name.startswith("-") else f"{name}={value}"
+    return f"{name} {value}" if name.startswith("-") else param(name, value)
 
 
 def check_int(name: str, value, *, minimum: int = 1, example: int | None = None, fix: str | None = None) -> int:
@@ -37,7 +46,8 @@ def check_int(name: str, value, *, minimum: int = 1, example: int | None = None,
     Parameters
     ----------
     name : str
-        The option as the user wrote it: ``"--workers"`` for the command line, ``"batch_size"`` in Python.
+        The Python parameter (``"batch_size"``); a command-line flag (``"--pairs"``) in the command line's own
+        checks.
     value : object
         What was received.
     minimum : int
@@ -49,7 +59,7 @@ def check_int(name: str, value, *, minimum: int = 1, example: int | None = None,
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         expected = "a positive number (an integer >= 1)" if minimum == 1 else f"an integer >= {minimum}"
-        raise InputError(explain(f"bad {name}", expected=expected, received=repr(value),
+        raise InputError(explain(f"bad {_name(name)}", expected=expected, received=repr(value),
                                  fix=fix or f"pass e.g. {_example(name, minimum if example is None else example)}"))
     return int(value)
 
@@ -89,6 +99,6 @@ def check_number(name: str, value, *, low: float | None = None, high: float | No
         if example is None:
             example = (low + high) / 2 if low is not None and high is not None else \
                 (low + 1 if low is not None else (high - 1 if high is not None else 1))
-        raise InputError(explain(f"bad {name}", expected=expected, received=repr(value),
+        raise InputError(explain(f"bad {_name(name)}", expected=expected, received=repr(value),
                                  fix=fix or f"pass e.g. {_example(name, f'{example:g}')}"))
     return float(value)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import as_weights, read_idx
-from ..errors import InputError, explain
+from ..errors import InputError, explain, param
 from ._hardware import hardware
 
 __all__ = ["SymmetryExtended", "format_index_benchmark", "run_index_benchmark"]
@@ -208,10 +208,11 @@ def _setup(data, extra, n: int, n_queries: int, threads: int, seed: int, say):
     pool = np.arange(n, len(ext))
     pool = pool[pool % base.shape[0] < parts[0].shape[0]]  # variants of data's images, not in the index
     if n > len(ext) or pool.size < n_queries:
-        raise InputError(explain("too few base images for n references and the queries", expected=f"n <= "
-                                 f"{len(ext)} ({N_VARIANTS} variants of {base.shape[0]} images) and {n_queries} "
-                                 "variants of --data's images left for queries", received=f"n = {n}",
-                                 fix="lower n or add base images (--extra)"))
+        raise InputError(explain(f"too few base images for {param('n')} references and the queries",
+                                 expected=f"{param('n')} <= {len(ext)} ({N_VARIANTS} variants of {base.shape[0]} "
+                                 f"images) and {n_queries} variants of {param('data')}'s images left for queries",
+                                 received=f"{param('n')} = {n}",
+                                 fix=f"lower {param('n')} or add base images ({param('extra')})"))
     Q = ext.rows(np.sort(np.random.default_rng(seed).choice(pool, size=n_queries, replace=False)))
     return SymmetryExtended(base, n), Q, [os.path.basename(str(f)) for f in [data, *extra]]
 

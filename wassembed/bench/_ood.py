@@ -27,7 +27,7 @@ import warnings
 import numpy as np
 
 from ..data import as_weights
-from ..errors import InputError, explain
+from ..errors import InputError, explain, param
 from ..exact import parse_range
 from ._baselines import exact_values, timed
 from ._hardware import hardware
@@ -115,11 +115,12 @@ def _has(emb, score) -> bool:
 def _candidate_rows(emb, X, trained_on, sets, ood_name, level, seed):
     """Candidates calibrated on the held-out images of ``trained_on`` (outside the training images)."""
     train = np.asarray(emb.calibration["train_images"], dtype=np.int64)
-    held = np.setdiff1d(parse_range(trained_on, X.shape[0], what="--trained-on"), train)
+    held = np.setdiff1d(parse_range(trained_on, X.shape[0], what="trained_on"), train)
     if held.size < 20:
-        raise InputError(explain("too few held-out images in --trained-on", expected="the image range of the "
-                                 "model's training cache (images outside the training images calibrate)",
-                                 received=f"{held.size} held-out images", fix="pass the cache's --images range"))
+        raise InputError(explain(f"too few held-out images in {param('trained_on')}", expected="the image range "
+                                 "of the model's training cache (images outside the training images calibrate)",
+                                 received=f"{held.size} held-out images",
+                                 fix=f"pass the {param('images')} range of the cache's precompute"))
     ZW = lambda V: (np.asarray(emb.embed(V), np.float64), emb.histograms(V))
     got, (Zh, Wh), rows = {s: ZW(v) for s, v in sets.items()}, ZW(X[held]), []
     unseen = next(iter(got.values()))
@@ -233,9 +234,9 @@ def run_ood_benchmark(images, model, ood_images, *, unseen, ood_name: str = "for
         if F.shape[1:] != X.shape[1:]:
             raise InputError(explain("the foreign images have another shape", expected=f"(m, {X.shape[1]}, "
                                      f"{X.shape[2]})", received=f"{F.shape}", fix="resample them to the grid"))
-        u = parse_range(unseen, X.shape[0], what="--unseen")
+        u = parse_range(unseen, X.shape[0], what="unseen")
         if np.isin(u, np.asarray((emb.calibration or {}).get("train_images", []))).any():
-            raise InputError(explain("--unseen holds training images", expected="images the model never saw",
+            raise InputError(explain(f"{param('unseen')} holds training images", expected="images the model never saw",
                                      received=unseen, fix="pass a range outside the training cache's images"))
         sets = _sets(X, u, F, ood_name, seed)
         say("served scores")

@@ -34,7 +34,7 @@ import warnings
 from pathlib import Path
 
 from ..data import load_dataset, make_shapes
-from ..errors import InputError, explain
+from ..errors import InputError, explain, param
 from ..exact import default_workers, precompute
 from ..learn import DEFAULT_CPU_THREADS as DEFAULT_THREADS
 from ._hardware import hardware
@@ -72,7 +72,7 @@ def _caches(root: Path, data, presets, *, images: int, pairs: int, seed: int) ->
         if hs.grid is None:
             raise InputError(explain("bench threads needs images on a grid", expected="MNIST IDX, .npy images or "
                                      "'digits'", received=f"{data} (histograms without a grid)",
-                                     fix="pass --data digits or an image file"))
+                                     fix=f"pass {param('data', repr('digits'))} or an image file"))
         n = min(images, hs.n)
         precompute(hs, root / "images", pairs=pairs, images=f"0:{n}", seed=seed, workers=1, progress=False)
         out.update({p: root / "images" for p in presets if p != "set"})

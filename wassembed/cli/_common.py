@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -14,9 +13,9 @@ import click
 
 from .._deps import check_learning_stack
 from .._validation import check_pos_int
-from ..errors import InputError, WassembedError
+from ..errors import InputError, WassembedError, WassembedWarning
 
-__all__ = ["cli_words", "echo_json", "handle_errors", "needs_learning_stack"]
+__all__ = ["cli_name", "echo_json", "handle_errors", "needs_learning_stack"]
 
 F = TypeVar("F", bound=Callable)
 C = TypeVar("C", bound=click.Command)
@@ -25,17 +24,17 @@ C = TypeVar("C", bound=click.Command)
 def handle_errors(fn: F | None = None, *, words: Mapping[str, str] | None = None):
     """Turn wassembed errors into one-line messages and exit codes (2 for bad input, 1 otherwise).
 
-    The library words its messages (errors and warnings) for Python callers (``val_fraction``,
-    ``cdist(X, Y)``, ``X``); on the command line each message is reworded with :func:`cli_words` before it
-    is printed, so that it names the command's flags and files instead:
+    The library's messages name the Python API (``val_fraction``, ``cdist(X, Y)``, ``X``), each name marked
+    (:func:`wassembed.errors.param`); the command line writes each as the command calls it
+    (:meth:`~wassembed.errors.WassembedError.render`, no parsing of the text), by :func:`cli_name`:
 
-    - the command's own options, found on the running Click command: a parameter name with an underscore
-      becomes its flag everywhere (``val_fraction`` → ``--val-fraction``), any other one where it is
-      written as a parameter (``workers=2`` → ``--workers 2``, ``bad workers`` → ``bad --workers``); an
-      on/off flag where it is written set (``resume=True`` → ``--resume``);
-    - ``words``: what this command calls the API's other words (``{"cdist(X, Y)": "--matrix",
-      "X": "{a}"}``); ``{name}`` in a value is the value the command received for its parameter ``name``
-      (the file name the user typed).
+    - ``words``: what this command calls names of the API (``{"n_pairs": "--pairs", "cdist(X, Y)": "--matrix",
+      "warn_ood=False": "--no-ood-warning", "X": "{a}"}``); ``{name}`` in a value is the value the command
+      received for its parameter ``name`` (the file name the user typed);
+    - else the command's own option of that Python name, found on the running Click command
+      (``val_fraction`` → ``--val-fraction``, ``workers=2`` → ``--workers 2``, an on/off flag ``resume=True``
+      → ``--resume``, ``lot=False`` → ``--no-lot``);
+    - any other name as Python writes it.
 
     Warnings of wassembed raised while the command runs are printed the same way, as one line
     (``warning: ...``) on stderr. Use as ``@handle_errors`` or ``@handle_errors(words={...})`` under
@@ -46,13 +45,13 @@ def handle_errors(fn: F | None = None, *, words: Mapping[str, str] | None = None
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        reword = functools.partial(_reword, _with_values(words or {}, kwargs))
+        rename = functools.partial(cli_name, _with_values(words or {}, kwargs), _command_options())
         with warnings.catch_warnings():
-            warnings.showwarning = functools.partial(_show_warning, reword, warnings.showwarning)
+            warnings.showwarning = functools.partial(_show_warning, rename, warnings.showwarning)
             try:
                 return fn(*args, **kwargs)
             except WassembedError as exc:
-                click.echo(f"Error: {reword(str(exc))}", err=True)
+                click.echo(f"Error: {exc.render(rename)}", err=True)
                 sys.exit(2 if isinstance(exc, InputError) else 1)
             except KeyboardInterrupt:
                 click.echo("Interrupted: finished shards are kept; rerun the same command to resume.", err=True)
@@ -61,87 +60,67 @@ def handle_errors(fn: F | None = None, *, words: Mapping[str, str] | None = None
     return wrapper  # type: ignore[return-value]
 
 
-def _reword(words: Mapping[str, str], message: str) -> str:
-    return cli_words(message, {**_command_switches(), **words}, _command_flags())
-
-
-def _show_warning(reword, show, message, category, filename, lineno, file=None, line=None) -> None:
-    """Print a wassembed warning as one reworded line (``warning: ...``) on stderr; others as Python does."""
-    if category.__module__.split(".")[0] == "wassembed":
-        click.echo(f"warning: {reword(str(message))}", err=True)
+def _show_warning(rename, show, message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a wassembed warning as one line (``warning: ...``) in the command's words on stderr; others as
+    Python does."""
+    if isinstance(message, WassembedWarning):
+        click.echo(f"warning: {message.render(rename)}", err=True)
+    elif category.__module__.split(".")[0] == "wassembed":
+        click.echo(f"warning: {message}", err=True)
     else:
         show(message, category, filename, lineno, file, line)
 
 
-#: words that introduce a parameter by name in the library's messages ("bad workers", "raise val_fraction")
-_LEAD_INS = ("bad", "setting", "valid", "raise", "lower")
-
-
-def cli_words(message: str, words: Mapping[str, str], flags: Mapping[str, str] | None = None) -> str:
-    """Reword a message of the Python API for the command line.
-
-    ``words`` maps whole words of the message to what the command calls them (longest first, in one pass, so
-    a replacement is never replaced again; a key ``"name="`` only rewrites ``name=value``). ``flags`` maps
-    Python parameter names to flags: names with an underscore are replaced everywhere, others only where
-    the message writes them as a parameter (``name=value``, or after "bad", "setting", "valid", "raise",
-    "lower").
+def cli_name(words: Mapping[str, str], options: Mapping[str, click.Option], name: str, value: str | None) -> str:
+    """How the command line writes the Python name ``name`` (the setting ``name=value`` when ``value`` is not
+    None) of a library message: ``words[name=value]``, ``words[name]`` (then `` value``), the flag of the
+    command's option ``name`` (``options``: Python name → option), or Python's own words.
 
     Examples
     --------
-    >>> cli_words("fix: use cdist(X, Y) for all pairs", {"cdist(X, Y)": "--matrix", "X": "a.npy"})
-    'fix: use --matrix for all pairs'
-    >>> cli_words("X has the wrong image size", {"X": "a.npy"})
-    'a.npy has the wrong image size'
-    >>> cli_words("bad workers: received 0; fix: pass e.g. workers=2 or raise val_fraction",
-    ...           {}, {"workers": "--workers", "val_fraction": "--val-fraction"})
-    'bad --workers: received 0; fix: pass e.g. --workers 2 or raise --val-fraction'
-    >>> cli_words("bad n_pairs: received 0; fix: pass e.g. n_pairs=2", {"n_pairs": "--pairs"})
-    'bad --pairs: received 0; fix: pass e.g. --pairs 2'
+    >>> opts = {o.name: o for o in (click.Option(["--val-fraction"]), click.Option(["--resume"], is_flag=True),
+    ...                             click.Option(["--lot/--no-lot"], default=True))}
+    >>> words = {"n_pairs": "--pairs", "X": "a.npy", "warn_ood=False": "--no-ood-warning"}
+    >>> [cli_name(words, opts, *nv) for nv in [("n_pairs", "2"), ("X", None), ("warn_ood", "False"),
+    ...  ("val_fraction", None), ("resume", "True"), ("lot", "False"), ("patience", "0")]]
+    ['--pairs 2', 'a.npy', '--no-ood-warning', '--val-fraction', '--resume', '--no-lot', 'patience=0']
     """
-    flags = flags or {}
-    named = {**flags, **{k.rstrip("="): v for k, v in words.items() if k.rstrip("=").isidentifier()
-                         and v.startswith("-")}}
-    if named:  # `name=value` -> `--flag value` (`name=` alone -> `--flag`)
-        assign = re.compile(r"(?<![\w./\\-])(" + "|".join(map(re.escape, named)) + r")=(\S?)")
-        message = assign.sub(lambda m: named[m.group(1)] + (" " + m.group(2) if m.group(2) else ""), message)
-    table = {k: v for k, v in words.items() if not k.endswith("=")}
-    for name, flag in flags.items():
-        if "_" in name:
-            table.setdefault(name, flag)
-        else:
-            table.update({f"{lead} {name}": f"{lead} {flag}" for lead in _LEAD_INS})
-    if not table:
-        return message
-    keys = sorted(table, key=len, reverse=True)
-    pattern = re.compile(r"(?<![\w./\\-])(?:" + "|".join(map(re.escape, keys)) + r")(?![\w/\\-])(?!\.\w)")
-    return pattern.sub(lambda m: table[m.group(0)], message)
+    setting = name if value is None else f"{name}={value}"
+    if setting in words:
+        return words[setting]
+    if name in words:
+        return words[name] if value is None else f"{words[name]} {value}"
+    opt = options.get(name)
+    if opt is None:
+        return setting
+    if not opt.is_flag:
+        return max(opt.opts, key=len) + ("" if value is None else f" {value}")
+    if value in (None, "True"):
+        return max(opt.opts, key=len)
+    if value == "False" and opt.secondary_opts:
+        return max(opt.secondary_opts, key=len)
+    return setting
+
+
+class _Fill(dict):
+    """Values of a command's parameters for ``str.format_map``: an unknown or unset one stays ``{name}``."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
 
 
 def _with_values(words: Mapping[str, str], values: Mapping) -> dict[str, str]:
     """``words`` with ``{name}`` replaced by ``values[name]`` (the command's arguments)."""
-    fill = lambda m: str(values[m.group(1)]) if values.get(m.group(1)) is not None else m.group(0)
-    return {k: re.sub(r"\{(\w+)\}", fill, v) for k, v in words.items()}
+    fill = _Fill({k: str(v) for k, v in values.items() if v is not None})
+    return {k: v.format_map(fill) for k, v in words.items()}
 
 
-def _command_flags() -> dict[str, str]:
-    """Python name -> flag of each option of the running Click command (empty outside a command)."""
+def _command_options() -> dict[str, click.Option]:
+    """Python name -> option of the running Click command (empty outside a command)."""
     ctx = click.get_current_context(silent=True)
     if ctx is None:
         return {}
-    flags = {}
-    for param in ctx.command.params:
-        if isinstance(param, click.Option) and param.name and not param.is_flag:
-            flags[param.name] = max(param.opts, key=len)
-    return flags
-
-
-def _command_switches() -> dict[str, str]:
-    """``name=True`` -> flag for each on/off flag of the running Click command (``resume=True`` -> ``--resume``)."""
-    ctx = click.get_current_context(silent=True)
-    if ctx is None:
-        return {}
-    return {f"{p.name}=True": max(p.opts, key=len) for p in ctx.command.params
-            if isinstance(p, click.Option) and p.name and p.is_bool_flag and not p.secondary_opts}
+    return {p.name: p for p in ctx.command.params if isinstance(p, click.Option) and p.name}
 
 
 def needs_learning_stack(cmd: C) -> C:

@@ -241,7 +241,7 @@ def bench_gpu(data, device, model, n_embed, n_pairs, matrix_size, batch_size, re
 @click.option("--threads", default=1, show_default=True, type=_count, help="torch threads (CPU figures: 1).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the query and subset draws.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
-@handle_errors(words=_WORDS)
+@handle_errors(words={**_WORDS, "n": "--n"})
 def bench_index(data, extra, model, out, n_refs, k, queries, rerank_queries, n_candidates, adaptive_queries,
                 references_per_block, search_references_per_block, check_refs, check_queries, threads, seed, as_json):
     """On-disk reference index of symmetry-extended images (--data and --extra: IDX files): build, size,

@@ -55,7 +55,7 @@ exact_stage_only()
                    "The values agree within float64 rounding.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@handle_errors
+@handle_errors(words={"address": "--scheduler"})
 def precompute(data, out, pairs, seed, workers, p, images, against, sampling, block_size, pairs_file, chunk_size,
                scheduler, worker_timeout, lot, lot_images, lot_copies, method, quiet, as_json) -> None:
     """Compute exact W_p^p for pairs of DATA into the cache --out (resumable; rerun to resume).

@@ -54,8 +54,8 @@ from ._common import handle_errors
                    "preset 3-15x slower on a busy 2-core machine, at most 1.25x faster on a lightly loaded one: "
                    "`wassembed bench threads`); on CUDA torch's own]; 0 uses torch's own default (all cores).")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
-@handle_errors(words={"pairs=": "--pairs", "in precompute": "in `wassembed precompute`",  # and its options
-                      "`pairs` of precompute": "--pairs of `wassembed precompute`"})
+@handle_errors(words={"precompute": "`wassembed precompute`", "pairs": "--pairs", "images": "--images",  # its
+                      "checkpoint_dir": "--out"})  # options; the checkpoints are in --out
 def train(cache, out, model, epochs, device, seed, resume, batch_images, lr, schedule, patience,
           val_fraction, recon_weight, relative_weight, augment, distill_epochs, finetune_lr, threads, quiet):
     """Train an embedding on the exact distances of CACHE and save it to OUT.

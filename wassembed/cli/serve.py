@@ -63,12 +63,12 @@ _batch = click.option("--batch-size", default=None, type=click.IntRange(min=1),
                       help="Inputs per forward pass [default: 256 on CPU, 4096 on CUDA].")
 _model = click.argument("model", type=click.Path(exists=True))
 
-#: the serving API's words for what these commands call otherwise (see handle_errors): its input arrays are
-#: the files the user named, and its Python-only remedies are flags
+#: what these commands call the serving API's names (see handle_errors): its input arrays are the files the
+#: user named, and its Python-only remedies are flags or commands
 _SERVE_WORDS = {"wassembed.train": "`wassembed train`"}
 _EMBED_WORDS = {**_SERVE_WORDS, "X": "{data}"}
-_DISTANCE_WORDS = {**_SERVE_WORDS, "use cdist(X, Y)": "pass --matrix", "cdist(X, Y)": "--matrix",
-                   "X": "{a}", "Y": "{b}", "XA": "{a}", "XB": "{b}", "warn_ood=False": "--no-ood-warning"}
+_DISTANCE_WORDS = {**_SERVE_WORDS, "cdist(X, Y)": "--matrix", "X": "{a}", "Y": "{b}", "XA": "{a}", "XB": "{b}",
+                   "warn_ood=False": "--no-ood-warning", "level": "--interval"}
 _KNN_WORDS = {**_SERVE_WORDS, "Q": "{query}", "R": "{reference}"}
 
 

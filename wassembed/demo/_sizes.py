@@ -46,10 +46,10 @@ def split_ranges(n: int) -> tuple[str, str]:
     ('0:780', '780:1000')
     """
     if n < 40:
-        from ..errors import InputError, explain
+        from ..errors import InputError, explain, param
 
         raise InputError(explain("too few images for the demo", expected="at least 40 images",
-                                 received=str(n), fix="pass a larger dataset with --data"))
+                                 received=str(n), fix=f"pass a larger dataset ({param('data')})"))
     cut = 1400 if n == 1797 else int(round(0.78 * n))
     return f"0:{cut}", f"{cut}:{n}"
 

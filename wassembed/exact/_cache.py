@@ -47,7 +47,7 @@ from numpy.typing import ArrayLike
 from .._io import atomic_write, file_sha256
 from .._version import __version__
 from ..data import DataSet, as_dataset, kind_class, parse_p, quantity_name
-from ..errors import CacheError, CacheMismatchError, explain
+from ..errors import CacheError, CacheMismatchError, explain, param
 from ._datakind import exact_kind, manifest_kind
 from ._inspect import inspect_cache, lock_file, read_plan, remove_stale_temps
 from ._integrity import FORMAT, FORMAT_VERSION, load_data, parse_manifest, read_manifest
@@ -143,13 +143,13 @@ class DistanceCache:
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise CacheError(explain(f"{path} is a file", expected="a cache directory (existing or new)",
-                                     received="a regular file", fix="choose another --out path"))
+                                     received="a regular file", fix=f"choose another {param('out')} path"))
         if path.is_dir() and not (path / "manifest.json").exists() and not (path / ".lock").exists() \
                 and any(path.iterdir()):
             raise CacheError(explain(f"{path} is a non-empty directory that is not a cache",
                                      expected="a new or empty directory, or an existing cache",
                                      received=f"{len(list(path.iterdir()))} unrelated entries",
-                                     fix="choose another --out path"))
+                                     fix=f"choose another {param('out')} path"))
         fingerprint = data.fingerprint(p)
         path.mkdir(parents=True, exist_ok=True)
         with cls._locked(path):
@@ -190,9 +190,10 @@ class DistanceCache:
         m = self.manifest
         if m["p"] != p:
             raise CacheMismatchError(explain(f"cache {self.path} was built for other settings",
-                                             expected=f"p={m['p']} ({m['quantity']}, this cache's setting)",
-                                             received=f"p={p}",
-                                             fix="use another --out directory for other settings"))
+                                             expected=f"{param('p', m['p'])} ({m['quantity']}, this cache's "
+                                                      "setting)",
+                                             received=param("p", p),
+                                             fix=f"use another {param('out')} directory for other settings"))
         if m["dataset"]["fingerprint"] != fingerprint:
             ds = m["dataset"]
             kind = kind_class(manifest_kind(m)).noun
@@ -200,7 +201,7 @@ class DistanceCache:
                                              expected=f"dataset fingerprint {ds['fingerprint'][:12]}… "
                                                       f"({ds['name']}: {ds['n']} {kind})",
                                              received=f"{fingerprint[:12]}… ({data.describe()})",
-                                             fix="use another --out directory for other data"))
+                                             fix=f"use another {param('out')} directory for other data"))
 
     # -- properties ---------------------------------------------------------------------------------
     @property

@@ -56,7 +56,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .._validation import check_int, check_number
-from ..errors import ClusterError, InputError, explain
+from ..errors import ClusterError, InputError, explain, param
 from ._dask_connect import INSTALL_HINT, _distributed, connect
 from ._dask_workers import TaskFailure, run_task, worker_versions
 from ._jobs import ExactJob
@@ -172,10 +172,11 @@ class DaskExecutor:
         elif self._idle_since is None:
             self._idle_since = now
             _say(f"no Dask worker is connected to {self._address()}: waiting up to {self.worker_timeout:g} s for "
-                 f"one (start workers with `dask worker {self._address()}`; --worker-timeout sets the wait)")
+                 f"one (start workers with `dask worker {self._address()}`; the worker timeout sets the wait)")
         elif now - self._idle_since > self.worker_timeout:
             raise ClusterError(explain("the Dask cluster has no workers",
-                                       expected=f"a worker within {self.worker_timeout:g} s (--worker-timeout)",
+                                       expected=f"a worker within {self.worker_timeout:g} s "
+                                                f"({param('worker_timeout')})",
                                        received=f"none for {now - self._idle_since:.0f} s",
                                        fix=f"start workers with `dask worker {self._address()}`, then rerun the "
                                            "same command: finished shards are kept and only missing pairs are "

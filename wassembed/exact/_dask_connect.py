@@ -10,7 +10,7 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from .._validation import check_number
-from ..errors import ClusterError, InputError, explain
+from ..errors import ClusterError, InputError, explain, param
 
 if TYPE_CHECKING:
     import distributed
@@ -62,7 +62,7 @@ def connect(address: str, *, timeout: float | None = None) -> distributed.Client
     """
     if not isinstance(address, str) or not address.strip():
         raise InputError(explain("bad Dask scheduler address", expected="tcp://HOST:PORT",
-                                 received=repr(address), fix="e.g. --scheduler tcp://127.0.0.1:8786"))
+                                 received=repr(address), fix=f"e.g. {param('address', repr('tcp://127.0.0.1:8786'))}"))
     address = address.strip()
     if "://" not in address:
         address = "tcp://" + address
@@ -78,14 +78,14 @@ def connect(address: str, *, timeout: float | None = None) -> distributed.Client
     except ValueError as exc:  # unknown scheme, unparsable host:port
         raise InputError(explain("bad Dask scheduler address", expected="tcp://HOST:PORT",
                                  received=f"{address!r} ({exc})",
-                                 fix="e.g. --scheduler tcp://127.0.0.1:8786")) from None
+                                 fix=f"e.g. {param('address', repr('tcp://127.0.0.1:8786'))}")) from None
     except (OSError, TimeoutError) as exc:
         raise ClusterError(explain(f"cannot reach the Dask scheduler at {address}",
                                    expected=f"a scheduler answering within {timeout:g} s",
                                    received=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
                                    fix="start it with `dask scheduler` (and workers with `dask worker ADDRESS`), "
-                                       "check the address and firewall, or drop --scheduler to use local "
-                                       "processes")) from None
+                                       "check the address and firewall, or run without a cluster (local "
+                                       "processes)")) from None
 
 
 def _client(distributed, address: str, timeout: float) -> distributed.Client:

@@ -35,7 +35,7 @@ from math import gcd
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..errors import InputError, SolverError, explain
+from ..errors import InputError, SolverError, WassembedWarning, explain
 from ._rational import lattice_coords
 
 __all__ = ["AXIS_COSTS", "GridSolver", "MinCostFlowWarning", "lemon"]
@@ -50,7 +50,7 @@ _LIMIT = 1 << 62
 _LEMON: list = []  # [module or None], filled on first use
 
 
-class MinCostFlowWarning(UserWarning):
+class MinCostFlowWarning(WassembedWarning):
     """The min-cost-flow library is missing or broken: exact solves fall back to POT (same values, slower)."""
 
 

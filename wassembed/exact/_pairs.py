@@ -32,13 +32,13 @@ from numpy.typing import ArrayLike
 
 from .._validation import check_int, check_pos_int
 from ..data import DAMAGED_FILE_ERRORS
-from ..errors import InputError, explain
+from ..errors import InputError, explain, param
 
 __all__ = ["all_pairs", "block_pairs", "canonical", "cross_pairs", "n_distinct_pairs", "parse_range", "random_pairs",
            "read_pairs_file"]
 
 
-def parse_range(spec: str | ArrayLike | None, n: int, *, what: str = "--images") -> np.ndarray:
+def parse_range(spec: str | ArrayLike | None, n: int, *, what: str = "images") -> np.ndarray:
     """Parse an index range ``"A:B"`` (Python slice semantics, ``B`` exclusive) into indices.
 
     Parameters
@@ -47,6 +47,8 @@ def parse_range(spec: str | ArrayLike | None, n: int, *, what: str = "--images")
         ``"0:6000"``, ``":100"``, ``"6000:"``; a ``slice``; explicit indices; ``None`` for all ``n``.
     n : int
         Number of histograms in the dataset.
+    what : str
+        The parameter that holds ``spec`` (``images``, ``against``), named in errors.
 
     Returns
     -------
@@ -59,6 +61,7 @@ def parse_range(spec: str | ArrayLike | None, n: int, *, what: str = "--images")
     """
     if spec is None:
         return np.arange(n, dtype=np.int64)
+    what = param(what)
     if isinstance(spec, slice):
         spec = f"{'' if spec.start is None else spec.start}:{'' if spec.stop is None else spec.stop}"
     if isinstance(spec, str):
@@ -70,7 +73,7 @@ def parse_range(spec: str | ArrayLike | None, n: int, *, what: str = "--images")
             b = int(parts[1]) if parts[1].strip() else n
         except ValueError:
             raise InputError(explain(f"bad index range for {what}", expected="A:B with integers (B exclusive)",
-                                     received=repr(spec), fix="e.g. --images 0:6000")) from None
+                                     received=repr(spec), fix=f"e.g. {param(what, repr('0:6000'))}")) from None
         if not (0 <= a < b <= n):
             raise InputError(explain(f"index range {spec!r} for {what} is out of bounds",
                                      expected=f"0 <= A < B <= {n} (the dataset has {n} histograms)",
@@ -110,9 +113,9 @@ def _first_new(i, j, seen: set, n_max: int, out_i: list, out_j: list) -> None:
 
 
 def _check_count(n_pairs: int, available: int, m: int) -> None:
-    check_pos_int("--pairs", n_pairs, example=100000)
+    check_pos_int("pairs", n_pairs, example=100000)
     if n_pairs > available:
-        raise InputError(explain("--pairs is larger than the number of distinct pairs",
+        raise InputError(explain(f"{param('pairs')} is larger than the number of distinct pairs",
                                  expected=f"at most {available} distinct pairs among {m} images",
                                  received=f"{n_pairs}", fix=f"ask for at most {available} pairs or use more images"))
 
@@ -161,7 +164,7 @@ def block_pairs(indices: ArrayLike, n_pairs: int, block_size: int = 64,
     idx = np.asarray(indices, dtype=np.int64)
     m = idx.size
     _check_count(n_pairs, n_distinct_pairs(m), m)
-    block_size = check_int("--block-size", block_size, minimum=2, example=64)
+    block_size = check_int("block_size", block_size, minimum=2, example=64)
     bs = min(block_size, m)
     tri_a, tri_b = np.triu_indices(bs, k=1)
     return _group_rounds(idx, n_pairs, bs, seed, lambda group, rng: (group[tri_a], group[tri_b]))
@@ -186,7 +189,7 @@ def sparse_pairs(indices: ArrayLike, n_pairs: int, block_size: int = 64, partner
     idx = np.asarray(indices, dtype=np.int64)
     m = idx.size
     _check_count(n_pairs, n_distinct_pairs(m), m)
-    block_size = check_int("--block-size", block_size, minimum=2, example=64)
+    block_size = check_int("block_size", block_size, minimum=2, example=64)
     bs = min(block_size, m)
     k = min(check_int("partners", partners, minimum=1, example=2), bs - 1)
 

@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike
 from .._progress import progress as show_progress
 from .._validation import check_int, check_pos_int
 from ..data import DataSet, HistogramSet, PointCloudSet, load_dataset, parse_p
-from ..errors import CacheError, InputError, explain
+from ..errors import CacheError, InputError, explain, param
 from ._cache import DistanceCache
 from ._copies import auto_copies
 from ._executors import Executor, InProcessExecutor, LocalPoolExecutor, default_workers
@@ -120,20 +120,21 @@ def plan_pairs(data: HistogramSet | PointCloudSet, pairs: PairsSpec = None, *, s
                                      received=f"{i.size} pairs", fix="check the (i, j) arrays"))
         return i, j
     if pairs not in (None, "all") and (isinstance(pairs, (bool, float)) or not isinstance(pairs, (int, np.integer))):
-        raise InputError(explain("bad number of pairs", expected="a positive integer, 'all', a pair of index "
-                                 "arrays (i, j), or a pairs file", received=repr(pairs), fix="e.g. pairs=20000"))
-    idx = parse_range(images, n, what="--images")
+        raise InputError(explain(f"bad {param('pairs')}", expected="a positive integer, 'all', a pair of index "
+                                 "arrays (i, j), or a pairs file", received=repr(pairs),
+                                 fix=f"e.g. {param('pairs', 20000)}"))
+    idx = parse_range(images, n, what="images")
     if against is not None:
-        other = parse_range(against, n, what="--against")
+        other = parse_range(against, n, what="against")
         return cross_pairs(idx, other, None if pairs in (None, "all") else int(pairs), seed=seed)
     if pairs == "all":
         return all_pairs(idx)
     if pairs is None:
         raise InputError(explain("no pairs requested", expected="a number of pairs, 'all', or a pairs file",
-                                 received="nothing", fix="pass --pairs N"))
+                                 received="nothing", fix=f"pass {param('pairs', 'N')}"))
     if sampling not in SAMPLINGS:
         raise InputError(explain("unknown sampling", expected=" or ".join(SAMPLINGS), received=repr(sampling),
-                                 fix="use --sampling random, blocks or sparse"))
+                                 fix=f"pass {param('sampling', repr('random'))}, 'blocks' or 'sparse'"))
     if sampling == "blocks":
         return block_pairs(idx, pairs, block_size=block_size, seed=seed)
     if sampling == "sparse":
@@ -147,7 +148,7 @@ def _make_executor(workers, client):
 
         return DaskExecutor(client)
     w = default_workers() if workers is None or (not isinstance(workers, bool) and workers == 0) \
-        else check_pos_int("--workers", workers, example=2)
+        else check_pos_int("workers", workers, example=2)
     return InProcessExecutor() if w == 1 else LocalPoolExecutor(w)
 
 

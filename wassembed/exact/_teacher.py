@@ -32,7 +32,7 @@ from .._io import atomic_write
 from .._progress import progress as show_progress
 from .._validation import check_pos_int
 from ..data import DataSet
-from ..errors import CorruptShardError, InputError, explain
+from ..errors import CorruptShardError, InputError, explain, param
 from ._copies import CopyTargets, copies_tag, copy_files, deformation, read_copies, store_copies
 from ._datakind import exact_kind
 from ._executors import InProcessExecutor, LocalPoolExecutor
@@ -194,7 +194,7 @@ def compute_lot_targets(cache, images, *, workers: int = 1, executor=None, chunk
     if not has_lot_support(cache.data, cache.p):
         raise InputError(explain("LOT targets need p=2 and bin coordinates", expected="a grid or coords support, p=2",
                                  received=f"p={cache.p}, support {getattr(cache.data, 'support_kind', 'point clouds')}",
-                                 fix="precompute with --no-lot (pairs only)"))
+                                 fix=f"precompute with {param('lot', False)} (pairs only)"))
     images = np.unique(np.asarray(list(images) if not isinstance(images, np.ndarray) else images, dtype=np.int64))
     reference = _reference(cache, images)
     todo = np.setdiff1d(images, _done(cache))
@@ -231,7 +231,7 @@ def _copy_chunks(cache, images: np.ndarray, copies: int, tag: str, chunk_size: i
     if getattr(data, "grid", None) is None:
         raise InputError(explain("elastic copies need images on a grid", expected="a grid support",
                                  received=data.describe(),
-                                 fix="precompute without lot_copies (--lot-copies 0)"))
+                                 fix=f"precompute with {param('lot_copies', 0)}"))
     have = read_copies(copy_files(_lot_dir(cache), tag), _read_npz)
     done = set() if have is None else set(zip(have.source.tolist(), have.copy.tolist()))
     want = [(int(s), c) for s in images for c in range(copies) if (int(s), c) not in done]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..errors import InputError, explain
+from ..errors import InputError, explain, param
 from ..nn._files import (
     check_format,
     read_json,
@@ -100,7 +100,8 @@ def refuse_overwrite(directory) -> None:
     if directory is not None and (Path(directory) / "state.json").exists():
         raise InputError(explain(f"{directory} already holds a training checkpoint", expected="an empty directory",
                                  received="state.json",
-                                 fix="pass resume=True to continue it, or another checkpoint_dir"))
+                                 fix=f"pass {param('resume', True)} to continue it, or another "
+                                     f"{param('checkpoint_dir')}"))
 
 
 def restore_training_checkpoint(directory, state: TrainerState, ident: dict, settings: TrainSettings) -> None:
@@ -119,9 +120,9 @@ def restore_training_checkpoint(directory, state: TrainerState, ident: dict, set
     if found is None:
         raise InputError(explain("nothing to resume", expected=f"a checkpoint in {directory}",
                                  received="no state.json",
-                                 fix="train without resume=True first (a checkpoint is written after each pair "
-                                     "epoch; a run stopped before its first pair epoch ended, e.g. during the "
-                                     "distillation phase, left none)"))
+                                 fix=f"train without {param('resume', True)} first (a checkpoint is written after "
+                                     "each pair epoch; a run stopped before its first pair epoch ended, e.g. during "
+                                     "the distillation phase, left none)"))
     meta, tensors = found
     for key, value in ident.items():
         made = meta.get("ident", {}).get(key)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 import warnings
 
+from ..errors import WassembedWarning, param
+
 __all__ = ["MIN_CALIBRATION_PAIRS", "MIN_VALIDATION_PAIRS", "SmallDataWarning", "small_data_problems",
            "warn_small_data"]
 
@@ -31,7 +33,7 @@ MIN_VALIDATION_PAIRS = 100
 MIN_TAIL_PAIRS = 5
 
 
-class SmallDataWarning(UserWarning):
+class SmallDataWarning(WassembedWarning):
     """Training succeeded, but on too few held-out pairs for reliable error bars or early stopping."""
 
 
@@ -52,7 +54,8 @@ def _more_pairs(total: int, have: float, need: int, images: int) -> str:
 
     Examples
     --------
-    >>> _more_pairs(4000, 41, 200, 1400)
+    >>> from wassembed.errors import render  # the parameters are marked (wassembed.errors.param)
+    >>> render(_more_pairs(4000, 41, 200, 1400))
     'pairs=20000 in precompute; its 1400 images allow up to 979,300'
     """
     most = images * (images - 1) // 2
@@ -60,8 +63,9 @@ def _more_pairs(total: int, have: float, need: int, images: int) -> str:
     step = 10 ** max(int(math.log10(want)) - 1, 0)
     want = int(math.ceil(want / step) * step)
     if want > most:
-        return f"pairs={most} in precompute, all that its {images} images allow; more images give more"
-    return f"pairs={want} in precompute; its {images} images allow up to {most:,}"
+        return f"{param('pairs', most)} in {param('precompute')}, all that its {images} images allow; more images " \
+               "give more"
+    return f"{param('pairs', want)} in {param('precompute')}; its {images} images allow up to {most:,}"
 
 
 def _calibration_images(images: int, val_fraction: float) -> int:
@@ -102,7 +106,7 @@ def small_data_problems(*, n_val: int, n_cal: int, fallback: bool, total: int, i
     >>> small_data_problems(n_val=900, n_cal=800, fallback=False, total=8000, images=1400, val_fraction=0.1)
     []
     """
-    raise_vf = f"or raise val_fraction (now {val_fraction:g}) to hold out more images"
+    raise_vf = f"or raise {param('val_fraction')} (now {val_fraction:g}) to hold out more images"
     out = []
     if n_cal < MIN_CALIBRATION_PAIRS:
         c = _calibration_images(images, val_fraction)
@@ -116,18 +120,18 @@ def small_data_problems(*, n_val: int, n_cal: int, fallback: bool, total: int, i
         else:
             what = (f"{n_cal} pairs of two held-out calibration images (the last {c} images, which allow "
                     f"{c * (c - 1) // 2:,} pairs)")
-        more = ("raise calibration_pairs (pairs among the calibration images solved for the run), or "
+        more = (f"raise {param('calibration_pairs')} (pairs among the calibration images solved for the run), or "
                 if not fallback and c * (c - 1) // 2 >= MIN_CALIBRATION_PAIRS else "")
         out.append(f"the error bars are calibrated on {what}: {levels}, and the coverage they deliver may be far "
                    f"from the level asked for (at least {MIN_CALIBRATION_PAIRS} calibration pairs expected, among "
-                   f"as many images as possible); fix: {more}hold out more images: raise val_fraction (now "
+                   f"as many images as possible); fix: {more}hold out more images: raise {param('val_fraction')} (now "
                    f"{val_fraction:g}; two thirds of the held-out images calibrate), or precompute pairs over more "
                    "images")
     if n_val < MIN_VALIDATION_PAIRS:
         out.append(f"early stopping compared epochs on {n_val} validation pairs (at least {MIN_VALIDATION_PAIRS} "
                    "expected): the best epoch may have been picked by noise; fix: precompute more pairs "
                    f"({_more_pairs(total, n_val, MIN_VALIDATION_PAIRS, images)}) {raise_vf}, or set "
-                   "patience=0 and choose epochs yourself")
+                   f"{param('patience', 0)} and choose epochs yourself")
     return out
 
 

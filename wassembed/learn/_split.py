@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError, explain
+from ..errors import InputError, explain, param
 from ..exact import CloudSolver, ExactSolver, PairTable
 from ._batching import plan_units
 from ._settings import TrainSettings
@@ -209,15 +209,16 @@ def _too_small(cache, table: PairTable, n_tr: int, n_va: int, val_fraction: floa
     most = u * (u - 1) // 2
     if len(table) >= most:
         more = (f"its {u} images allow no more than n(n-1)/2 = {most} pairs and the cache holds them all: "
-                "precompute pairs over more images (the `images` of precompute, or a larger dataset)")
+                f"precompute pairs over more images ({param('images')} of {param('precompute')}, or a larger "
+                "dataset)")
     else:
-        more = (f"precompute more pairs (`pairs` of precompute, e.g. pairs={min(most, 10000)}: its {u} images "
-                f"allow up to n(n-1)/2 = {most})")
+        more = (f"precompute more pairs ({param('pairs', min(most, 10000))} in {param('precompute')}: its {u} "
+                f"images allow up to n(n-1)/2 = {most})")
     return InputError(explain(f"cache {cache.path} is too small to train on",
                               expected="at least 10 training and 5 validation pairs after the split by image",
                               received=f"{len(table)} pairs: {n_tr} train, {n_va} validation "
-                                       f"(val_fraction={val_fraction:g})",
-                              fix=f"{more}; or change val_fraction"))
+                                       f"({param('val_fraction', f'{val_fraction:g}')})",
+                              fix=f"{more}; or change {param('val_fraction')}"))
 
 
 def split_pairs(cache, settings: TrainSettings, seed: int) -> TrainingPairs:
@@ -236,7 +237,8 @@ def split_pairs(cache, settings: TrainSettings, seed: int) -> TrainingPairs:
     if len(table) == 0:
         raise InputError(explain(f"cache {cache.path} holds no pairs", expected="exact distances to train on",
                                  received="0 pairs",
-                                 fix="precompute exact distances into it first (e.g. pairs=20000 in precompute)"))
+                                 fix=f"precompute exact distances into it first (e.g. {param('pairs', 20000)} in "
+                                     f"{param('precompute')})"))
     used = np.unique(np.concatenate([table.i, table.j]))
     sel_images, cal_images = split_images(used, settings.val_fraction, seed)
     sel, cal = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)

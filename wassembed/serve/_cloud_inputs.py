@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..data import PointCloudSet
-from ..errors import InputError, explain
+from ..errors import InputError, explain, param
 
 __all__ = ["CloudInputs", "as_clouds", "prepare_clouds"]
 
@@ -69,7 +69,7 @@ def as_clouds(X, what: str, d: int) -> tuple[PointCloudSet, torch.device | None]
     >>> as_clouds(np.zeros((5, 2)), "X", 2)[0].n  # one cloud
     1
     """
-    like = X.device if isinstance(X, torch.Tensor) else None
+    like, what = X.device if isinstance(X, torch.Tensor) else None, param(what)
     if isinstance(X, torch.Tensor):
         X = X.detach().to("cpu", torch.float64).numpy()
     if isinstance(X, PointCloudSet):

@@ -57,7 +57,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._validation import check_number, check_pos_int
-from ..errors import InputError, explain
+from ..errors import InputError, explain, param
 from ._warnings import MIN_TAIL_PAIRS
 
 __all__ = ["ConformalCalibrator", "DistanceEstimate", "conformal_quantile"]
@@ -96,9 +96,9 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
 
 
 def check_level(level, what: str = "interval") -> float:
-    """Validate a coverage level in (0, 1)."""
-    return check_number(f"{what} level", level, low=0, high=1, low_open=True, high_open=True,
-                        fix="pass e.g. 0.9 for 90 % intervals")
+    """Validate a coverage level in (0, 1) (the parameter ``level``; ``what`` it is the level of)."""
+    return check_number("level", level, low=0, high=1, low_open=True, high_open=True,
+                        fix=f"pass e.g. {param('level', 0.9)} (a 90 % {what} level)")
 
 
 class ConformalCalibrator:
@@ -156,7 +156,7 @@ class ConformalCalibrator:
             raise InputError(explain("bad conformal offset", expected="a positive finite floor c",
                                      received=repr(offset), fix="pass offset='auto'"))
         nb = max(1, min(5, pred.size // 250)) if bins == "auto" else \
-            check_pos_int("number of conformal bins", bins, fix="pass bins='auto' or a positive int")
+            check_pos_int("bins", bins, fix=f"pass {param('bins', repr('auto'))} or a positive int")
         self.offset = offset
         self.n = int(pred.size)
         denom = pred + offset

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..data import as_weights
-from ..errors import InputError, explain
+from ..errors import InputError, explain, param
 from . import _inputs
 
 __all__ = ["DeviceInputs", "normalise", "prepare"]
@@ -94,7 +94,7 @@ def prepare(X, what: str, *, grid, k) -> DeviceInputs:
     (:func:`~wassembed.serve._inputs.as_batch`, then ``as_weights``'s shape checks on one row)."""
     if isinstance(X, DeviceInputs):
         return X
-    data, like = _direct(X)
+    data, like, what = *_direct(X), param(what)
     if data is None:  # lists, other dtypes, empty or badly ranked arrays: as_weights (which explains errors)
         w, like = _inputs.weights(X, what, grid=grid, k=k)
         return DeviceInputs(w, like, what, grid, k)

@@ -29,7 +29,7 @@ import torch
 
 from .._results import Neighbors
 from ..data import make_ground_cost, parse_p
-from ..errors import InputError, ModelFileError, explain
+from ..errors import InputError, ModelFileError, explain, param
 from ..nn import LatentDistance, resolve_device
 from . import _device_inputs, _forward, _geometry, _inputs, _neighbors, _ood
 from ._conformal import ConformalCalibrator, DistanceEstimate, check_level
@@ -256,9 +256,10 @@ class WassersteinEmbedding:
             (ZX, ex), (ZY, ey) = ZX, ZY
             _ood.warn_if_ood((ex, ey), self.ood_threshold(score=score), score=score, stacklevel=stacklevel)
         if ZX.shape[0] != ZY.shape[0] and 1 not in (ZX.shape[0], ZY.shape[0]):
-            raise InputError(explain("X and Y hold different numbers of inputs", expected="equal counts (paired "
-                                     "distances) or a single input on one side", received=f"{ZX.shape[0]} and "
-                                     f"{ZY.shape[0]}", fix="use cdist(X, Y) for all pairs"))
+            raise InputError(explain(f"{param('X')} and {param('Y')} hold different numbers of inputs",
+                                     expected="equal counts (paired distances) or a single input on one side",
+                                     received=f"{ZX.shape[0]} and {ZY.shape[0]}",
+                                     fix=f"use {param('cdist(X, Y)')} for all pairs"))
         return self.distance_fn.paired(ZX, ZY).double(), like
 
     def distance(self, X: Inputs, Y: Inputs, *, root: bool = False, warn_ood: bool | str = True,
@@ -305,7 +306,8 @@ class WassersteinEmbedding:
         if cal is None:
             raise InputError(explain(f"{what} needs calibration pairs", expected="calibration['val_pred'] and "
                                      "['val_target'] stored at training time", received="a model without them",
-                                     fix="use a model from wassembed.train, or pass n_candidates= for kNN"))
+                                     fix=f"use a model from {param('wassembed.train')}, or pass "
+                                         f"{param('n_candidates')} for kNN"))
         return cal
 
     def cdist(self, XA: Inputs, XB: Inputs, *, root: bool = False, tile_size: int = 2048,

@@ -21,7 +21,7 @@ import torch
 
 from .._validation import check_pos_int
 from ..data import as_weights
-from ..errors import InputError, explain
+from ..errors import InputError, explain, param
 
 #: images ``(n, H, W)`` / ``(H, W)`` or histograms ``(n, k)`` / ``(k,)``: numpy (or array-like) or torch
 Inputs = np.ndarray | torch.Tensor | list
@@ -72,6 +72,7 @@ def as_batch(arr, what: str, *, grid, k):
     >>> as_batch(np.ones((4, 6)), "X", grid=(2, 3), k=6).shape
     (4, 6)
     """
+    what = param(what)  # the argument's name (the command line names its file instead)
     try:
         a = np.asarray(arr)
     except ValueError:  # ragged nested lists: as_weights explains them
@@ -95,7 +96,7 @@ def weights(X, what: str, *, grid, k):
     """``(w, like)``: float64 histograms ``(n, k)`` summing to 1 of images or histograms ``X`` (a single one
     is a batch of one, :func:`as_batch`), and :func:`unwrap`'s device of ``X``. ``grid`` is the model's grid
     (or None, then ``k`` its number of bins)."""
-    arr, like = unwrap(X)
+    arr, like, what = *unwrap(X), param(what)
     arr = as_batch(arr, what, grid=grid, k=k)
     return as_weights(arr, what=what, grid=grid, k=None if grid else k)[0], like
 

@@ -27,7 +27,7 @@ import torch
 
 from .._results import Neighbors
 from .._validation import check_pos_int
-from ..errors import InputError, explain
+from ..errors import InputError, explain, param
 from ..nn import LatentDistance
 from . import _inputs
 from ._conformal import check_level
@@ -296,17 +296,21 @@ def rerank_blocks(ZQ: torch.Tensor, ZR: torch.Tensor, W, k: int, solver, *, dist
 def check_rerank(exact_rerank: bool, n_candidates) -> None:
     """Refuse a candidate budget without exact re-ranking (it would be ignored: the answer would be estimates)."""
     if n_candidates is not None and not exact_rerank:
-        raise InputError(explain("n_candidates applies to exact re-ranking", expected="exact_rerank=True with "
-                                 "n_candidates", received=f"n_candidates={n_candidates!r} without exact_rerank",
-                                 fix="pass exact_rerank=True too, or drop n_candidates for estimates"))
+        raise InputError(explain(f"{param('n_candidates')} applies to exact re-ranking",
+                                 expected=f"{param('exact_rerank', True)} with {param('n_candidates')}",
+                                 received=f"{param('n_candidates', repr(n_candidates))} without "
+                                          f"{param('exact_rerank')}",
+                                 fix=f"pass {param('exact_rerank', True)} too, or drop {param('n_candidates')} "
+                                     "for estimates"))
 
 
 def check_k(k, n_ref: int) -> int:
     """Validate a neighbour count against the reference set size."""
-    k = check_pos_int("number of neighbours k", k, fix="pass e.g. k=10")
+    k = check_pos_int("k", k, example=10)
     if k > n_ref:
-        raise InputError(explain("k is larger than the reference set", expected=f"k <= {n_ref} (references)",
-                                 received=f"k = {k}", fix="lower k or add references"))
+        raise InputError(explain(f"{param('k')} is larger than the reference set",
+                                 expected=f"{param('k')} <= {n_ref} (references)", received=f"{param('k')} = {k}",
+                                 fix=f"lower {param('k')} or add references"))
     return int(k)
 
 

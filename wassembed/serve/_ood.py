@@ -38,7 +38,7 @@ import warnings
 import numpy as np
 import torch
 
-from ..errors import InputError, explain
+from ..errors import InputError, explain, param
 from . import _forward
 from ._conformal import check_level, conformal_quantile
 from ._warnings import ServingWarning
@@ -306,7 +306,7 @@ def warn_if_ood(scores, threshold: float, *, score: str = "reconstruction", stac
         warnings.warn(f"{flagged} of {total} inputs {_WHAT[score]} 99 % of the training data's inputs unseen by "
                       f"the score's reference (out of distribution? score '{score}'; about 1 % of inputs like the "
                       f"training data are flagged): estimates may be unreliable; pass "
-                      "warn_ood=False to silence", OutOfDistributionWarning, stacklevel=stacklevel)
+                      f"{param('warn_ood', False)} to silence", OutOfDistributionWarning, stacklevel=stacklevel)
     return flagged
 
 

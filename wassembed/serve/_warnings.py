@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import warnings
 
+from ..errors import WassembedWarning, param
+
 __all__ = ["CalibrationWarning", "EvaluationWarning", "MIN_TAIL_PAIRS", "RerankWarning", "ServingWarning",
            "warn_brute_force", "warn_few_calibration_pairs", "warn_unchecked_overlap"]
 
@@ -23,7 +25,7 @@ MIN_TAIL_PAIRS = 5.0
 BRUTE_FORCE_FRACTION = 0.5
 
 
-class ServingWarning(UserWarning):
+class ServingWarning(WassembedWarning):
     """Base class of the served model's warnings."""
 
 
@@ -56,8 +58,9 @@ def warn_few_calibration_pairs(level: float, m: int, n_bins: int, n_stored: int,
     warnings.warn(f"too few calibration pairs for {100 * level:g} % error bars: the quantile is taken over {where} "
                   f"of the model's {n_stored} calibration pairs, so it rests on (m + 1)(1 − level) = {tail:.1f} "
                   f"pairs beyond it (expected at least {MIN_TAIL_PAIRS:g}, i.e. m >= {need}); the coverage actually "
-                  f"obtained may be far from {100 * level:g} %; fix: precompute more pairs or raise val_fraction "
-                  f"when training, or ask for {lower}", CalibrationWarning, stacklevel=stacklevel)
+                  f"obtained may be far from {100 * level:g} %; fix: precompute more pairs or raise "
+                  f"{param('val_fraction')} when training, or ask for {lower}", CalibrationWarning,
+                  stacklevel=stacklevel)
     return True
 
 
@@ -70,10 +73,10 @@ def warn_brute_force(n_exact: int, n_queries: int, n_references: int, k: int, le
         return False
     warnings.warn(f"adaptive exact re-ranking solved {n_exact} of the {pairs} (query, reference) pairs "
                   f"({100 * n_exact / pairs:.0f} %, {n_exact / n_queries:.1f} of {n_references} references per "
-                  f"query; brute force solves them all): the model's conformal lower bounds at level={level:g} are "
-                  "too loose to rule references out; fix: use a better-trained model (more pairs or epochs), a "
-                  f"lower level (e.g. level=0.9), or a fixed budget of candidates (e.g. n_candidates={4 * k})",
-                  RerankWarning, stacklevel=stacklevel)
+                  f"query; brute force solves them all): the model's conformal lower bounds at "
+                  f"{param('level', f'{level:g}')} are too loose to rule references out; fix: use a better-trained "
+                  f"model (more pairs or epochs), a lower level (e.g. {param('level', 0.9)}), or a fixed budget of "
+                  f"candidates (e.g. {param('n_candidates', 4 * k)})", RerankWarning, stacklevel=stacklevel)
     return True
 
 
