@@ -63,7 +63,7 @@ def bench_exact(data, pairs, workers, seed, repeats, tables, others, sizes, solv
         raise click.BadParameter(f"unknown table(s) {', '.join(sorted(unknown))}: use loop, solvers, end-to-end",
                                  param_hint="--tables")
     names = [data, *others]
-    sets = {Path(n).name.split("-images")[0] if n != "digits" else n: load_dataset(n) for n in names}
+    sets = {_short_name(n): load_dataset(n) for n in names}
     log = lambda msg: click.echo(msg, err=True)
     out: dict = {}
     if "loop" in chosen:
@@ -85,6 +85,16 @@ def bench_exact(data, pairs, workers, seed, repeats, tables, others, sizes, solv
     if "loop" in out:
         click.echo(format_exact_benchmark(out["loop"]) + "\n")
     click.echo(format_solver_benchmark(out.get("solvers"), out.get("end_to_end", [])))
+
+
+def _short_name(path: str) -> str:
+    """A data file's name in a table: ``mnist-8k`` for ``mnist-8k-images-idx3-ubyte.gz``, ``fashion-mnist/train``
+    for ``.../fashion-mnist/train-images-idx3-ubyte.gz`` (a generic stem keeps its folder's name)."""
+    if path == "digits":
+        return path
+    p = Path(path)
+    stem = p.name.split("-images")[0].split(".")[0]
+    return f"{p.parent.name}/{stem}" if stem in ("train", "t10k", "test") and p.parent.name else stem
 
 
 def _integer_images(hs):
