@@ -1,7 +1,7 @@
 """Train a Wasserstein embedding from a distance cache alone.
 
 Given exact values ``y_ij = W_p^p(x_i, x_j)`` of a cache, the encoder φ and decoder ψ minimise
-:class:`~wassembed.learn.DWELoss` (``(‖φ(x_i) − φ(x_j)‖^p − y_ij)²`` plus ``2λ·KL(x ‖ softmax ψ(φ(x)))``).
+:class:`~wassembed.learn._losses.DWELoss` (``(‖φ(x_i) − φ(x_j)‖^p − y_ij)²`` plus ``2λ·KL(x ‖ softmax ψ(φ(x)))``).
 
 * **Split by image.** A fraction of the images is held out (:mod:`._split`); training pairs have no held-out
   image. The last held-out images by index calibrate the conformal intervals on pairs of two of them (the
@@ -53,9 +53,10 @@ from .._validation import check_int
 from .._version import __version__
 from ..data import POINT_CLOUDS
 from ..errors import InputError, explain
-from ..exact import DistanceCache, read_lot_targets
+from ..exact import DistanceCache
+from ..exact._teacher import read_lot_targets
 from ..nn import ModelConfig, resolve_device
-from ..serve import CloudEmbedding, WassersteinEmbedding
+from ..serve import BaseEmbedding
 from ._calibration import FALLBACK, calibrate
 from ._checkpoints import refuse_overwrite, restore_training_checkpoint, save_training_checkpoint
 from ._decoder import fit_decoder
@@ -187,8 +188,9 @@ def _info(cache, pairs: TrainingPairs, state: TrainerState, settings: TrainSetti
 def train(cache: DistanceCache | str | os.PathLike, *, model: str | ModelConfig = "fast",
           settings: TrainSettings | None = None, checkpoint_dir: str | os.PathLike | None = None,
           resume: bool = False, device: str = "auto", seed: int = 0, progress: bool = True,
-          log: str | os.PathLike | None = None, threads: int | None = None, **overrides) -> WassersteinEmbedding:
-    """Train a :class:`~wassembed.serve.WassersteinEmbedding` on the pairs of a distance cache.
+          log: str | os.PathLike | None = None, threads: int | None = None, **overrides) -> BaseEmbedding:
+    """Train a served model on the pairs of a distance cache: a :class:`~wassembed.serve.WassersteinEmbedding`
+    for histograms, a :class:`~wassembed.serve.CloudEmbedding` for point clouds.
 
     Parameters
     ----------
@@ -219,7 +221,7 @@ def train(cache: DistanceCache | str | os.PathLike, *, model: str | ModelConfig 
 
     Returns
     -------
-    WassersteinEmbedding
+    WassersteinEmbedding or CloudEmbedding
         The best model on validation, with ``info`` and ``calibration``.
 
     Warns
@@ -332,9 +334,6 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     info["training"]["warnings"] = warn_small_data(
         n_val=len(pairs.val), n_cal=int(cal.arrays["val_pred"].size), fallback=cal.source == FALLBACK,
         total=len(pairs.all), images=int(pairs.all_images.size), val_fraction=settings.val_fraction, stacklevel=3)
-    if cfg.data_kind == POINT_CLOUDS:
-        return CloudEmbedding(state.encoder.cpu(), state.decoder.cpu(), config=cfg, p=p, info=info,
-                              calibration=cal.arrays, device=str(dev))
-    return WassersteinEmbedding(state.encoder.cpu(), state.decoder.cpu(), config=cfg, p=p, grid=data.grid,
-                                coords=data.coords, cost=data.cost, info=info, calibration=cal.arrays,
-                                device=str(dev))
+    served = BaseEmbedding.model_class(cfg)  # WassersteinEmbedding or CloudEmbedding: the sibling of the config
+    return served(state.encoder.cpu(), state.decoder.cpu(), config=cfg, p=p, info=info, calibration=cal.arrays,
+                  device=str(dev), **served.support_of(data))

@@ -3,8 +3,9 @@
 A :class:`CloudEmbedding` holds a set encoder :math:`\\varphi` (:class:`~wassembed.nn.SetEncoder`) and decoder
 :math:`\\psi` (:class:`~wassembed.nn.SetDecoder`) trained so that
 :math:`\\|\\varphi(\\mu) - \\varphi(\\nu)\\|^2 \\approx W_2^2(\\mu, \\nu)` with the squared Euclidean cost between
-points (``p = 1``: :math:`\\|\\cdot\\| \\approx W_1`). It inherits every method of
-:class:`~wassembed.serve.WassersteinEmbedding`; what differs is the data:
+points (``p = 1``: :math:`\\|\\cdot\\| \\approx W_1`). It is the sibling of
+:class:`~wassembed.serve.WassersteinEmbedding` (histograms): both serve every method of their base,
+:class:`~wassembed.serve._embedding.BaseEmbedding`; what differs is the data:
 
 * inputs are clouds in any form of :mod:`._cloud_inputs` (a list of ``(points, weights)``, a
   :class:`~wassembed.data.PointCloudSet`, one cloud, uniform or packed 3-D arrays), of the model's dimension
@@ -22,11 +23,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data import PointCloudSet
+from ..data import POINT_CLOUDS, PointCloudSet
 from ..errors import InputError, explain
+from ..nn import SetConfig
 from . import _inputs
 from ._cloud_inputs import as_clouds, prepare_clouds
-from ._embedding import WassersteinEmbedding
+from ._embedding import BaseEmbedding
 from ._forward import need_decoder
 from ._inputs import Device, Inputs, Outputs
 from ._inputs import rewrap as _out
@@ -34,15 +36,15 @@ from ._inputs import rewrap as _out
 __all__ = ["CloudEmbedding"]
 
 
-class CloudEmbedding(WassersteinEmbedding):
+class CloudEmbedding(BaseEmbedding):
     """A trained set encoder/decoder pair serving approximate :math:`W_p^p` between point clouds.
 
     Parameters
     ----------
     encoder, decoder : torch.nn.Module
         Packed clouds ``(n, kmax, d + 1)`` → ``(n, embed_dim)``; ``(n, embed_dim)`` → packed ``(n, m, d + 1)``.
-    config : ModelConfig
-        A ``kind="set"`` configuration (``point_dim`` is the clouds' dimension ``d``).
+    config : SetConfig
+        The set networks' configuration (``point_dim`` is the clouds' dimension ``d``).
     p : {1, 2}
     info, calibration, device : as for :class:`~wassembed.serve.WassersteinEmbedding`.
 
@@ -56,33 +58,33 @@ class CloudEmbedding(WassersteinEmbedding):
     ((2,), (3, 1), (4, 3))
     """
 
-    point_clouds = True
+    config_type = SetConfig
+    data_kind = POINT_CLOUDS
 
-    def __init__(self, encoder, decoder, *, config, p, grid=None, coords=None, cost=None, info=None,
-                 calibration=None, device="cpu"):
-        if getattr(config, "kind", None) != "set" or grid is not None or coords is not None or cost is not None:
-            raise InputError(explain("bad point-cloud model", expected="a kind='set' ModelConfig and no grid, "
-                                     "coordinates or cost", received=f"config kind {getattr(config, 'kind', None)!r}",
+    def __init__(self, encoder, decoder, *, config, p, info=None, calibration=None, device="cpu"):
+        if not isinstance(config, SetConfig):
+            raise InputError(explain("bad point-cloud model", expected="a SetConfig (ModelConfig.preset('set', ...))",
+                                     received=f"{type(config).__name__} kind {getattr(config, 'kind', None)!r}",
                                      fix="use WassersteinEmbedding for histogram models"))
         super().__init__(encoder, decoder, config=config, p=p, info=info, calibration=calibration, device=device)
 
-    def __repr__(self) -> str:
-        return (f"CloudEmbedding(p={self.p}, point_dim={self.point_dim}, device={self.device}, "
-                f"calibrated={self._calibrator() is not None})")
+    @classmethod
+    def support_of(cls, data) -> dict:
+        """No support arguments: each cloud brings its points."""
+        return {}
+
+    def _describe(self) -> str:
+        return f"point_dim={self.point_dim}"
+
+    def _support_mismatch(self, data) -> tuple[str, str] | None:
+        if data.d != self.point_dim:
+            return f"point clouds in {self.point_dim} dimensions", f"point clouds in {data.d} dimensions"
+        return None
 
     @property
     def point_dim(self) -> int:
         """Dimension ``d`` of the points."""
         return int(self.config.point_dim)
-
-    def ground_cost(self):
-        raise InputError(explain("a point-cloud model has no fixed ground cost", expected="a histogram model",
-                                 received="a point-cloud model (the cost is between each pair's points)",
-                                 fix="use wassembed.exact.cloud_ground_cost(points_a, points_b, p)"))
-
-    def histograms(self, X: Inputs, what: str = "input"):
-        raise InputError(explain("a point-cloud model reads clouds, not histograms", expected="clouds()",
-                                 received="histograms()", fix=f"call clouds({what}) for the validated set"))
 
     def clouds(self, X: Inputs, what: str = "input"):
         """Validate ``X`` (any accepted form) and return it as a :class:`~wassembed.data.PointCloudSet`."""

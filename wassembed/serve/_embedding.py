@@ -1,18 +1,28 @@
-"""The served model: fast approximate Wasserstein distances from a learned embedding.
+"""The served model's base: fast approximate Wasserstein distances from a learned embedding, for any kind of data.
 
-An encoder :math:`\\varphi` maps a histogram to :math:`\\mathbb R^d` so that
+An encoder :math:`\\varphi` maps an input (a histogram, a point cloud) to :math:`\\mathbb R^d` so that
 :math:`\\|\\varphi(x) - \\varphi(y)\\|^2 \\approx W_2^2(x, y)` (``p = 2``) or
 :math:`\\|\\varphi(x) - \\varphi(y)\\| \\approx W_1(x, y)` (``p = 1``); a decoder :math:`\\psi` maps embeddings
-back to histograms (softmax of its logits). Every distance returned is in the units of the cache,
-:math:`W_p^p`, unless ``root=True`` asks for :math:`W_p`.
+back to inputs. Every distance returned is in the units of the cache, :math:`W_p^p`, unless ``root=True`` asks
+for :math:`W_p`.
 
-Inputs, dtypes and the shapes of decoded outputs follow three rules, stated once in the Notes of
-:class:`WassersteinEmbedding`.
+:class:`BaseEmbedding` holds what every served model shares: the state, persistence, embeddings, distances,
+error bars, matrices, neighbours with exact re-ranking, decoded geometry and the out-of-distribution scores.
+What depends on the kind of data is a few hooks, implemented by its two siblings:
+:class:`~wassembed.serve.WassersteinEmbedding` (histograms and images, :mod:`._histogram_model`) and
+:class:`~wassembed.serve.CloudEmbedding` (point clouds, :mod:`._cloud_model`):
+
+- ``_prepare(X, what)``: inputs validated and read in batches on a device;
+- ``_exact_data(Q, R)`` and ``_exact_solver()``: the prepared inputs as the exact solver reads them, and the
+  solver (exact re-ranking);
+- ``decode(Z)``: decoded inputs; ``_encode(data, dev, batch_size)``: embeddings of validated data;
+- ``_describe()`` (``repr``), ``_support_mismatch(data)`` (whether data of the model's kind is on its support),
+  ``_input_scores`` (OOD scores computed on the inputs, without a network pass).
 
 Every estimate comes from one :class:`~wassembed.nn.LatentDistance` (``distance_fn``, the one training uses);
-the out-of-distribution scores and their calibration are :mod:`._ood`'s. This class holds the state and the
-public methods; it composes :mod:`._inputs` and :mod:`._device_inputs` (validation), :mod:`._forward` (batched
-passes), :mod:`._neighbors` (distance tiles, kNN, re-ranking), :mod:`._geometry` (decoded geometry), :mod:`._ood`.
+the out-of-distribution scores and their calibration are :mod:`._ood`'s. The class composes :mod:`._inputs`
+(validation), :mod:`._forward` (batched passes), :mod:`._neighbors` (distance tiles, kNN, re-ranking),
+:mod:`._geometry` (decoded geometry), :mod:`._ood`.
 
 Calls share no mutable state: one model can serve many threads at once.
 """
@@ -20,6 +30,7 @@ Calls share no mutable state: one model can serve many threads at once.
 
 from __future__ import annotations
 
+import abc
 import os
 import threading
 import warnings
@@ -28,10 +39,10 @@ import numpy as np
 import torch
 
 from .._results import Neighbors
-from ..data import make_ground_cost, parse_p
-from ..errors import InputError, ModelFileError, explain, param
+from ..data import kind_class, parse_p
+from ..errors import CacheMismatchError, InputError, ModelFileError, explain, param
 from ..nn import LatentDistance, resolve_device
-from . import _device_inputs, _forward, _geometry, _inputs, _neighbors, _ood
+from . import _forward, _geometry, _inputs, _neighbors, _ood
 from ._conformal import ConformalCalibrator, DistanceEstimate, check_level
 from ._geometry import PrincipalDirections
 from ._inputs import Device, Inputs, Outputs
@@ -39,77 +50,59 @@ from ._inputs import rewrap as _out
 from ._modelfile import read_model, save_model
 from ._warnings import warn_few_calibration_pairs
 
-__all__ = ["OutOfDistributionWarning", "PrincipalDirections", "WassersteinEmbedding"]
+__all__ = ["BaseEmbedding", "OutOfDistributionWarning", "PrincipalDirections"]
 
 OutOfDistributionWarning = _ood.OutOfDistributionWarning
 
 
-class WassersteinEmbedding:
-    """A trained encoder/decoder pair serving approximate :math:`W_p^p` (see the module docstring).
+class BaseEmbedding(abc.ABC):
+    """A trained encoder/decoder pair serving approximate :math:`W_p^p` (see the module docstring): the base of
+    :class:`~wassembed.serve.WassersteinEmbedding` (histograms) and :class:`~wassembed.serve.CloudEmbedding`
+    (point clouds).
 
     Parameters
     ----------
     encoder, decoder : torch.nn.Module
-        ``(n, k)`` float32 histograms → ``(n, d)``; ``(n, d)`` → ``(n, k)`` logits.
-    config : models.ModelConfig (any object is kept as given)
+        Inputs (as the kind's networks read them) → ``(n, d)``; ``(n, d)`` → decoded inputs.
+    config : ModelConfig
+        The architecture (:class:`~wassembed.nn.HistogramConfig` or :class:`~wassembed.nn.SetConfig`).
     p : {1, 2}
-    grid, coords, cost : the support (a grid ``(H, W)``, coordinates ``(k, dim)`` or a cost ``(k, k)``).
     info : dict, JSON-able metadata. calibration : dict of arrays ``val_pred``, ``val_target``,
-        ``train_recon``, ``train_images`` (see ``docs/design.md``), ``pca_mean``, ``pca_basis``, ``pca_scores``
-        (:mod:`._ood`).
+        ``train_images`` (see ``docs/design.md``) and the OOD reference of the kind (:mod:`._ood`).
     device : "cpu", "cuda", "cuda:N" or "auto"; the default device of every method.
 
     Attributes
     ----------
     distance_fn : wassembed.nn.LatentDistance
         Estimates of :math:`W_p^p` from embeddings (and :math:`W_p` with ``root``), as in training.
-
-    Notes
-    -----
-    **Inputs.** Images ``(n, H, W)`` or histograms ``(n, k)`` (uint8 or float, numpy or torch), or a single
-    image ``(H, W)`` of the model's grid or histogram ``(k,)``: a batch of one, the same as ``X[None]``.
-    Paired :meth:`distance` broadcasts a single input (or a batch of one) against the other side, one
-    against many; every other method reads it as ``n = 1``. A shape that fits neither form is refused with
-    both forms spelled out. Inputs travel in their own dtype to the device of the call (CUDA: in large
-    pinned batches) and are validated and normalised there (:mod:`._device_inputs`; the errors of
-    :func:`wassembed.data.as_weights`). Numpy in, numpy out; torch in, torch out on the input's device
-    (:meth:`embed`, :meth:`distance`, :meth:`cdist`, :meth:`kneighbors` never copy a CUDA input to the host).
-
-    **Dtypes and precision.** Inputs of any dtype become float32 histograms (float64 inputs are normalised in
-    float64 first, uint8 images are divided by their exact float32 pixel sums), the network's precision.
-    Every distance is float64, numpy or torch: estimates, interval bounds, exact re-ranked values, OOD scores
-    (so estimates and exact values compare and mix without casts); embeddings and decoded histograms are
-    float32; the estimates are the float32 network's, widened. ``cdist(..., precision="bf16")`` (opt-in)
-    rounds the embeddings to bfloat16 for the matrix product's cross term ``a·b`` (norms and sums stay
-    float32; error at most ~1 % of ``‖a − c‖² + ‖b − c‖²``, ``c`` the centre; see
-    ``docs/benchmarks-serving.md``); the output stays float64.
-
-    **Decoded shapes.** :meth:`decode`, :meth:`barycenter`, :meth:`interpolate` and
-    :meth:`principal_directions` return histograms in the form of the model's inputs: images ``(…, H, W)``
-    for a grid model, ``(…, k)`` for coordinates or a cost matrix; each sums to 1.
-
-    Examples
-    --------
-    >>> enc, dec = torch.nn.Linear(4, 3), torch.nn.Linear(3, 4)
-    >>> emb = WassersteinEmbedding(enc, dec, config=None, p=2, grid=(2, 2))
-    >>> emb.embed(np.eye(4)).shape, emb.cdist(np.eye(4), np.eye(4)[:2]).shape
-    ((4, 3), (4, 2))
-    >>> d = emb.distance(np.eye(4)[0], np.eye(4))  # one histogram (k,) against four
-    >>> d.shape, d.dtype, emb.barycenter(np.eye(4)).shape  # a grid model decodes images (H, W)
-    ((4,), dtype('float64'), (2, 2))
     """
 
-    #: whether the model reads point clouds (:class:`~wassembed.serve.CloudEmbedding`) rather than histograms
-    point_clouds = False
+    #: the configuration class of the networks this model serves (set by each sibling)
+    config_type: type | None = None
+    #: the kind of data it reads (a :class:`~wassembed.data.DataSet` kind)
+    data_kind: str = ""
+    #: the serving class of each configuration class (filled by ``__init_subclass__``)
+    _by_config: dict = {}
 
-    def __init__(self, encoder, decoder, *, config, p, grid=None, coords=None, cost=None, info=None,
-                 calibration=None, device="cpu"):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("config_type") is not None:
+            BaseEmbedding._by_config[cls.config_type] = cls
+
+    @staticmethod
+    def model_class(config) -> type:
+        """The serving class of ``config``'s kind (a :class:`~wassembed.nn.ModelConfig`)."""
+        for ctype, cls in BaseEmbedding._by_config.items():
+            if isinstance(config, ctype):
+                return cls
+        raise ModelFileError(explain("no served model for this configuration",
+                                     expected=" or ".join(c.__name__ for c in BaseEmbedding._by_config),
+                                     received=type(config).__name__, fix="train or save the model again"))
+
+    def __init__(self, encoder, decoder, *, config, p, info=None, calibration=None, device="cpu"):
         self.p = parse_p(p)
         self.distance_fn = LatentDistance(self.p)
         self.config = config
-        self.grid = (int(grid[0]), int(grid[1])) if grid is not None else None
-        self.coords = None if coords is None else np.asarray(coords, dtype=np.float64)
-        self.cost = None if cost is None else np.asarray(cost, dtype=np.float64)
         self.info = dict(info or {})
         self.calibration = {key: np.asarray(v) for key, v in (calibration or {}).items()}
         self.device = resolve_device(device)
@@ -135,9 +128,57 @@ class WassersteinEmbedding:
         self._init_runtime()
 
     def __repr__(self) -> str:
-        support = f"grid={self.grid}" if self.grid else f"k={self.k}"
-        return (f"WassersteinEmbedding(p={self.p}, {support}, device={self.device}, "
+        return (f"{type(self).__name__}(p={self.p}, {self._describe()}, device={self.device}, "
                 f"calibrated={self._calibrator() is not None})")
+
+    # -- what the kinds implement (see the module docstring) ----------------------------------------
+    @abc.abstractmethod
+    def _describe(self) -> str:
+        """The inputs the model reads, for ``repr`` (``grid=(28, 28)``, ``point_dim=3``)."""
+
+    @abc.abstractmethod
+    def _prepare(self, X, what: str):
+        """``X`` checked on its shape, ready to be read in batches on a device (``.n``, ``.like``,
+        ``.batches(dev, batch_size)``)."""
+
+    @abc.abstractmethod
+    def _exact_data(self, Q, R):
+        """``(data, nq)``: the prepared inputs ``Q`` then ``R`` (:meth:`_prepare`) in the form the exact solver
+        reads, and the number of queries."""
+
+    @abc.abstractmethod
+    def _exact_solver(self):
+        """The exact solver of pairs of inputs (built once)."""
+
+    @abc.abstractmethod
+    def _encode(self, data, dev, batch_size: int, *, score: str | None = None):
+        """Embeddings ``(n, d)`` float32 on ``dev`` of validated inputs (and OOD scores of ``score``)."""
+
+    @abc.abstractmethod
+    def _support_mismatch(self, data) -> tuple[str, str] | None:
+        """``(expected, received)`` when ``data`` (a :class:`~wassembed.data.DataSet` of the model's kind) is on
+        another support (grid, bins, point dimension); None when the model reads it."""
+
+    def _check_data(self, data) -> None:
+        """:class:`~wassembed.errors.CacheMismatchError` unless ``data`` (e.g. a cache's) is of the model's kind
+        and support."""
+        if data.kind != self.data_kind:
+            raise CacheMismatchError(explain("the cache and the model hold different data",
+                                             expected=kind_class(self.data_kind).noun, received=data.describe(),
+                                             fix="evaluate on a cache of the model's kind of data"))
+        wrong = self._support_mismatch(data)
+        if wrong is not None:
+            raise CacheMismatchError(explain("the cache and the model have different supports", expected=wrong[0],
+                                             received=wrong[1], fix="evaluate on a cache of data on the model's "
+                                                                    "support"))
+
+    @abc.abstractmethod
+    def decode(self, Z: Inputs, *, batch_size: int | None = None, device: Device = None) -> Outputs:
+        """Decoded inputs of embeddings ``(n, d)`` (one ``(d,)``: ``n = 1``), float32."""
+
+    def _input_scores(self, X, score: str, dev, batch_size: int | None):
+        """OOD scores computed on the inputs without a network pass, or None when ``score`` needs the network."""
+        return None
 
     # -- persistence --------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:
@@ -145,18 +186,30 @@ class WassersteinEmbedding:
         save_model(self, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: Device = "cpu") -> WassersteinEmbedding:
+    def load(cls, path: str | os.PathLike, device: Device = "cpu") -> BaseEmbedding:
         """Deprecated: ``wassembed.load(path, device=...)`` reads a model of either kind."""
         warnings.warn(f"{cls.__name__}.load is deprecated: use wassembed.load(path, device=...), which reads a model "
                       "of either kind", DeprecationWarning, stacklevel=2)
         kwargs = read_model(path)
-        if (getattr(kwargs["config"], "kind", None) == "set") != cls.point_clouds:
+        model_class = BaseEmbedding.model_class(kwargs["config"])
+        if not issubclass(model_class, cls):
             raise ModelFileError(explain(f"{path} holds another kind of model", expected=f"a model of {cls.__name__}",
                                          received=f"a {kwargs['config'].kind!r} model",
                                          fix="load it with wassembed.load(path), which reads either kind"))
-        return cls(**kwargs, device=device)
+        return model_class(**model_class._kwargs(kwargs), device=device)
 
-    def to(self, device: Device) -> WassersteinEmbedding:
+    @classmethod
+    def _kwargs(cls, parts: dict) -> dict:
+        """The keyword arguments of the class among the parts of a model file (:func:`read_model`)."""
+        return {key: parts[key] for key in ("encoder", "decoder", "config", "p", "info", "calibration")}
+
+    @classmethod
+    @abc.abstractmethod
+    def support_of(cls, data) -> dict:
+        """The arguments, beside the networks, of a model of ``data`` (a :class:`~wassembed.data.DataSet` of the
+        model's kind): the support of histograms, nothing for point clouds."""
+
+    def to(self, device: Device) -> BaseEmbedding:
         """Move the model (and the default device of every method) to ``device``; returns self."""
         dev = resolve_device(device)
         with self._lock:
@@ -166,29 +219,6 @@ class WassersteinEmbedding:
             self.device, self._copies = dev, {}
         return self
 
-    # -- support ------------------------------------------------------------------------------------
-    @property
-    def k(self) -> int | None:
-        """Number of bins of the inputs."""
-        if self.grid is not None:
-            return self.grid[0] * self.grid[1]
-        for a in (self.coords, self.cost):
-            if a is not None:
-                return int(a.shape[0])
-        return getattr(self.config, "k", None)
-
-    def ground_cost(self) -> np.ndarray:
-        """The ``(k, k)`` ground cost of the support for ``p``."""
-        return make_ground_cost(grid=self.grid, coords=self.coords, cost=self.cost, p=self.p)
-
-    def histograms(self, X: Inputs, what: str = "input") -> np.ndarray:
-        """Validate ``X`` and return float64 histograms ``(n, k)`` summing to 1 (as stored in a cache).
-
-        ``X``: images ``(n, H, W)`` or histograms ``(n, k)``, or one image ``(H, W)`` or histogram ``(k,)``
-        (then ``n = 1``); ``what`` names it in error messages.
-        """
-        return _inputs.weights(X, what, grid=self.grid, k=self.k)[0]
-
     # -- network ------------------------------------------------------------------------------------
     def _device(self, device) -> torch.device:
         """The device of a call: ``device``, or the model's when None."""
@@ -197,23 +227,6 @@ class WassersteinEmbedding:
     def _nets(self, dev: torch.device):
         """``(encoder, decoder)`` on ``dev`` in eval mode (copies made once for another device)."""
         return _forward.nets_on(self.device, (self.encoder, self.decoder), dev, self._copies, self._lock)
-
-    def _encode(self, w: np.ndarray, dev, batch_size: int, *, score: str | None = None):
-        """Embeddings ``(n, d)`` float32 on ``dev`` (and OOD scores ``(n,)`` float64 of ``score``: :mod:`._ood`)."""
-        enc, dec = self._nets(dev)
-        return _ood.encode(enc, dec, w, dev, batch_size, score=score, calibration=self.calibration,
-                           cache=self._ood_cache)
-
-    def _prepare(self, X, what: str):
-        """``X`` checked on its shape, ready to be read in batches on a device (``.n``, ``.like``,
-        ``.batches(dev, batch_size)``; :mod:`._device_inputs`)."""
-        return _device_inputs.prepare(X, what, grid=self.grid, k=self.k)
-
-    def _exact_data(self, Q, R):
-        """``(data, nq)``: the prepared inputs ``Q`` then ``R`` (:meth:`_prepare`) in the form the exact solver
-        reads (float64 histograms ``(nq + nr, k)``), and the number of queries."""
-        wq = self.histograms(Q.data, "Q")
-        return np.concatenate([wq, self.histograms(R.data, "R")]), wq.shape[0]
 
     def _embed_input(self, X, what, device, batch_size, score=None):
         """``(embeddings, like, dev)`` of inputs ``X`` (or an already prepared input: :meth:`_prepare`), read on
@@ -228,18 +241,9 @@ class WassersteinEmbedding:
         return ((Z, s.cpu().numpy()) if score is not None else Z), src.like, dev
 
     def embed(self, X: Inputs, *, batch_size: int | None = None, device: Device = None) -> Outputs:
-        """Embeddings ``φ(x)`` ``(n, d)`` float32 of images ``(n, H, W)`` or histograms ``(n, k)`` (one image
-        ``(H, W)`` or histogram ``(k,)``: ``(1, d)``)."""
+        """Embeddings ``φ(x)`` ``(n, d)`` float32 of the inputs ``X`` (one input: ``(1, d)``)."""
         Z, like, _ = self._embed_input(X, "X", device, batch_size)
         return _out(Z, like)
-
-    def decode(self, Z: Inputs, *, batch_size: int | None = None, device: Device = None) -> Outputs:
-        """Histograms ``softmax(ψ(z))`` float32 of embeddings ``(n, d)`` (one ``(d,)``: ``n = 1``): images
-        ``(n, H, W)`` for a grid model, ``(n, k)`` otherwise; each sums to 1."""
-        arr, like = _inputs.embeddings(Z)
-        dev = self._device(device)
-        H = _forward.decode(self._nets(dev)[1], arr, dev, _inputs.batch_size(batch_size, dev))
-        return _out(H.reshape(H.shape[0], *self.grid) if self.grid is not None else H, like)
 
     # -- distances ----------------------------------------------------------------------------------
     def _finish(self, D: torch.Tensor, root: bool) -> torch.Tensor:
@@ -350,12 +354,6 @@ class WassersteinEmbedding:
                                      n_candidates=n_candidates, tile_size=tile_size, batch_size=batch_size,
                                      device=device)
 
-    def _exact_solver(self):
-        if self._solver is None:
-            from ..exact import ExactSolver
-            self._solver = ExactSolver.for_support(grid=self.grid, coords=self.coords, cost=self.cost, p=self.p)
-        return self._solver
-
     # -- geometry (decoded; see :mod:`._geometry`) -------------------------------------------------
     def barycenter(self, X: Inputs, weights: Inputs | None = None, *, device: Device = None) -> Outputs:
         """Approximate Wasserstein barycenter ``ψ(Σ αᵢ φ(xᵢ))`` of the inputs ``X`` (``weights`` α ≥ 0,
@@ -383,10 +381,8 @@ class WassersteinEmbedding:
         one decoder pass; the default of older model files). Training stores the scores of images it held out
         (unseen, like new inputs) to calibrate :meth:`ood_threshold`."""
         score, dev = _ood.resolve_score(self.calibration, score), self._device(device)
-        if score == "pca":  # no network pass
-            return _ood.scores(self.histograms(X, "X"), dev, _inputs.batch_size(batch_size, dev),
-                               calibration=self.calibration, cache=self._ood_cache)
-        return self._embed_input(X, "X", dev, batch_size, score=score)[0][1]
+        scores = self._input_scores(X, score, dev, batch_size)  # "pca": no network pass
+        return scores if scores is not None else self._embed_input(X, "X", dev, batch_size, score=score)[0][1]
 
     def ood_threshold(self, level: float = 0.99, *, score: str | None = None) -> float:
         """The ``level`` quantile of the held-out images' scores (``score``: as in :meth:`ood_score`)."""

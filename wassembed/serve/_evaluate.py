@@ -6,44 +6,24 @@ import os
 
 import numpy as np
 
-from ..data import PointCloudSet
 from ..errors import CacheMismatchError, InputError, explain
 from ..exact import DistanceCache
 from ..metrics import regression_metrics
 from ..nn import LatentDistance
-from ._cloud_model import CloudEmbedding
-from ._embedding import WassersteinEmbedding
+from ._embedding import BaseEmbedding
 from ._load import load
 from ._warnings import warn_unchecked_overlap
 
 __all__ = ["evaluate"]
 
 
-def _check_support(model, data) -> None:
-    """:class:`CacheMismatchError` unless the cache's data are of the model's kind and support."""
-    if isinstance(model, CloudEmbedding) or isinstance(data, PointCloudSet):
-        got = f"point clouds in {data.d} dimensions" if isinstance(data, PointCloudSet) else "histograms"
-        want = f"point clouds in {model.point_dim} dimensions" if isinstance(model, CloudEmbedding) else "histograms"
-        if got != want:
-            raise CacheMismatchError(explain("the cache and the model hold different data", expected=want,
-                                             received=got, fix="evaluate on a cache of the model's kind of data"))
-        return
-    grid = tuple(model.grid) if model.grid is not None else None
-    dgrid = tuple(data.grid) if data.grid is not None else None
-    if grid != dgrid or data.k != model.config.k:
-        raise CacheMismatchError(explain("the cache and the model have different supports",
-                                         expected=f"grid {grid}, {model.config.k} bins",
-                                         received=f"grid {dgrid}, {data.k} bins",
-                                         fix="evaluate on a cache of data on the model's grid"))
-
-
-def evaluate(model: WassersteinEmbedding | str | os.PathLike, cache: DistanceCache | str | os.PathLike, *,
+def evaluate(model: BaseEmbedding | str | os.PathLike, cache: DistanceCache | str | os.PathLike, *,
              batch_size: int = 4096) -> dict:
     """Metrics of ``model`` on the pairs of ``cache`` whose images were not used in training.
 
     Parameters
     ----------
-    model : WassersteinEmbedding or path
+    model : WassersteinEmbedding, CloudEmbedding or path
         A model or the directory of a saved one. Needs ``.p``, ``.info`` (``dataset_fingerprint``),
         ``.calibration["train_images"]`` and ``.embed(weights (n, k)) -> (n, d)``; estimates are the
         :class:`~wassembed.nn.LatentDistance` of ``p`` between embeddings (as in training and serving).
@@ -75,7 +55,7 @@ def evaluate(model: WassersteinEmbedding | str | os.PathLike, cache: DistanceCac
         raise CacheMismatchError(explain("the cache and the model use different exponents p",
                                          expected=f"p={model.p} (the model's)", received=f"p={cache.p}",
                                          fix="evaluate on a cache computed with the model's p"))
-    _check_support(model, data)
+    model._check_data(data)  # CacheMismatchError unless the data is of the model's kind and support
     table = cache.read()
     i, j, y = table.i, table.j, table.value
     info = model.info or {}
@@ -94,8 +74,7 @@ def evaluate(model: WassersteinEmbedding | str | os.PathLike, cache: DistanceCac
                                  received=f"{i.size} pairs ({n_dropped} dropped as they touch training images)",
                                  fix="evaluate on a cache of images the model was not trained on"))
     used, inv = np.unique(np.concatenate([i, j]), return_inverse=True)
-    rows = (lambda u: data.subset(u)) if isinstance(data, PointCloudSet) else (lambda u: data.weights[u])
-    z = np.concatenate([np.asarray(model.embed(rows(used[s:s + batch_size])), dtype=np.float64)
+    z = np.concatenate([np.asarray(model.embed(data.subset(used[s:s + batch_size])), dtype=np.float64)
                         for s in range(0, used.size, batch_size)])
     a, b = inv[:i.size], inv[i.size:]
     pred = LatentDistance(int(model.p)).paired(z[a], z[b])

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 
-from ._cloud_model import CloudEmbedding
-from ._embedding import WassersteinEmbedding
+from ._cloud_model import CloudEmbedding  # noqa: F401  (registers the sibling of its configuration class)
+from ._embedding import BaseEmbedding
+from ._histogram_model import WassersteinEmbedding  # noqa: F401  (likewise)
 from ._inputs import Device
 from ._modelfile import read_model
 
 __all__ = ["load"]
 
 
-def load(path: str | os.PathLike, *, device: Device = "cpu") -> WassersteinEmbedding:
+def load(path: str | os.PathLike, *, device: Device = "cpu") -> BaseEmbedding:
     """Load a model directory written by ``model.save(path)`` (or ``wassembed train --out``) onto ``device``.
 
     Parameters
@@ -34,6 +35,6 @@ def load(path: str | os.PathLike, *, device: Device = "cpu") -> WassersteinEmbed
         A missing, truncated, modified or other-version file: every file is checked (sizes, sha256 of the
         weights and of the description) and nothing is unpickled.
     """
-    kwargs = read_model(path)
-    cls = CloudEmbedding if getattr(kwargs["config"], "kind", None) == "set" else WassersteinEmbedding
-    return cls(**kwargs, device=device)
+    parts = read_model(path)
+    cls = BaseEmbedding.model_class(parts["config"])  # the sibling serving the file's configuration class
+    return cls(**cls._kwargs(parts), device=device)

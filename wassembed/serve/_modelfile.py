@@ -70,8 +70,9 @@ def save_model(emb, path) -> Path:
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": cfg.to_dict(),
             "config_digest": cfg.digest(), "p": int(emb.p),
             "ground_cost": (emb.info or {}).get("ground_cost"),
-            "support": {"grid": list(emb.grid) if emb.grid is not None else None, "k": cfg.k,
-                        "coords": emb.coords is not None, "cost": emb.cost is not None},
+            "support": {"grid": list(emb.grid) if getattr(emb, "grid", None) is not None else None, "k": cfg.k,
+                        "coords": getattr(emb, "coords", None) is not None,
+                        "cost": getattr(emb, "cost", None) is not None},
             "weights_file": WEIGHTS, "weights_sha256": digest["sha256"], "weights_bytes": digest["bytes"],
             "info": emb.info or {}}
     meta["meta_sha256"] = _meta_digest(meta)
