@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .._validation import check_pos_int
-from ..data import HistogramSet, load_dataset
+from ..data import load_dataset
 from ..errors import InputError, explain
 from ..exact import DistanceCache, plan_pairs, precompute
 
@@ -153,7 +153,7 @@ def run_dask_benchmark(data, n_pairs: int = 4000, *, workers: int = 2, chunk_siz
     _distributed()  # a clear error, with the install command, when Dask is missing
     import distributed
 
-    hs = data if isinstance(data, HistogramSet) else load_dataset(data)
+    hs = load_dataset(data)  # a data set as it is, or a file
     n_pairs, workers, chunk_size, repeats = (check_pos_int(name, v, example=2) for name, v in (
         ("n_pairs", n_pairs), ("workers", workers), ("chunk_size", chunk_size), ("repeats", repeats)))
     i, j = plan_pairs(hs, n_pairs, seed=seed)

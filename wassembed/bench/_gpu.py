@@ -48,9 +48,9 @@ DEFAULT_TRAINING = {"cuda": {"train_pairs": 262_144, "train_batch_images": (128,
 
 def _uint8_images(images) -> np.ndarray:
     """``(n, H, W)`` uint8 images: uint8 arrays as they are, other images rescaled to a maximum of 255."""
-    from ..data import HistogramSet
+    from ..data import HISTOGRAMS, DataSet, as_dataset
 
-    X = images.images() if isinstance(images, HistogramSet) else np.asarray(images)
+    X = as_dataset(images, "images", kind=HISTOGRAMS).images() if isinstance(images, DataSet) else np.asarray(images)
     if X.ndim != 3:
         raise InputError(explain("the benchmark needs images", expected="an array (n, H, W) or a HistogramSet "
                                  "with a grid", received=f"shape {X.shape}", fix="load MNIST with load_dataset"))

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..data import HistogramSet, as_weights, make_ground_cost
+from ..data import HISTOGRAMS, DataSet, as_dataset, as_weights, make_ground_cost
 from ..errors import InputError, explain
 from ._baselines import exact_values, grid_coords, sinkhorn_values, sliced_values, timed
 from ._lot_sliced import lot_sliced_rows
@@ -41,8 +41,8 @@ __all__ = ["format_serve_benchmark", "run_serve_benchmark"]
 
 
 def _as_images(images) -> np.ndarray:
-    if isinstance(images, HistogramSet):
-        return images.images()
+    if isinstance(images, DataSet):
+        return as_dataset(images, "images", kind=HISTOGRAMS).images()
     arr = np.asarray(images)
     if arr.ndim != 3:
         raise InputError(explain("the benchmark needs images", expected="an array (n, H, W) or a HistogramSet "

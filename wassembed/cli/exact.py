@@ -106,13 +106,7 @@ def precompute(data, out, pairs, seed, workers, p, images, against, sampling, bl
 
 def _summary(data, source: str) -> str:
     """``digits: 1797 histograms of 64 bins`` or ``clouds.npz: 40 clouds of 20–60 points in 3 dimensions``."""
-    from ..data import PointCloudSet
-
-    if isinstance(data, PointCloudSet):
-        sizes = data.sizes
-        return (f"{Path(source).name}: {data.n} clouds of {int(sizes.min())}–{int(sizes.max())} points in {data.d} "
-                "dimensions")
-    return f"{data.name}: {data.n} histograms of {data.k} bins"
+    return f"{Path(source).name}: {data.describe()}"
 
 
 @click.group()
@@ -146,12 +140,9 @@ def _info_lines(info: dict) -> list[str]:
     d, v = info["dataset"], info["values"]
     lines = [f"cache        {info['path']}"]
     if d is not None:
-        if d.get("kind") == "point_clouds":
-            what = (f"{d['n']} clouds of {d.get('k_min', '?')}–{d.get('k_max', '?')} points in {d['d']} dimensions"
-                    f" ({d.get('points', '?')} points)")
-        else:
-            what = (f"{d['n']} histograms × {d['k']} bins ({d['support']}"
-                    + (f" {d['grid'][0]}×{d['grid'][1]}" if d.get("grid") else "") + ")")
+        from ..data import HISTOGRAMS, kind_class
+
+        what = kind_class(d.get("kind", HISTOGRAMS)).describe_record(d)
         lines += [f"quantity     {info['quantity']} (p={info['p']}, ground cost {info['ground_cost']})",
                   f"dataset      {d['name']}: {what}", f"fingerprint  {d['fingerprint']}"]
     lines.append(f"pairs        {info['pairs']} in {info['shards']} shards, {info['images_used']} images used"

@@ -31,14 +31,11 @@ def _load_data(spec: str, limit: int | None, option: str):
     """Images ``(n, H, W)`` (so a grid mismatch is reported as such), histograms ``(n, k)``, or the
     :class:`~wassembed.data.PointCloudSet` of a ragged ``.npz``."""
     from .._validation import check_pos_int
-    from ..data import PointCloudSet, load_dataset
+    from ..data import load_dataset
 
     if limit is not None:
         limit = check_pos_int(option, limit, example=100)
-    hs = load_dataset(spec, limit=limit)
-    if isinstance(hs, PointCloudSet):
-        return hs
-    return hs.images() if hs.grid is not None else hs.weights
+    return load_dataset(spec, limit=limit).model_inputs()
 
 
 def _write_array(arr, out: str | None, what: str) -> None:

@@ -279,6 +279,16 @@ class PointCloudSet(DataSet):
         sizes = self.sizes
         return f"{self.n} clouds of {int(sizes.min())}–{int(sizes.max())} points in {self.d} dimensions"
 
+    @classmethod
+    def describe_record(cls, record) -> str:
+        """``"40 clouds of 20–60 points in 3 dimensions (1600 points)"``."""
+        return (f"{record['n']} clouds of {record.get('k_min', '?')}–{record.get('k_max', '?')} points in "
+                f"{record['d']} dimensions ({record.get('points', '?')} points)")
+
+    def model_inputs(self) -> PointCloudSet:
+        """The clouds themselves (a point-cloud model reads a PointCloudSet)."""
+        return self
+
     def lot_defined(self, p: int) -> bool:
         """LOT targets (:class:`~wassembed.exact.CloudLOT`) need ``p = 2``."""
         return int(p) == 2

@@ -11,11 +11,11 @@ What a kind provides:
 
 - **identity**: ``n``, ``labels``, :meth:`DataSet.fingerprint` (sha256 of everything the exact values depend
   on: two sets with equal fingerprints give identical exact distances), :meth:`DataSet.subset`,
-  :meth:`DataSet.describe`;
+  :meth:`DataSet.describe` (and :meth:`DataSet.describe_record`, from a cache's manifest);
 - **the cost**: :meth:`DataSet.cost_names` (the cached quantity and the ground cost for ``p``),
   :meth:`DataSet.lot_defined` (whether per-item LOT targets exist);
 - **the networks' input**: :meth:`DataSet.packed` (histograms ``(m, k)``, clouds padded ``(m, kmax, d + 1)``,
-  float32);
+  float32), :meth:`DataSet.model_inputs` (what a served model is given);
 - **the cache's file**: :meth:`DataSet.record` (the manifest's ``dataset`` table), :meth:`DataSet.stored_arrays`
   (``data.npz``), :meth:`DataSet.from_stored` and :func:`read_stored` (back), :meth:`DataSet.stored_facts`
   (what the manifest must agree with), :data:`DataSet.manifest_fields` (its typed fields);
@@ -100,6 +100,11 @@ class DataSet(abc.ABC):
     def describe(self) -> str:
         """One line for messages, e.g. ``"60 histograms of 64 bins"``."""
 
+    @classmethod
+    @abc.abstractmethod
+    def describe_record(cls, record: Mapping) -> str:
+        """:meth:`describe` from a cache manifest's ``dataset`` table, with the support or the points."""
+
     # -- the cost -----------------------------------------------------------------------------------
     def cost_names(self, p: int) -> tuple[str, str]:
         """``(quantity, ground cost)`` of ``p``: ``("w2sq", "sqeuclidean")`` or ``("w1", "euclidean")``."""
@@ -118,6 +123,11 @@ class DataSet(abc.ABC):
     @abc.abstractmethod
     def packed(self, indices=None) -> np.ndarray:
         """The measures ``indices`` (all when None) as the networks read them, float32."""
+
+    @abc.abstractmethod
+    def model_inputs(self):
+        """The data in the form a served model of its kind reads and validates (images on a grid, so that a
+        grid mismatch is reported as such; histograms; the clouds themselves)."""
 
     # -- the cache's file ---------------------------------------------------------------------------
     def record(self, p: int) -> dict:

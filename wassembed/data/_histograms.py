@@ -173,6 +173,18 @@ class HistogramSet(DataSet):
         """``"60 histograms of 64 bins"``."""
         return f"{self.n} histograms of {self.k} bins"
 
+    @classmethod
+    def describe_record(cls, record) -> str:
+        """``"60 histograms × 64 bins (grid 8×8)"``."""
+        grid = record.get("grid")
+        return (f"{record['n']} histograms × {record['k']} bins ({record['support']}"
+                + (f" {grid[0]}×{grid[1]}" if grid else "") + ")")
+
+    def model_inputs(self) -> np.ndarray:
+        """Images ``(n, H, W)`` on a grid (so a grid mismatch is reported as such), histograms ``(n, k)``
+        otherwise."""
+        return self.images() if self.grid is not None else self.weights
+
     def images(self) -> np.ndarray:
         """The histograms reshaped to ``(n, H, W)`` (grid supports only)."""
         if self.grid is None:

@@ -30,7 +30,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_pos_int
-from ..data import HistogramSet
+from ..data import HISTOGRAMS, HistogramSet
 from ..errors import InputError, explain
 from ..exact import DistanceCache, precompute
 from ..nn import ModelConfig
@@ -258,7 +258,7 @@ class WassersteinEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
             return self.architecture.replace(embed_dim=d)
         if data is None:
             data = DistanceCache.open(self.cache).data
-        if not isinstance(data, HistogramSet):
+        if data.kind != HISTOGRAMS:
             raise InputError(explain("n_components is for histograms only", expected="n_components=None for a "
                                      "cache of point clouds", received=f"n_components={self.n_components}",
                                      fix="pass architecture=ModelConfig.preset('set', ..., embed_dim=d)"))

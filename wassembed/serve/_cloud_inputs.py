@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ..data import PointCloudSet
+from ..data import POINT_CLOUDS, DataSet, PointCloudSet, as_dataset
 from ..errors import InputError, explain, param
 
 __all__ = ["CloudInputs", "as_clouds", "prepare_clouds"]
@@ -72,8 +72,8 @@ def as_clouds(X, what: str, d: int) -> tuple[PointCloudSet, torch.device | None]
     like, what = X.device if isinstance(X, torch.Tensor) else None, param(what)
     if isinstance(X, torch.Tensor):
         X = X.detach().to("cpu", torch.float64).numpy()
-    if isinstance(X, PointCloudSet):
-        cs = X
+    if isinstance(X, DataSet):
+        cs = as_dataset(X, what, kind=POINT_CLOUDS)
     elif isinstance(X, tuple) and len(X) == 2 and _rank(X[1]) == 1 and _rank(X[0]) == 2:
         cs = PointCloudSet.from_clouds([X])  # one (points, weights) cloud
     elif isinstance(X, (list, tuple)):
