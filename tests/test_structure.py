@@ -51,3 +51,28 @@ def test_the_checker_sees_long_functions(tmp_path):
 def test_every_subpackage_has_a_documented_face(sub):
     init = PACKAGE / sub / "__init__.py"
     assert init.is_file() and ast.get_docstring(ast.parse(init.read_text())), f"{init} needs a docstring"
+
+
+KIND_CLASSES = {"HistogramSet", "PointCloudSet"}
+
+
+def _kind_tests(path: Path):
+    """Lines of ``isinstance(x, HistogramSet | PointCloudSet | (…))`` in a module: a kind of data told apart by its
+    class, where the stages call the DataSet protocol (wassembed/data/_dataset.py) and look up ``data.kind``."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2:
+            names = {n.id if isinstance(n, ast.Name) else getattr(n, "attr", None) for n in ast.walk(node.args[1])}
+            if names & KIND_CLASSES:
+                yield node.lineno
+
+
+def test_only_data_tells_the_kinds_of_data_apart_by_class():
+    found = [f"{p.relative_to(PACKAGE.parent).as_posix()}:{line}" for p in _modules()
+             if "data" != p.relative_to(PACKAGE).parts[0] for line in _kind_tests(p)]
+    assert not found, f"isinstance tests of HistogramSet/PointCloudSet outside wassembed/data/ (use DataSet): {found}"
+
+
+def test_the_kind_checker_sees_isinstance(tmp_path):
+    f = tmp_path / "m.py"
+    f.write_text("def f(x):\n    return isinstance(x, (int, data.PointCloudSet)) or isinstance(x, HistogramSet)\n")
+    assert list(_kind_tests(f)) == [2, 2]
