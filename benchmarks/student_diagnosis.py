@@ -141,7 +141,7 @@ def main(argv=None) -> list:
     import torch
 
     from wassembed.data import HistogramSet, elastic_copies, read_idx
-    from wassembed.exact import parse_range, random_pairs
+    from wassembed.exact._pairs import parse_range, random_pairs
     from wassembed.exact._rational import dyadic_reference
 
     torch.set_num_threads(args.threads)

@@ -3,7 +3,8 @@ import sys
 
 import numpy as np
 
-from wassembed.exact import DistanceCache, LinearOT, read_lot_targets
+from wassembed.exact import DistanceCache, LinearOT
+from wassembed.exact._teacher import read_lot_targets
 from wassembed.metrics import regression_metrics
 
 train, test = DistanceCache.open(sys.argv[1]), DistanceCache.open(sys.argv[2])

@@ -22,7 +22,8 @@ import sys
 import numpy as np
 
 import wassembed
-from wassembed.exact import DistanceCache, LinearOT, read_lot_targets
+from wassembed.exact import DistanceCache, LinearOT
+from wassembed.exact._teacher import read_lot_targets
 
 cache, model = DistanceCache.open(sys.argv[1]), wassembed.load(sys.argv[2])
 out, n, frac = sys.argv[3], int(sys.argv[4]), float(sys.argv[5]) if len(sys.argv) > 5 else 0.5

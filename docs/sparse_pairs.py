@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from wassembed.exact import sparse_pairs
+from wassembed.exact._pairs import sparse_pairs
 
 n_img, n_pairs, group, partners = map(int, sys.argv[1:5])
 i, j = sparse_pairs(np.arange(n_img), n_pairs, block_size=group, partners=partners, seed=0)

@@ -24,7 +24,7 @@ from _common import TEST_IMAGES, TRAIN_IMAGES, base_parser, get_model
 
 import wassembed
 from wassembed.demo import plots
-from wassembed.exact import parse_range
+from wassembed.exact._pairs import parse_range
 
 
 def barycenter_objective(solver, b: np.ndarray, X: np.ndarray) -> float:

@@ -24,7 +24,8 @@ from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
 import wassembed
-from wassembed.exact import parse_range, precompute
+from wassembed.exact import precompute
+from wassembed.exact._pairs import parse_range
 from wassembed.metrics import regression_metrics
 
 

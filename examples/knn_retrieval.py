@@ -26,7 +26,8 @@ import numpy as np
 from _common import TEST_IMAGES, TRAIN_IMAGES, base_parser, get_model
 
 import wassembed
-from wassembed.exact import parse_range, precompute
+from wassembed.exact import precompute
+from wassembed.exact._pairs import parse_range
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:

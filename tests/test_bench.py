@@ -12,7 +12,7 @@ from wassembed.errors import InputError
 def test_exact_benchmark_runs_and_agrees(small_digits):
     import ot
 
-    from wassembed.exact import random_pairs
+    from wassembed.exact._pairs import random_pairs
 
     r = run_exact_benchmark(small_digits, 120, workers=2, repeats=1, chunk_size=40)
     assert r["pairs"] == 120 and r["workers"] == 2 and r["k"] == 64 and r["max_abs_diff"] <= 1e-9

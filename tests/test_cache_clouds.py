@@ -11,7 +11,8 @@ import pytest
 
 from wassembed.data import HistogramSet, PointCloudSet, load_dataset, make_shapes, mnist_clouds
 from wassembed.errors import CacheError, CacheMismatchError, CorruptShardError, InputError
-from wassembed.exact import CloudLOT, CloudSolver, DistanceCache, has_lot_support, precompute, read_lot_targets, verify
+from wassembed.exact import CloudLOT, CloudSolver, DistanceCache, precompute, verify
+from wassembed.exact._teacher import has_lot_support, read_lot_targets
 
 from .conftest import content, run_cli, same, shard_bytes
 

@@ -63,7 +63,7 @@ def test_same_cache_bit_for_bit_as_local_pool(digits, client, tmp_path):
 
 
 def test_executors_mix_in_one_cache(digits, client, tmp_path):
-    from wassembed.exact import plan_pairs
+    from wassembed.exact._precompute import plan_pairs
 
     hs = digits.subset(np.arange(200))
     i, j = plan_pairs(hs, 1000, seed=2)
@@ -244,7 +244,7 @@ CHUNKS = 16
 
 def lot_content(path) -> tuple:
     """``(index, embedding, split, reference)`` of the cache's LOT targets."""
-    from wassembed.exact import read_lot_targets
+    from wassembed.exact._teacher import read_lot_targets
 
     t = read_lot_targets(DistanceCache.open(path))
     return t.index, t.embedding, t.split, t.reference
@@ -377,7 +377,7 @@ def test_worker_killed_during_the_lot_targets_completes_identically(digits, clie
 
 def test_lot_targets_run_on_the_cluster_and_equal_the_local_pools(digits, client, tmp_path, monkeypatch):
     """precompute(client=...) solves the LOT targets on the cluster too (no local pool), with the same result."""
-    from wassembed.exact import LocalPoolExecutor
+    from wassembed.exact._executors import LocalPoolExecutor
 
     hs = digits.subset(np.arange(300))
     precompute(hs, tmp_path / "pool", pairs=600, workers=2, seed=4, progress=False)

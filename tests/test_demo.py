@@ -213,7 +213,7 @@ def test_plots_without_matplotlib_give_install_hint(tmp_path):
 
 
 def test_report_escapes_text_and_marks_missing_figures(tmp_path):
-    from wassembed.demo import Figure, write_report
+    from wassembed.demo._report import Figure, write_report
 
     paths = write_report(tmp_path, title="<b>t</b>", rows=[("a|b", "<1>")],
                          figures=[Figure("nope.png", "T", "c & d")], numbers={"x": float("inf")})

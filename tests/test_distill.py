@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from wassembed.exact import LOTTargets, PairTable, precompute
+from wassembed.exact import PairTable, precompute
+from wassembed.exact._teacher import LOTTargets
 from wassembed.learn import train
 from wassembed.learn._distill import distill, distill_targets
 from wassembed.nn import ModelConfig, build_encoder

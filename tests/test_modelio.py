@@ -8,7 +8,7 @@ import pytest
 
 import wassembed
 from wassembed.errors import ModelFileError
-from wassembed.learn import load_checkpoint, save_checkpoint
+from wassembed.learn._checkpoints import load_checkpoint, save_checkpoint
 from wassembed.nn import ModelConfig, build_decoder, build_encoder
 from wassembed.serve import WassersteinEmbedding, load
 from wassembed.serve._modelfile import save_model

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from wassembed.errors import InputError
-from wassembed.exact import (
+from wassembed.exact._pairs import (
     all_pairs,
     block_pairs,
     cross_pairs,

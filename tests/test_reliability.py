@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 from wassembed.errors import CacheError, CorruptShardError, WassembedError
-from wassembed.exact import DistanceCache, plan_pairs, precompute, verify
+from wassembed.exact import DistanceCache, precompute, verify
+from wassembed.exact._precompute import plan_pairs
 
 from .conftest import content, run_cli, same, shard_bytes
 
@@ -498,7 +499,7 @@ def train_setup(tmp_path_factory):
 
 def _train_kill_trial(train_setup, out, delay) -> tuple[bool, dict]:
     """Kill a training run ``delay`` s after its first checkpoint; resume; compare with the reference."""
-    from wassembed.learn import load_checkpoint
+    from wassembed.learn._checkpoints import load_checkpoint
 
     cache, ref, _ = train_setup
     proc = _start(_train_cmd(cache, out))

@@ -13,8 +13,8 @@ import wassembed
 from wassembed.data import HistogramSet
 from wassembed.errors import CacheError, CacheMismatchError, InputError, TrainingError
 from wassembed.exact import DistanceCache, precompute
-from wassembed.learn import SmallDataWarning, TrainSettings, pack_batches, plan_units
-from wassembed.learn._batching import augment_images, bounding_boxes
+from wassembed.learn import SmallDataWarning, TrainSettings
+from wassembed.learn._batching import augment_images, bounding_boxes, pack_batches, plan_units
 
 from .conftest import run_cli
 
@@ -206,7 +206,7 @@ def test_resume_after_a_crash_continues_exactly(caches, tmp_path, monkeypatch):
 
 
 def test_nan_loss_stops_and_keeps_checkpoint(caches, tmp_path, monkeypatch):
-    from wassembed.learn import DWELoss
+    from wassembed.learn._losses import DWELoss
 
     calls = {"n": 0}
     real = DWELoss.__call__
@@ -228,15 +228,16 @@ def test_bad_caches(caches, tmp_path):
     with pytest.raises(InputError, match="holds no pairs.*fix: precompute exact distances"):
         wassembed.train(tmp_path / "empty", **FAST)
     precompute(hs, tmp_path / "tiny", pairs=8, workers=1, progress=False)
-    with pytest.raises(InputError, match=r"too small to train on.*fix: precompute more pairs \(`pairs` of "
-                                         r"precompute, e\.g\. pairs=\d+: its \d+ images allow up to "
-                                         r"n\(n-1\)/2 = \d+\).*val_fraction") as ei:
+    with pytest.raises(InputError, match=r"too small to train on.*fix: precompute more pairs \(pairs=\d+ in "
+                                         r"precompute: its \d+ images allow up to n\(n-1\)/2 = \d+\).*"
+                                         r"val_fraction") as ei:
         wassembed.train(tmp_path / "tiny", **FAST)
-    assert "--pairs" not in str(ei.value)  # parameters, not flags (the CLI translates them)
+    assert "--pairs" not in str(ei.value)  # parameters, not flags (the CLI writes its flags for them)
+    assert ei.value.params == ("val_fraction", "pairs", "precompute")
     # every pair of 5 images (10): more pairs cannot help, more images can
     precompute(blobs(5, grid=(8, 8)), tmp_path / "all5", pairs="all", workers=1, progress=False)
     with pytest.raises(InputError, match=r"10 pairs.*its 5 images allow no more than n\(n-1\)/2 = 10 pairs "
-                                         r"and the cache holds them all.*`images` of precompute"):
+                                         r"and the cache holds them all.*images of precompute"):
         wassembed.train(tmp_path / "all5", **FAST)
     shutil.copytree(caches / "test", tmp_path / "nodata")
     (tmp_path / "nodata" / "data.npz").unlink()
@@ -349,7 +350,7 @@ def test_training_threads_default_to_one_on_cpu_and_torch_is_restored(caches, tm
     from click.testing import CliRunner
 
     from wassembed.cli import main
-    from wassembed.learn import DEFAULT_CPU_THREADS
+    from wassembed.learn._trainer import DEFAULT_CPU_THREADS
 
     assert DEFAULT_CPU_THREADS == 1
     before = torch.get_num_threads()

@@ -16,10 +16,11 @@ import torch
 import wassembed.learn._epoch as ep
 from wassembed.errors import TrainingError
 from wassembed.exact import PairTable
-from wassembed.learn import DistanceLoss, DWELoss, TrainSettings, pack_batches, plan_units
-from wassembed.learn._batching import bounding_boxes
+from wassembed.learn import TrainSettings
+from wassembed.learn._batching import bounding_boxes, pack_batches, plan_units
 from wassembed.learn._device_batches import batch_layout, epoch_batches, to_device
 from wassembed.learn._kinds import image_augmentation
+from wassembed.learn._losses import DistanceLoss, DWELoss
 from wassembed.learn._state import new_state
 from wassembed.nn import ModelConfig
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data import HistogramSet
-from ..exact import DistanceCache, LinearOT, precompute, read_lot_targets
+from ..exact import DistanceCache, LinearOT, precompute
+from ..exact._teacher import read_lot_targets
 from ..metrics import regression_metrics
 from ._hardware import hardware
 

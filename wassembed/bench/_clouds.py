@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exact import CloudLOT, CloudSolver, DistanceCache, read_lot_targets
+from ..exact import CloudLOT, CloudSolver, DistanceCache
+from ..exact._teacher import read_lot_targets
 from ..metrics import regression_metrics
 from ._hardware import hardware
 

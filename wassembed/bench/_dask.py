@@ -24,7 +24,8 @@ import numpy as np
 from .._validation import check_pos_int
 from ..data import load_dataset
 from ..errors import InputError, explain
-from ..exact import DistanceCache, plan_pairs, precompute
+from ..exact import DistanceCache, precompute
+from ..exact._precompute import plan_pairs
 
 __all__ = ["format_dask_benchmark", "run_dask_benchmark"]
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..data import HistogramSet
-from ..exact import default_workers, precompute, random_pairs
+from ..exact import precompute
+from ..exact._executors import default_workers
+from ..exact._pairs import random_pairs
 from ._hardware import hardware
 
 __all__ = ["format_exact_benchmark", "run_exact_benchmark"]

@@ -179,8 +179,9 @@ def _training_rows(X, emb, dev, train: dict, epochs: int, seed: int) -> dict:
     import torch
 
     from ..exact import PairTable
-    from ..learn import DistanceLoss, DWELoss, TrainSettings
+    from ..learn import TrainSettings
     from ..learn._epoch import EpochPlan, run_epoch
+    from ..learn._losses import DistanceLoss, DWELoss
     from ..learn._state import new_state
     from ..nn import ModelConfig
 

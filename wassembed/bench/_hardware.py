@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-from ..exact import default_workers
+from ..exact._executors import default_workers
 
 __all__ = ["hardware"]
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..data import as_weights
 from ..errors import InputError, explain, param
-from ..exact import parse_range
+from ..exact._pairs import parse_range
 from ._baselines import exact_values, timed
 from ._hardware import hardware
 from ._ood_candidates import candidates

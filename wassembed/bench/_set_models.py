@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data import PointCloudSet, load_dataset, mnist_clouds
-from ..exact import CloudSolver, random_pairs
+from ..exact import CloudSolver
+from ..exact._pairs import random_pairs
 from ._hardware import hardware
 
 __all__ = ["CANDIDATES", "format_set_models_benchmark", "prepare_cloud_pairs", "reconstruction_loss_cost",

@@ -35,8 +35,9 @@ from pathlib import Path
 
 from ..data import load_dataset, make_shapes
 from ..errors import InputError, explain, param
-from ..exact import default_workers, precompute
-from ..learn import DEFAULT_CPU_THREADS as DEFAULT_THREADS
+from ..exact import precompute
+from ..exact._executors import default_workers
+from ..learn._trainer import DEFAULT_CPU_THREADS as DEFAULT_THREADS
 from ._hardware import hardware
 
 __all__ = ["DEFAULT_THREADS", "PRESETS", "format_threads_benchmark", "run_threads_benchmark"]

@@ -1,18 +1,10 @@
-"""The demo pipeline (``wassembed demo``): precompute, train, evaluate, serve; figures and a report."""
+"""The demo pipeline (``wassembed demo``): precompute, train, evaluate, serve; figures and a report.
+
+:func:`run_demo` runs it and :func:`format_results` prints its table; :mod:`wassembed.demo.plots` draws the
+figures from a model (used by ``examples/``). The report, figure and sizing helpers are the demo's own.
+"""
 
 from ._pipeline import run_demo
-from ._report import Figure, format_table, markdown_table, to_jsonable, write_report
-from ._sizes import demo_sizes, split_ranges
 from ._text import format_results
 
-__all__ = [
-    "demo_sizes",
-    "split_ranges",
-    "run_demo",
-    "format_results",
-    "Figure",
-    "format_table",
-    "markdown_table",
-    "to_jsonable",
-    "write_report",
-]
+__all__ = ["run_demo", "format_results"]

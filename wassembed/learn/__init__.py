@@ -1,5 +1,8 @@
 """Training from a cache: losses, batching, the trainer, checkpoints, the scikit-learn estimator.
 
+Public: :func:`train` (and its :class:`TrainSettings`), :class:`SmallDataWarning`, and the scikit-learn
+estimator :class:`WassersteinTransformer`; the losses, batching and checkpoints are the trainer's own.
+
 :func:`train` sets a run up and loops over epochs; each step is a module of its own:
 
 - ``_split``: a cache's pairs merged, split by image (training / model selection / calibration; no pair
@@ -14,43 +17,32 @@
 - ``_checkpoints``: checkpoint files, saving and resuming a run;
 - ``_calibration``: conformal calibration pairs and the out-of-distribution reference;
 - ``_smalldata``: :class:`SmallDataWarning`, when the held-out pairs are too few for error bars or early stopping;
-- ``_estimator``: :class:`WassersteinEmbedder` (scikit-learn, imported on first access: training
-  does not need scikit-learn's import time).
+- ``_estimator``: :class:`WassersteinTransformer` (scikit-learn's fit/transform; imported on first access:
+  training does not need scikit-learn's import time; ``WassersteinEmbedder``, its former name, is deprecated).
 """
 
 from __future__ import annotations
 
-from ._batching import pack_batches, plan_units, split_by_image
-from ._checkpoints import load_checkpoint, save_checkpoint
-from ._losses import DistanceLoss, DWELoss, ReconstructionLoss, pair_distance
+import warnings
+
 from ._settings import TrainSettings
 from ._smalldata import SmallDataWarning
-from ._trainer import DEFAULT_CPU_THREADS, train
+from ._trainer import train
 
-__all__ = [
-    "TrainSettings",
-    "train",
-    "DEFAULT_CPU_THREADS",
-    "SmallDataWarning",
-    "DistanceLoss",
-    "DWELoss",
-    "ReconstructionLoss",
-    "pair_distance",
-    "pack_batches",
-    "plan_units",
-    "split_by_image",
-    "load_checkpoint",
-    "save_checkpoint",
-    "WassersteinEmbedder",
-]
+__all__ = ["train", "TrainSettings", "SmallDataWarning", "WassersteinTransformer"]
 
 
 def __getattr__(name: str):
-    if name == "WassersteinEmbedder":
-        from ._estimator import WassersteinEmbedder
+    if name in ("WassersteinTransformer", "WassersteinEmbedder"):
+        from . import _estimator
 
-        globals()[name] = WassersteinEmbedder
-        return WassersteinEmbedder
+        cls = getattr(_estimator, "WassersteinTransformer", None) or _estimator.WassersteinEmbedder
+        if name == "WassersteinEmbedder":
+            warnings.warn("WassersteinEmbedder is deprecated: it is wassembed.learn.WassersteinTransformer",
+                          DeprecationWarning, stacklevel=2)
+            return cls
+        globals()[name] = cls
+        return cls
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -44,7 +44,7 @@ class CloudReconstructionLoss:
     divided by ``scale``.
 
     Called as ``loss(decoded, x)`` with packed decoded clouds ``(n, m, d + 1)`` and inputs ``(n, k, d + 1)``
-    (the argument order of :class:`~wassembed.learn.ReconstructionLoss`). The inputs' self-transport term is
+    (the argument order of :class:`~wassembed.learn._losses.ReconstructionLoss`). The inputs' self-transport term is
     left out (``input_term=False``): the same gradients at a fraction of the cost.
     """
 

@@ -56,7 +56,7 @@ def fit_decoder(encoder: nn.Module, decoder: nn.Module, X: torch.Tensor, rows: n
 
     Examples
     --------
-    >>> from wassembed.learn import ReconstructionLoss
+    >>> from wassembed.learn._losses import ReconstructionLoss
     >>> X = torch.eye(4)
     >>> dec = nn.Linear(4, 4)
     >>> out = fit_decoder(nn.Identity(), dec, X, np.arange(4), epochs=50, lr=0.1, batch=4, seed=0,

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..exact import LOTTargets, PairTable, split_mean
+from ..exact import PairTable
+from ..exact._cloud_lot import split_mean
+from ..exact._teacher import LOTTargets
 
 __all__ = ["DistillTargets", "distill", "distill_targets"]
 

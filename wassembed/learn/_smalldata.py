@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import warnings
 
-from ..errors import WassembedWarning, param
+from ..errors import WassembedWarning, param, render
 
 __all__ = ["MIN_CALIBRATION_PAIRS", "MIN_VALIDATION_PAIRS", "SmallDataWarning", "small_data_problems",
            "warn_small_data"]
@@ -136,8 +136,9 @@ def small_data_problems(*, n_val: int, n_cal: int, fallback: bool, total: int, i
 
 
 def warn_small_data(*, stacklevel: int, **counts) -> list[str]:
-    """Warn (:class:`SmallDataWarning`) for each problem of :func:`small_data_problems`; returns them."""
+    """Warn (:class:`SmallDataWarning`) for each problem of :func:`small_data_problems`; returns them (as
+    ``str`` of the warnings reads them: the model's ``info`` stores them)."""
     problems = small_data_problems(**counts)
     for msg in problems:
         warnings.warn(msg, SmallDataWarning, stacklevel=stacklevel + 1)
-    return problems
+    return [render(msg) for msg in problems]
