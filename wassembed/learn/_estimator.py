@@ -34,7 +34,7 @@ from ..data import HISTOGRAMS, HistogramSet
 from ..errors import InputError, explain
 from ..exact import DistanceCache, precompute
 from ..nn import ModelConfig
-from ..serve import WassersteinEmbedding
+from ..serve import BaseEmbedding, load
 from ._settings import TrainSettings
 from ._trainer import train
 
@@ -86,7 +86,7 @@ class WassersteinEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         Any other keyword of :func:`wassembed.learn.train` or field of ``TrainSettings`` (e.g.
         ``{"distill_epochs": 10, "patience": 3}``). When ``fit(X)`` solves pairs and ``val_fraction`` is not
         given, at least 3 rows are held out (2 calibrate the error bars, 1 selects the model).
-    pretrained : str, path or WassersteinEmbedding, optional
+    pretrained : str, path or served model (WassersteinEmbedding, CloudEmbedding), optional
         Use this trained model (``fit`` only loads it).
     device : {"auto", "cpu", "cuda"}
         Device for training and for ``transform``.
@@ -99,7 +99,7 @@ class WassersteinEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
 
     Attributes
     ----------
-    embedding_ : WassersteinEmbedding
+    embedding_ : WassersteinEmbedding or CloudEmbedding
         The served model (``distance``, ``cdist``, ``kneighbors``, ``barycenter``, ... are available on it).
     n_features_in_ : int
         Number of bins ``k`` of the inputs (``H * W`` for images).
@@ -143,8 +143,8 @@ class WassersteinEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Bas
         seed = _seed(self.random_state)
         result = None
         if self.pretrained is not None:
-            emb = self.pretrained if isinstance(self.pretrained, WassersteinEmbedding) else \
-                WassersteinEmbedding.load(self.pretrained, device=self.device)
+            emb = self.pretrained if isinstance(self.pretrained, BaseEmbedding) else \
+                load(self.pretrained, device=self.device)  # either kind of model
         elif self.cache is not None:
             emb = train(self.cache, **self._train_kwargs(None, seed))
         elif X is None:
