@@ -7,44 +7,36 @@ Both answer one interface, :class:`DataSet` (fingerprint, subset, the networks' 
 validation): the other stages call it and never ask which class they hold. Needs numpy only.
 """
 
-from ._augment import elastic_copies, elastic_copy
-from ._cloud_datasets import SHAPE_NAMES, make_shapes, mnist_clouds
+from ._augment import elastic_copies as elastic_copies
+from ._augment import elastic_copy as elastic_copy
+from ._cloud_datasets import SHAPE_NAMES as SHAPE_NAMES
+from ._cloud_datasets import make_shapes, mnist_clouds
 from ._clouds import PointCloudSet
-from ._dataset import (
-    HISTOGRAMS,
-    POINT_CLOUDS,
-    DataSet,
-    as_dataset,
-    data_kinds,
-    kind_class,
-    quantity_name,
-    read_stored,
-)
+from ._dataset import HISTOGRAMS as HISTOGRAMS
+from ._dataset import POINT_CLOUDS as POINT_CLOUDS
+from ._dataset import DataSet
+from ._dataset import as_dataset as as_dataset
+from ._dataset import data_kinds as data_kinds
+from ._dataset import kind_class as kind_class
+from ._dataset import quantity_name as quantity_name
+from ._dataset import read_stored as read_stored
 from ._histograms import HistogramSet
-from ._loaders import DAMAGED_FILE_ERRORS, load_dataset, read_idx
-from ._support import as_weights, ground_cost_name, make_ground_cost, parse_p
+from ._loaders import DAMAGED_FILE_ERRORS as DAMAGED_FILE_ERRORS
+from ._loaders import load_dataset, read_idx
+from ._support import as_weights, make_ground_cost
+from ._support import ground_cost_name as ground_cost_name
+from ._support import parse_p as parse_p
 
+#: what users call; the names imported ``as`` themselves are the package's own (the other stages import them
+#: from here), not public
 __all__ = [
     "DataSet",
-    "HISTOGRAMS",
-    "POINT_CLOUDS",
-    "as_dataset",
-    "data_kinds",
-    "kind_class",
-    "quantity_name",
-    "read_stored",
     "HistogramSet",
     "PointCloudSet",
-    "SHAPE_NAMES",
-    "make_shapes",
-    "mnist_clouds",
-    "DAMAGED_FILE_ERRORS",
     "load_dataset",
     "read_idx",
+    "make_shapes",
+    "mnist_clouds",
     "as_weights",
-    "ground_cost_name",
     "make_ground_cost",
-    "parse_p",
-    "elastic_copies",
-    "elastic_copy",
 ]
