@@ -22,7 +22,11 @@ estimate and of ``a·d + b`` fitted by least squares on TRAIN_PAIRS only. It pri
 
 Usage (with the Wormhole environment's python)::
 
-    python docs/wormhole_row.py CLOUDS TRAIN_PAIRS TEST_PAIRS --steps 300
+    python benchmarks/wormhole_row.py CLOUDS TRAIN_PAIRS TEST_PAIRS --steps 300
+
+``--tiny`` writes tiny inputs (12 random clouds, a few pairs) to a temporary folder, reads and checks them, and
+trains Wormhole for 2 steps where it is installed; without it (wassembed's own environment) it says so and
+stops there (the smoke test of the inputs and options).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 
 
@@ -59,11 +64,49 @@ def _metrics(pred, target) -> dict:
     }
 
 
+def _tiny_inputs(work: str) -> tuple[str, str, str]:
+    """12 random clouds of 5–9 points in 2-D and a few pairs (random values), written as the real inputs are."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(5, 10, 12)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    w = rng.uniform(0.5, 1.0, offsets[-1])
+    w /= np.repeat(np.add.reduceat(w, offsets[:-1]), sizes)
+    paths = tuple(os.path.join(work, f) for f in ("clouds.npz", "train.npz", "test.npz"))
+    np.savez(paths[0], points=rng.uniform(0, 27, (offsets[-1], 2)), weights=w, offsets=offsets)
+    np.savez(paths[1], i=np.array([0, 1, 2]), j=np.array([3, 4, 5]), w2sq=rng.uniform(1, 9, 3))
+    np.savez(paths[2], i=np.array([8, 9]), j=np.array([10, 11]), w2sq=rng.uniform(1, 9, 2))
+    return paths
+
+
+def _read_inputs(args):
+    """``(pcs, ws, weighted, (tr_i, tr_j, tr_y), (te_i, te_j, te_y))`` from the three input files (checked)."""
+    import numpy as np
+
+    z = np.load(args.clouds)
+    points, offsets = z["points"].astype(np.float64), z["offsets"].astype(np.int64)
+    weights = z["weights"].astype(np.float64) if "weights" in z else None
+    n = offsets.size - 1
+    pcs = [points[offsets[c]:offsets[c + 1]] for c in range(n)]
+    if weights is None or args.uniform:
+        ws = [np.full(p.shape[0], 1.0 / p.shape[0]) for p in pcs]
+    else:
+        ws = [weights[offsets[c]:offsets[c + 1]] for c in range(n)]
+    tr, te = np.load(args.train_pairs), np.load(args.test_pairs)
+    train, test = (tr["i"], tr["j"], tr["w2sq"]), (te["i"], te["j"], te["w2sq"])
+    if max(train[0].max(), train[1].max()) >= args.n_train:
+        sys.exit("a training pair uses a cloud outside 0..n_train-1")
+    if min(test[0].min(), test[1].min()) < args.n_train:
+        print("warning: some test pairs use training clouds", file=sys.stderr)
+    return pcs, ws, not (weights is None or args.uniform), train, test
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("clouds", help="ragged point-cloud .npz (points, weights, offsets)")
-    ap.add_argument("train_pairs", help=".npz with i, j, w2sq among the training clouds")
-    ap.add_argument("test_pairs", help=".npz with i, j, w2sq among unseen clouds")
+    ap.add_argument("clouds", nargs="?", help="ragged point-cloud .npz (points, weights, offsets)")
+    ap.add_argument("train_pairs", nargs="?", help=".npz with i, j, w2sq among the training clouds")
+    ap.add_argument("test_pairs", nargs="?", help=".npz with i, j, w2sq among unseen clouds")
     ap.add_argument("--n-train", type=int, default=2500, help="clouds 0..n_train-1 train Wormhole [2500]")
     ap.add_argument("--steps", type=int, default=10000, help="training steps [10000, Wormhole's default]")
     ap.add_argument("--batch-size", type=int, default=16, help="clouds per step [16, Wormhole's default]")
@@ -80,8 +123,29 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of numpy (ot_scale, iteration check) and jax [0]")
     ap.add_argument("--verbose", type=int, default=25, help="steps between Wormhole's progress updates [25]")
     ap.add_argument("--json-out", help="also write the JSON result here")
+    ap.add_argument("--tiny", action="store_true", help="tiny inputs, 2 steps where Wormhole is installed")
     args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as work:
+        if args.tiny:
+            args.clouds, args.train_pairs, args.test_pairs = _tiny_inputs(work)
+            args.n_train, args.steps, args.batch_size, args.num_sinkhorn_iter = 8, 2, 4, 5
+            args.target_check, args.verbose = 2, 1
+        elif args.test_pairs is None:
+            ap.error("CLOUDS TRAIN_PAIRS TEST_PAIRS are required (or --tiny)")
+        inputs = _read_inputs(args)
+        try:
+            import wassersteinwormhole  # noqa: F401
+        except ImportError:
+            if not args.tiny:
+                raise
+            print(json.dumps({"inputs": "checked", "clouds": len(inputs[0]), "skipped": "wassersteinwormhole is "
+                              "not installed here (it runs in its own environment)"}))
+            return 0
+        return _run(args, *inputs)
 
+
+def _run(args, pcs, ws, weighted, train, test) -> int:
+    """Train Wormhole, embed every cloud, print (and write) the JSON line of the module docstring."""
     _one_thread()
     from importlib.metadata import version
 
@@ -91,23 +155,8 @@ def main(argv=None) -> int:
     from wassersteinwormhole._utils_Processing import pad_pointclouds
 
     np.random.seed(args.seed)  # noqa: NPY002 -- Wormhole's ot_scale and iteration check use numpy's global RNG
-    z = np.load(args.clouds)
-    points, offsets = z["points"].astype(np.float64), z["offsets"].astype(np.int64)
-    weights = z["weights"].astype(np.float64) if "weights" in z else None
-    n = offsets.size - 1
-    pcs = [points[offsets[c]:offsets[c + 1]] for c in range(n)]
-    if weights is None or args.uniform:
-        ws = [np.full(p.shape[0], 1.0 / p.shape[0]) for p in pcs]
-    else:
-        ws = [weights[offsets[c]:offsets[c + 1]] for c in range(n)]
-    tr, te = np.load(args.train_pairs), np.load(args.test_pairs)
-    tr_i, tr_j, tr_y = tr["i"], tr["j"], tr["w2sq"]
-    te_i, te_j, te_y = te["i"], te["j"], te["w2sq"]
-    n_train = args.n_train
-    if max(tr_i.max(), tr_j.max()) >= n_train:
-        sys.exit("a training pair uses a cloud outside 0..n_train-1")
-    if min(te_i.min(), te_j.min()) < n_train:
-        print("warning: some test pairs use training clouds", file=sys.stderr)
+    (tr_i, tr_j, tr_y), (te_i, te_j, te_y) = train, test
+    n, n_train = len(pcs), args.n_train
 
     num_iter = args.num_sinkhorn_iter
     t_iter = time.process_time()
@@ -157,7 +206,7 @@ def main(argv=None) -> int:
         "model": "wassersteinwormhole",
         "versions": {p: version(p) for p in ("wassersteinwormhole", "jax", "jaxlib", "flax", "optax", "ott-jax")},
         "devices": [str(d) for d in jax.devices()],
-        "weights": "uniform" if (weights is None or args.uniform) else "intensities",
+        "weights": "intensities" if weighted else "uniform",
         "n_train_clouds": n_train, "n_train_pairs": int(tr_y.size), "n_test_pairs": int(te_y.size),
         "padded_points": int(model.point_clouds.shape[1]),
         "config": {"dist_func_enc": model.config.dist_func_enc, "eps_enc": model.config.eps_enc,
