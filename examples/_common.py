@@ -16,6 +16,14 @@ TRAIN_IMAGES = "0:1400"   # images the model may be trained on
 TEST_IMAGES = "1400:1797"  # images it never sees
 
 
+def image_range(spec: str, n: int):
+    """The indices ``A, A + 1, ..., B - 1`` of a range ``"A:B"`` of images (``B`` empty: up to ``n``)."""
+    import numpy as np
+
+    a, b = spec.split(":")
+    return np.arange(int(a or 0), int(b) if b else n)
+
+
 def base_parser(description: str) -> argparse.ArgumentParser:
     """Options common to every example: --tiny, --model, --work, --seed."""
     ap = argparse.ArgumentParser(description=description)

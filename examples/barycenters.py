@@ -20,11 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from _common import TEST_IMAGES, TRAIN_IMAGES, base_parser, get_model
+from _common import TEST_IMAGES, TRAIN_IMAGES, base_parser, get_model, image_range
 
 import wassembed
 from wassembed.demo import plots
-from wassembed.exact._pairs import parse_range
 
 
 def barycenter_objective(solver, b: np.ndarray, X: np.ndarray) -> float:
@@ -43,7 +42,7 @@ def main(argv=None):
     model = get_model(hs, args)
     out = Path(args.work)
     H, W = hs.grid
-    train = parse_range(TRAIN_IMAGES, hs.n)
+    train = image_range(TRAIN_IMAGES, hs.n)
     n_per = args.per_class or (5 if args.tiny else 50)
     solver = wassembed.ExactSolver(hs.ground_cost(2), 2)
 
@@ -63,7 +62,7 @@ def main(argv=None):
                                  out / "barycenters.png", title="Class barycenters")
 
     # a weighted barycenter of three unseen images, and an interpolation between two of them
-    test = parse_range(TEST_IMAGES, hs.n)
+    test = image_range(TEST_IMAGES, hs.n)
     a, b, c = (int(test[hs.labels[test] == d][0]) for d in (0, 1, 7))
     weighted = np.asarray(model.barycenter(hs.weights[[a, b, c]], weights=[0.5, 0.25, 0.25]))
     path = np.asarray(model.interpolate(hs.weights[a], hs.weights[c], steps=7))

@@ -18,14 +18,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import TEST_IMAGES, base_parser, get_model
+from _common import TEST_IMAGES, base_parser, get_model, image_range
 from scipy.spatial.distance import pdist, squareform
 from sklearn.cluster import AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score
 
 import wassembed
 from wassembed.exact import precompute
-from wassembed.exact._pairs import parse_range
 from wassembed.metrics import regression_metrics
 
 
@@ -41,7 +40,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     hs = wassembed.load_dataset("digits")
     images = args.images or ("1400:1460" if args.tiny else TEST_IMAGES)
-    idx = parse_range(images, hs.n)
+    idx = image_range(images, hs.n)
     X, y = hs.weights[idx], hs.labels[idx]
     n_clusters = len(np.unique(y))
     model = get_model(hs, args)

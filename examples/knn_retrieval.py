@@ -23,11 +23,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import TEST_IMAGES, TRAIN_IMAGES, base_parser, get_model
+from _common import TEST_IMAGES, TRAIN_IMAGES, base_parser, get_model, image_range
 
 import wassembed
 from wassembed.exact import precompute
-from wassembed.exact._pairs import parse_range
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
@@ -44,8 +43,8 @@ def main(argv=None):
     model = get_model(hs, args)
     nq = args.queries or (5 if args.tiny else 30)
     rng = np.random.default_rng(args.seed)
-    q = np.sort(rng.choice(parse_range(TEST_IMAGES, hs.n), nq, replace=False))
-    ref = parse_range(TRAIN_IMAGES, hs.n)
+    q = np.sort(rng.choice(image_range(TEST_IMAGES, hs.n), nq, replace=False))
+    ref = image_range(TRAIN_IMAGES, hs.n)
     if args.tiny:
         ref = ref[:300]
     Q, R, k = hs.weights[q], hs.weights[ref], args.k
