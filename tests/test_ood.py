@@ -160,11 +160,10 @@ def test_ood_benchmark_smoke(trained, digits):
     from wassembed.bench._ood import format_ood_benchmark, run_ood_benchmark
 
     ood = np.random.default_rng(1).random((60, 8, 8)) ** 4
-    r = run_ood_benchmark(digits, trained, ood, unseen="1200:1300", trained_on="0:1200", n_pairs=40, n_exact=5,
-                          n_error_pairs=5, repeats=1)
-    names = [s["name"] for s in r["scores"]]
-    assert names[:2] == ["served 'pca'", "served 'reconstruction'"] and r["scores"][0]["default"]
-    assert any("Mahalanobis" in n for n in names) and any("q = 50" in n for n in names)
+    r = run_ood_benchmark(digits, trained, ood, unseen="1200:1300", n_pairs=40, n_exact=5, n_error_pairs=5,
+                          repeats=1)
+    names = [s["name"] for s in r["scores"]]  # the served scores (candidates: benchmarks/ood_candidates.py)
+    assert names == ["served 'pca'", "served 'reconstruction'"] and r["scores"][0]["default"]
     assert [s["check"] for s in r["speed"]][1:] == ["default (warn_ood=True)", "warn_ood='reconstruction'",
                                                      "warn_ood=False"]
     assert "| served 'pca' (default) |" in format_ood_benchmark(r)

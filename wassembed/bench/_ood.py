@@ -6,12 +6,11 @@
   held out at training, as served), on unseen images of the training distribution (false alarms), on images
   of another data set, on the unseen images inverted (``max − x``) and on uniform noise; and the AUROC of
   unseen against foreign images. Scores: the served ``"pca"`` (default) and ``"reconstruction"`` (the
-  earlier default) with the model's stored thresholds and, given the training cache's image range, the
-  candidates of :mod:`._ood_candidates` (latent-space scores; ``"pca"`` with other ``q``) calibrated on that
-  range's images outside the training images;
+  earlier default) with the model's stored thresholds (other candidate scores, latent-space ones and
+  ``"pca"`` with other ``q``, are compared by the research script ``benchmarks/ood_candidates.py``);
 * **cost**: CPU microseconds per image that each score adds to a ``distance`` (served ``"pca"``:
   :meth:`ood_score` less the input validation; ``"reconstruction"``: less :meth:`embed`, i.e. the decoder
-  pass; candidates: from embeddings and histograms); and pairs per second of ``distance`` on independent
+  pass); and pairs per second of ``distance`` on independent
   pairs of unseen images, with the default check, with the reconstruction check and without a check, against
   exact ``ot.emd2`` (on the first pairs), in CPU time (the ratios that hold on a shared machine) and in wall
   time, on ``threads`` torch threads, in alternating rounds (the fastest of each kept);
@@ -31,7 +30,6 @@ from ..errors import InputError, explain, param
 from ..exact._pairs import parse_range
 from ._baselines import exact_values, timed
 from ._hardware import hardware
-from ._ood_candidates import candidates
 from ._serve import _as_images
 
 __all__ = ["auroc", "format_ood_benchmark", "run_ood_benchmark"]
@@ -112,26 +110,6 @@ def _has(emb, score) -> bool:
     return has_reference(emb.calibration, score)
 
 
-def _candidate_rows(emb, X, trained_on, sets, ood_name, level, seed):
-    """Candidates calibrated on the held-out images of ``trained_on`` (outside the training images)."""
-    train = np.asarray(emb.calibration["train_images"], dtype=np.int64)
-    held = np.setdiff1d(parse_range(trained_on, X.shape[0], what="trained_on"), train)
-    if held.size < 20:
-        raise InputError(explain(f"too few held-out images in {param('trained_on')}", expected="the image range "
-                                 "of the model's training cache (images outside the training images calibrate)",
-                                 received=f"{held.size} held-out images",
-                                 fix=f"pass the {param('images')} range of the cache's precompute"))
-    ZW = lambda V: (np.asarray(emb.embed(V), np.float64), emb.histograms(V))
-    got, (Zh, Wh), rows = {s: ZW(v) for s, v in sets.items()}, ZW(X[held]), []
-    unseen = next(iter(got.values()))
-    for name, fn in candidates(*ZW(X[train]), seed=seed):
-        thr = float(np.quantile(fn(Zh, Wh), level))
-        t = _clocks(fn, *unseen)[2]
-        rows.append(_score_row(name, "candidate", {s: fn(*zw) for s, zw in got.items()}, thr, t, len(unseen[0]),
-                               ood_name))
-    return rows, int(held.size)
-
-
 def _clocks(fn, *args, **kw):
     """``(fn(*args, **kw), wall seconds, CPU seconds of this process)``."""
     c = time.process_time()
@@ -185,7 +163,7 @@ def _errors(emb, X, u, F, n, level, seed):
 
 
 def run_ood_benchmark(images, model, ood_images, *, unseen, ood_name: str = "foreign images",
-                      trained_on=None, n_pairs: int = 10_000, n_exact: int = 200, n_error_pairs: int = 150,
+                      n_pairs: int = 10_000, n_exact: int = 200, n_error_pairs: int = 150,
                       level: float = 0.99, repeats: int = 3, threads: int = 1, seed: int = 0, log=None) -> dict:
     """Detection, cost and estimate errors of the out-of-distribution scores (see the module docstring).
 
@@ -201,9 +179,6 @@ def run_ood_benchmark(images, model, ood_images, *, unseen, ood_name: str = "for
         Index range ``"A:B"`` of ``images`` the model never saw (neither trained nor held out on).
     ood_name : str
         How the tables name ``ood_images``.
-    trained_on : str, optional
-        The training cache's image range: its images outside the training images calibrate the candidates
-        (skipped when None).
     n_pairs, n_exact, n_error_pairs : int
         Timed independent pairs; the first ``n_exact`` of them timed with exact OT; (foreign, unseen) pairs
         with exact values for the errors (0: skipped).
@@ -220,9 +195,8 @@ def run_ood_benchmark(images, model, ood_images, *, unseen, ood_name: str = "for
     Returns
     -------
     dict
-        ``hardware``, ``threads``, ``level``, ``sets`` (name → count), ``scores`` (rows), ``held_out`` (images
-        calibrating the candidates or None), ``speed`` (rows), ``in_distribution_error``, ``exact_pairs``,
-        ``errors``.
+        ``hardware``, ``threads``, ``level``, ``sets`` (name → count), ``scores`` (rows), ``speed`` (rows),
+        ``in_distribution_error``, ``exact_pairs``, ``errors``.
     """
     import torch
 
@@ -241,18 +215,13 @@ def run_ood_benchmark(images, model, ood_images, *, unseen, ood_name: str = "for
         sets = _sets(X, u, F, ood_name, seed)
         say("served scores")
         scores = _served_rows(emb, sets, ood_name, level)
-        held = None
-        if trained_on is not None:
-            say("candidates")
-            more, held = _candidate_rows(emb, X, trained_on, sets, ood_name, level, seed)
-            scores += more
         say("speed")
         speed, in_err, n_ex = _speed(emb, X, u, n_pairs, n_exact, repeats, seed)
         say("errors")
         errs = _errors(emb, X, u, F, n_error_pairs, level, seed) if n_error_pairs else None
     finally:
         torch.set_num_threads(old)
-    return {"hardware": hardware(), "threads": threads, "level": level, "held_out": held,
+    return {"hardware": hardware(), "threads": threads, "level": level,
             "sets": {s: len(v) for s, v in sets.items()}, "scores": scores, "speed": speed,
             "in_distribution_error": in_err, "exact_pairs": n_ex, "errors": errs, "time": time.time()}
 
@@ -261,8 +230,7 @@ def format_ood_benchmark(r: dict) -> str:
     """Markdown tables of :func:`run_ood_benchmark`'s result."""
     sets = list(r["sets"])
     lines = [f"Hardware: {r['hardware']}; torch threads {r['threads']}; level {r['level']}",
-             "Images: " + ", ".join(f"{s} {n}" for s, n in r["sets"].items())
-             + (f"; candidates calibrated on {r['held_out']} held-out images" if r["held_out"] else ""), "",
+             "Images: " + ", ".join(f"{s} {n}" for s, n in r["sets"].items()), "",
              "| score | " + " | ".join(f"flagged: {s}" for s in sets) + " | AUROC | µs/image |",
              "|---|" + "---:|" * (len(sets) + 2)]
     for s in r["scores"]:
@@ -270,8 +238,7 @@ def format_ood_benchmark(r: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(f"{100 * s['flagged'][k]:.2f}%" for k in sets)
                      + f" | {s['auroc']:.4f} | {s['us_per_image']:.1f} |")
     lines += ["", "µs/image: CPU time a score adds per input of `distance` (served 'pca': `ood_score` less input "
-              "validation; 'reconstruction': less `embed`, i.e. the decoder pass; candidates: from embeddings and "
-              "histograms).", "",
+              "validation; 'reconstruction': less `embed`, i.e. the decoder pass).", "",
               "| method | OOD check | pairs per CPU second | × exact | pairs/s (wall) | × exact (wall) |",
               "|---|---|---:|---:|---:|---:|"]
     lines += [f"| {s['method']} | {s['check']} | {s['pairs_per_cpu_s']:,.0f} | {s['speedup']:.1f} | "

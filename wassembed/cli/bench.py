@@ -172,9 +172,6 @@ def bench_dask(data, pairs, workers, repeats, as_json):
 @click.option("--ood", "ood_data", required=True,
               help="Images of another distribution on the same grid (e.g. Fashion-MNIST's IDX file).")
 @click.option("--unseen", required=True, help="Index range A:B of --data the model never saw (e.g. 6000:8000).")
-@click.option("--trained-on", default=None,
-              help="The training cache's --images range: also measures latent-space candidates, calibrated on "
-                   "its images outside the training images.")
 @click.option("--pairs", "n_pairs", default=10_000, show_default=True, type=_count, help="Timed pairs.")
 @click.option("--exact-pairs", default=200, show_default=True, type=_count, help="Pairs timed with exact OT.")
 @click.option("--error-pairs", default=150, show_default=True, type=click.IntRange(min=0),
@@ -186,14 +183,14 @@ def bench_dask(data, pairs, workers, repeats, as_json):
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the pair and noise draws.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @handle_errors(words=_WORDS)
-def bench_ood(data, model, ood_data, unseen, trained_on, n_pairs, exact_pairs, error_pairs, level, repeats, threads,
+def bench_ood(data, model, ood_data, unseen, n_pairs, exact_pairs, error_pairs, level, repeats, threads,
               seed, as_json):
     """Out-of-distribution scores: detection, false alarms, cost in paired distance vs exact POT."""
     from ..bench._ood import format_ood_benchmark, run_ood_benchmark
     from ..data import load_dataset
 
     res = run_ood_benchmark(load_dataset(data), model, load_dataset(ood_data), unseen=unseen,
-                            ood_name=ood_data.rsplit("/", 1)[-1], trained_on=trained_on, n_pairs=n_pairs,
+                            ood_name=ood_data.rsplit("/", 1)[-1], n_pairs=n_pairs,
                             n_exact=exact_pairs, n_error_pairs=error_pairs, level=level, repeats=repeats,
                             threads=threads, seed=seed, log=lambda msg: click.echo(msg, err=True))
     echo_json(res) if as_json else click.echo(format_ood_benchmark(res))
