@@ -159,6 +159,57 @@ class BackgroundRun:
             self.proc.wait()
 
 
+# -- waiting on events, not on the clock ------------------------------------------------------------------
+#: environment of a child whose progress the test follows: one plain line per update (``precompute: 80/3,000
+#: pairs ...`` after each shard is written; ``epoch 3/24: ...`` after each training epoch) on a non-terminal
+PROGRESS_LINES = {"WASSEMBED_PROGRESS_INTERVAL": "0"}
+
+
+def read_until(stream, found, what: str) -> list[str]:
+    """Read ``stream`` (a child's text pipe) line by line, blocking, until ``found(line)`` holds; the lines read.
+
+    No clock: the call returns on the child's own report of the event. A child that ends (end of file) before
+    reporting it fails the test, naming ``what`` and showing what it printed; a child that hangs is stopped by
+    pytest-timeout like any hung test.
+    """
+    lines = []
+    for line in iter(stream.readline, ""):
+        lines.append(line.rstrip("\n"))
+        if found(lines[-1]):
+            return lines
+    raise AssertionError(f"the child ended before {what}; it printed:\n" + "\n".join(lines[-20:]))
+
+
+def progress_count(line: str, desc: str = "precompute") -> int | None:
+    """Units done in a plain progress line of ``desc`` (``precompute: 1,200/3,000 pairs ...`` → 1200), else None.
+
+    Examples
+    --------
+    >>> progress_count("precompute: 1,200/3,000 pairs (40.0 %), 900 pairs/s, ETA 2 s"), progress_count("x")
+    (1200, None)
+    """
+    head = f"{desc}: "
+    if not line.startswith(head):
+        return None
+    return int(line[len(head):].split("/", 1)[0].split(" ", 1)[0].replace(",", ""))
+
+
+def wait_until(ready, what: str, *, proc=None, timeout: float = 300.0) -> None:
+    """Wait until ``ready()`` holds: a file a child creates, workers that joined a scheduler (states with no
+    stream to block on), checked every 10 ms.
+
+    Fails naming ``what`` when ``proc`` (a ``Popen``) ended first, or after ``timeout`` s: a guard against a
+    hang, far beyond any expected wait, never a timing assumption of the test.
+    """
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the child exited with {proc.returncode} before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} after {timeout:g} s")
+        time.sleep(0.01)
+
+
 def run_cli(*args, check=False, timeout=300, **kw) -> subprocess.CompletedProcess:
     """Run the real console entry point in a subprocess."""
     proc = subprocess.run([sys.executable, "-m", "wassembed", *map(str, args)], capture_output=True,

@@ -18,7 +18,7 @@ from wassembed.errors import (
 )
 from wassembed.exact import DistanceCache, precompute, verify
 
-from .conftest import content, run_cli, same
+from .conftest import PROGRESS_LINES, content, progress_count, read_until, run_cli, same, wait_until
 
 
 def test_precompute_values_and_manifest(small_digits, tmp_path):
@@ -136,30 +136,35 @@ def _default_sigint():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _cmd(out, pairs=3000, workers=2):
+def _cmd(out, pairs=3000, workers=2, quiet=True):
     return [sys.executable, "-m", "wassembed", "precompute", "digits", "--out", str(out), "--pairs", str(pairs),
-            "--workers", str(workers), "--chunk-size", "40", "--quiet", "--seed", "7"]
+            "--workers", str(workers), "--chunk-size", "40", *(["--quiet"] if quiet else []), "--seed", "7"]
 
 
 def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
+    """Three runs killed (SIGKILL, the whole process group: main process and pool workers) each right after it
+    reported a random number of new shards (seeded; within the first fifth of what is left, so the kill lands in
+    the computation), then a resume that computes exactly the missing pairs."""
     ref = tmp_path / "ref"
     subprocess.run(_cmd(ref), check=True, capture_output=True, timeout=300)
     rng = np.random.default_rng(0)
     out = tmp_path / "c"
-    killed_with_shards = 0
+    kept = 0
     for _ in range(3):
-        proc = subprocess.Popen(_cmd(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        deadline = time.time() + 60
-        while not (out / "manifest.json").exists() and time.time() < deadline:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.1, 1.0))  # a random moment of the computation
-        os.killpg(proc.pid, signal.SIGKILL)  # the whole run: main process and its workers
-        proc.wait()
+        left = (3000 - kept) // 40
+        k = int(rng.integers(1, max(left // 5, 1) + 1))  # shards this run writes before it is killed
+        proc = subprocess.Popen(_cmd(out, quiet=False), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True, env={**os.environ, **PROGRESS_LINES})
+        read_until(proc.stderr, lambda line, k=k: (progress_count(line) or 0) >= 40 * k, f"its shard number {k}")
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        assert proc.returncode == -signal.SIGKILL  # killed while it ran, not ended by itself
         t = DistanceCache.open(out).read()  # never corrupt: every shard verifies
-        killed_with_shards += len(t) > 0
-    assert killed_with_shards >= 1
-    subprocess.run(_cmd(out), check=True, capture_output=True, timeout=300)
+        assert kept + 40 * k <= len(t) < 3000 and len(t) % 40 == 0  # what it reported is kept, whole chunks only
+        kept = len(t)
+    done = json.loads(subprocess.run([*_cmd(out), "--json"], check=True, capture_output=True, text=True,
+                                     timeout=300).stdout)
+    assert (done["already_cached"], done["computed"]) == (kept, 3000 - kept)  # exactly the missing pairs
     assert same(content(out), content(ref))
     assert verify(out)["ok"]
 
@@ -212,17 +217,15 @@ def test_cli_bad_data_file_exit_2(tmp_path):
 
 def test_ctrl_c_stops_cleanly_keeping_finished_shards(tmp_path):
     out = tmp_path / "c"
-    proc = subprocess.Popen(_cmd(out, pairs=20000), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_default_sigint)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list((out / "shards").glob("*.npz")) if (out / "shards").exists() else []) < 2:
-        time.sleep(0.05)
+    proc = subprocess.Popen(_cmd(out, pairs=20000, quiet=False), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=_default_sigint, env={**os.environ, **PROGRESS_LINES})
+    read_until(proc.stderr, lambda line: (progress_count(line) or 0) >= 80, "its second shard")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Interrupted: finished shards are kept; rerun the same command to resume." in err
     kept = len(DistanceCache.open(out).read())
-    assert 0 < kept < 20000 and kept % 40 == 0  # whole chunks only
+    assert 80 <= kept < 20000 and kept % 40 == 0  # the two shards it reported, whole chunks only
     assert not list((out / "locks").glob("*.lock"))  # claims released
 
 
@@ -454,11 +457,9 @@ def test_ctrl_c_message_on_its_own_line_in_a_log(tmp_path):
     with open(log, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=_progress_env("0.2"),
                                 preexec_fn=_default_sigint)
-        deadline = time.time() + 120
-        while time.time() < deadline and len(list((out / "shards").glob("*.npz")) if (out / "shards").exists()
-                                               else []) < 5:
-            time.sleep(0.05)
-        time.sleep(0.5)  # a few progress lines
+        # a few progress lines in the log before the Ctrl-C, so that its message must start a line of its own
+        wait_until(lambda: sum(x.startswith(b"precompute: ") for x in log.read_bytes().splitlines()) >= 3,
+                   "3 progress lines in the log", proc=proc)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 130
     raw = log.read_bytes()
@@ -481,7 +482,6 @@ def test_progress_on_a_terminal_is_a_bar_with_rate_and_eta():
     with progress(100, desc="precompute", unit="pair", file=tty) as bar:
         for _ in range(4):
             bar.update(25)
-            time.sleep(0.01)
     text = tty.getvalue()
     assert "pair/s" in text and "<" in text and text.endswith("\n")  # rate, [elapsed<remaining], line ended
     log = io.StringIO()

@@ -14,11 +14,11 @@ import fcntl
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ from wassembed.errors import CacheError, CorruptShardError, WassembedError
 from wassembed.exact import DistanceCache, precompute, verify
 from wassembed.exact._precompute import plan_pairs
 
-from .conftest import content, run_cli, same, shard_bytes
+from .conftest import PROGRESS_LINES, content, progress_count, read_until, run_cli, same, shard_bytes
 
 LOG_ENV = "WASSEMBED_RELIABILITY_LOG"
 
@@ -88,22 +88,23 @@ def _cmd(out, *extra, pairs=3000, workers=2, chunk=40, seed=7):
             "--chunk-size", str(chunk), "--quiet", "--seed", str(seed), *map(str, extra)]
 
 
-def _start(cmd):
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def _start(cmd, *, follow: bool = False):
+    """Start ``cmd`` in a process group of its own; ``follow``: with one progress line per shard or epoch on
+    its stderr (``--quiet`` dropped), for :func:`_kill_when`."""
+    if follow:
+        cmd = [c for c in cmd if c != "--quiet"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, **PROGRESS_LINES} if follow else None)
 
 
-def _kill_after(proc, ready, delay: float, timeout: float) -> bool:
-    """SIGKILL the run (its whole process group) ``delay`` s after ``ready()`` first holds (or the run ended,
-    or ``timeout`` s passed); returns whether the run had already finished by itself."""
-    deadline = time.time() + timeout
-    while not ready() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    time.sleep(delay)
-    finished = proc.poll() is not None
+def _kill_when(proc, found, what: str) -> int:
+    """SIGKILL the run (its whole process group: main process and pool workers) as soon as it reports the event
+    ``found(line)`` on stderr (:func:`read_until`); its exit status (``-SIGKILL``: killed while it ran)."""
+    read_until(proc.stderr, found, what)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate()
-    return finished
+    return proc.returncode
 
 
 # -- SIGKILL at random moments ----------------------------------------------------------------------
@@ -117,32 +118,15 @@ def _after_kill(out: Path) -> dict:
             "temp_files": rep["temp_files"]}
 
 
-def _timeline(cmd, out: Path) -> dict:
-    """Run ``cmd`` uninterrupted, noting when (seconds after launch) its first and last shards appeared."""
-    t0 = time.time()
-    proc = _start(cmd)
-    first = last = None
-    seen = 0
-    while proc.poll() is None:
-        n = _n_shards(out)
-        now = time.time() - t0
-        if n > seen:
-            first, last, seen = first if first is not None else now, now, n
-        time.sleep(0.005)
-    end = time.time() - t0
-    assert proc.returncode == 0, proc.stderr.read()
-    return {"first_shard_s": first if first is not None else end, "last_shard_s": last if last is not None else end,
-            "end_s": end, "shards": seen}
-
-
 def _n_shards(out: Path) -> int:
     return len(list((out / "shards").glob("*.npz"))) if (out / "shards").is_dir() else 0
 
 
-def _kill_inside(proc, out: Path, have: int, delay: float) -> str:
-    """SIGKILL the run ``delay`` s after it wrote its first shard (the cache held ``have`` before it started)."""
-    finished = _kill_after(proc, lambda: _n_shards(out) > have, delay, 300)
-    return "after the end" if finished else "mid-run"
+def _kill_after_shards(out: Path, k: int) -> int:
+    """Run precompute on ``out`` and SIGKILL it right after it reported its ``k``-th new shard (40 pairs each);
+    its exit status."""
+    proc = _start(_cmd(out), follow=True)
+    return _kill_when(proc, lambda line: (progress_count(line) or 0) >= 40 * k, f"its shard number {k}")
 
 
 @pytest.mark.slow
@@ -150,16 +134,15 @@ def test_sigkill_at_many_random_moments_then_resume(tmp_path):
     """12 trials; in each a fresh run is killed, its resume is killed too, then a final resume completes.
 
     24 kills in all; each trial's final cache must equal an uninterrupted run's, shard for shard, byte for byte.
-    The kill moments are scaled by that uninterrupted reference run, timed here: it writes its shards over
-    ``last_shard_s - first_shard_s`` seconds. Each run is killed once it has written its first shard (its
-    start-up, imports and pool, varies by seconds with the machine's load and is not part of the window), at
-    a uniform moment of the time the reference took to write the shards still to write (a resume has fewer),
-    so kills fall inside the computation on an idle machine and on a loaded one alike.
+    Each run is killed right after it reported its ``k``-th new shard, ``k`` drawn uniformly (seeded) among the
+    first 80 % of the shards it still has to write (with 2 workers, up to 4 chunks are in flight: the last ones
+    could be written before the kill arrives), so that every kill lands inside the computation whatever the
+    machine's load: the run was killed (exit status -SIGKILL), the cache holds at least the shards it reported
+    and not all of them. The final resume computes exactly the missing pairs.
     """
     ref = tmp_path / "ref"
-    timing = _timeline(_cmd(ref), ref)
+    subprocess.run(_cmd(ref), check=True, capture_output=True, timeout=600)
     want = shard_bytes(ref)
-    compute = timing["last_shard_s"] - timing["first_shard_s"]
     rng = np.random.default_rng(2024)
     trials, survived, kills, mid, partial, corrupt, temps = 12, 0, 0, 0, 0, 0, 0
     failures = []
@@ -168,40 +151,57 @@ def test_sigkill_at_many_random_moments_then_resume(tmp_path):
         ok = True
         for _ in range(2):  # the first run, then its resume, each killed at a random moment of its computation
             have = _n_shards(out)
-            todo = max(len(want) - have - 1, 0) / max(len(want) - 1, 1)  # after its first shard, what is left
-            when = _kill_inside(_start(_cmd(out)), out, have, float(rng.uniform(0, 1)) * todo * compute)
+            k = int(rng.integers(1, int(0.8 * (len(want) - have)) + 1))  # in the first 80 % of what is left
+            status = _kill_after_shards(out, k)
             kills += 1
-            mid += when == "mid-run"
+            mid += status == -signal.SIGKILL
             state = _after_kill(out)
-            partial += 0 < state["shards"] < len(want)
+            partial += have + k <= state["shards"] < len(want)
             temps += state["temp_files"] > 0
             corrupt += bool(state["corrupt"])
             if state["corrupt"]:
                 ok = False
                 failures.append(f"trial {t}: corrupt shards after a kill: {state['corrupt']}")
-        done = subprocess.run(_cmd(out), capture_output=True, text=True, timeout=600)
+        kept = _n_shards(out) * 40
+        done = subprocess.run([*_cmd(out), "--json"], capture_output=True, text=True, timeout=600)
+        counts = json.loads(done.stdout) if done.returncode == 0 else {}
         final = {"exit": done.returncode, "same_bytes": shard_bytes(out) == want, "verify_ok": verify(out)["ok"],
-                 "temp_files_left": len(list((out / "shards").glob(".tmp-*")))}
-        if final != {"exit": 0, "same_bytes": True, "verify_ok": True, "temp_files_left": 0}:
+                 "temp_files_left": len(list((out / "shards").glob(".tmp-*"))),
+                 "resumed": (counts.get("already_cached"), counts.get("computed"))}
+        if final != {"exit": 0, "same_bytes": True, "verify_ok": True, "temp_files_left": 0,
+                     "resumed": (kept, 40 * len(want) - kept)}:
             ok = False
             failures.append(f"trial {t}: after the final resume {final} {done.stderr[-300:]}")
         survived += ok
     record("precompute SIGKILL at random moments, then resume (slow)", trials, survived, kills=kills,
            kills_mid_run=mid, kills_leaving_partial_cache=partial, kills_leaving_temp_files=temps,
-           kills_leaving_corrupt_shard=corrupt, reference_start_s=round(timing["first_shard_s"], 2),
-           reference_compute_s=round(compute, 2), failures=failures)
+           kills_leaving_corrupt_shard=corrupt, failures=failures)
     assert survived == trials, failures
-    assert partial >= kills // 2  # most kills really landed inside the computation
+    assert mid == partial == kills  # every kill landed inside the computation and kept what it had reported
 
 
 # -- concurrent writers -----------------------------------------------------------------------------
+#: ``python -m wassembed``, gated: imports the command line and the exact stage, says "ready" on stderr, waits for
+#: a line on stdin, then runs the command of its arguments
+GATED = ("import sys; import ot, wassembed.exact; from wassembed.cli import main; "
+         "print('ready', file=sys.stderr, flush=True); sys.stdin.readline(); sys.argv[0] = 'wassembed'; main()")
+
+
 def _writers_trial(tmp_path, name, n_writers: int, rng, want, plan_files) -> tuple[bool, int]:
+    """``n_writers`` precompute commands on one cache (overlapping plans, 1 or 2 workers): all are started and
+    their imports done (each says "ready") before all are let go at once, in a random order (seeded), so that
+    they overlap however slow the machine (imports take seconds, a plan under one)."""
     out = tmp_path / name
     procs = []
     for w in range(n_writers):
-        procs.append(_start(_cmd(out, "--pairs-file", plan_files[w % len(plan_files)], "--json", pairs=None,
-                                 workers=1 + (w % 2))))
-        time.sleep(float(rng.uniform(0, 0.3)))
+        cmd = _cmd(out, "--pairs-file", plan_files[w % len(plan_files)], "--json", pairs=None, workers=1 + (w % 2))
+        procs.append(subprocess.Popen([sys.executable, "-c", GATED, *cmd[3:]], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for w, p in enumerate(procs):
+        read_until(p.stderr, lambda line: line == "ready", f"writer {w} is ready")
+    for w in rng.permutation(n_writers):
+        procs[w].stdin.write("go\n")
+        procs[w].stdin.flush()
     outs = [p.communicate(timeout=600) for p in procs]
     codes = [p.returncode for p in procs]
     elsewhere = sum(json.loads(o[0]).get("done_elsewhere", 0) for o, c in zip(outs, codes) if c == 0)
@@ -488,23 +488,26 @@ def train_setup(tmp_path_factory):
     cache = d / "cache"
     precompute("digits", cache, pairs=8000, sampling="blocks", block_size=32, workers=2, progress=False)
     ref = d / "ref"
-    proc = _start(_train_cmd(cache, ref))
-    while _ckpt_epoch(ref) < 1 and proc.poll() is None:
-        time.sleep(0.005)
-    t0 = time.time()
-    _, err = proc.communicate(timeout=900)
-    assert proc.returncode == 0, err
-    return cache, ref, time.time() - t0
+    proc = subprocess.run(_train_cmd(cache, ref), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    return cache, ref
 
 
-def _train_kill_trial(train_setup, out, delay) -> tuple[bool, dict]:
-    """Kill a training run ``delay`` s after its first checkpoint; resume; compare with the reference."""
+def _epoch_done(line: str) -> int | None:
+    """The epoch a training run reports finished (``epoch 7/24: loss ...``: 7), else None. The run prints it
+    before it writes that epoch's checkpoint, so the checkpoint of the epoch before is on disk."""
+    m = re.match(rf"epoch (\d+)/{TRAIN_EPOCHS}: loss ", line)
+    return int(m.group(1)) if m else None
+
+
+def _train_kill_trial(train_setup, out, k: int) -> tuple[bool, dict]:
+    """Kill a training run right after it reported epoch ``k`` (>= 2) done; resume; compare with the reference."""
     from wassembed.learn._checkpoints import load_checkpoint
 
-    cache, ref, _ = train_setup
-    proc = _start(_train_cmd(cache, out))
-    finished = _kill_after(proc, lambda: _ckpt_epoch(out) >= 1, delay, 600)
-    info = {"epoch_at_kill": _ckpt_epoch(out), "finished_before_kill": finished}
+    cache, ref = train_setup
+    status = _kill_when(_start(_train_cmd(cache, out), follow=True), lambda line: (_epoch_done(line) or 0) >= k,
+                        f"epoch {k} done")
+    info = {"reported_epoch": k, "epoch_at_kill": _ckpt_epoch(out), "killed_mid_training": status == -signal.SIGKILL}
     meta, _ = load_checkpoint(out / "checkpoints")  # the checkpoint left behind is whole (checked, sha256)
     res = subprocess.run(_train_cmd(cache, out, "--resume"), capture_output=True, text=True, timeout=900)
     epochs = [json.loads(x)["epoch"] for x in (out / "train_log.jsonl").read_text().splitlines()]
@@ -520,24 +523,25 @@ def _train_kill_trial(train_setup, out, delay) -> tuple[bool, dict]:
 
 
 def test_training_sigkill_then_resume_identical(train_setup, tmp_path):
-    _, _, span = train_setup
-    ok, info = _train_kill_trial(train_setup, tmp_path / "m", delay=span * 0.4)
-    assert 0 < info["epoch_at_kill"] < TRAIN_EPOCHS and not info["finished_before_kill"], info
+    ok, info = _train_kill_trial(train_setup, tmp_path / "m", k=10)
+    # killed while it trained, with the checkpoint of epoch 9 (written before epoch 10 was reported) or 10
+    assert info["killed_mid_training"] and 9 <= info["epoch_at_kill"] < TRAIN_EPOCHS, info
     record("training SIGKILL, then --resume", 1, int(ok), **info)
     assert ok, info
 
 
 @pytest.mark.slow
 def test_training_sigkill_many_random_moments(train_setup, tmp_path):
-    _, _, span = train_setup
+    """10 runs, each killed right after it reported a random epoch done (2 to 19 of 24, seeded)."""
     rng = np.random.default_rng(99)
     trials, survived, mid = 10, 0, 0
     for t in range(trials):
-        ok, info = _train_kill_trial(train_setup, tmp_path / f"m{t}", delay=float(rng.uniform(0, span)))
-        survived += ok
-        mid += not info["finished_before_kill"]
+        k = int(rng.integers(2, int(0.8 * TRAIN_EPOCHS)))
+        ok, info = _train_kill_trial(train_setup, tmp_path / f"m{t}", k=k)
+        survived += ok and k - 1 <= info["epoch_at_kill"]
+        mid += info["killed_mid_training"]
     record("training SIGKILL at random moments, then --resume (slow)", trials, survived, killed_mid_training=mid)
-    assert survived == trials
+    assert survived == trials and mid == trials
 
 
 def _damage(model: Path, what: str) -> str:
@@ -583,7 +587,7 @@ def test_damaged_model_refused(train_setup, tmp_path, what):
     import wassembed
     from wassembed.errors import ModelFileError
 
-    _, ref, _ = train_setup
+    _, ref = train_setup
     model = tmp_path / "model"
     shutil.copytree(ref, model)
     pattern = _damage(model, what)
@@ -602,7 +606,7 @@ def test_damaged_model_refused(train_setup, tmp_path, what):
 
 def test_damaged_checkpoint_refused_on_resume(train_setup, tmp_path):
 
-    cache, ref, _ = train_setup
+    cache, ref = train_setup
     out = tmp_path / "m"
     shutil.copytree(ref, out)
     ck = next((out / "checkpoints").glob("epoch-*.safetensors"))
