@@ -136,6 +136,8 @@ def main(argv=None) -> list:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default="diagnosis-work")
+    ap.add_argument("--cache", default=None, help="a cache with LOT targets: its images (inside --train) and "
+                    "targets, and its reference, instead of solving them here")
     ap.add_argument("--tiny", action="store_true")
     args = ap.parse_args(argv)
     import torch
@@ -160,16 +162,26 @@ def main(argv=None) -> list:
     work.mkdir(parents=True, exist_ok=True)
     tr = parse_range(args.train, len(full), what="--train")
     te = parse_range(args.test, len(test_full), what="--test")
-    train = HistogramSet.from_images(full[tr])
     test = HistogramSet.from_images(test_full[te])
+    cached_targets = None
+    if args.cache:
+        from wassembed.exact import DistanceCache
+        from wassembed.exact._teacher import read_lot_targets
+
+        t = read_lot_targets(DistanceCache.open(args.cache))
+        tr = t.index[np.isin(t.index, tr)]  # the range's images that have a target
+        reference, cached_targets = t.reference, t.embedding[t.rows(tr)]
+    train = HistogramSet.from_images(full[tr])
     coords = train.support_coords()
-    reference = dyadic_reference(train.weights.mean(0))
+    if cached_targets is None:
+        reference = dyadic_reference(train.weights.mean(0))
     ni, nj = random_pairs(np.arange(train.n), args.pairs, seed=0)
     ti, tj = random_pairs(np.arange(test.n), args.pairs, seed=1)
     y_train = _cached(work, f"exact-train-{args.pairs}", lambda: _exact(train, ni, nj, args.workers))
     y_test = _cached(work, f"exact-test-{args.pairs}", lambda: _exact(test, ti, tj, args.workers))
     E_test = _cached(work, "lot-test", lambda: lot_embeddings(coords, reference, test.weights, args.workers))
-    E_train = _cached(work, "lot-train", lambda: lot_embeddings(coords, reference, train.weights, args.workers))
+    E_train = cached_targets if cached_targets is not None else _cached(
+        work, "lot-train", lambda: lot_embeddings(coords, reference, train.weights, args.workers))
     rows = []
     for name, Etr, Ete in (("LOT in full", E_train, E_test),):
         d = lambda E, i, j: ((E[i] - E[j]) ** 2).sum(1)

@@ -102,3 +102,15 @@ def test_auto_copies_where_the_data_has_few_integer_images_on_grids_of_16_pixels
     assert auto_copies(floats, 5000) == 0  # not integer pixels: a copy could not be solved exactly
     assert deformation((28, 28)) == (6.0, 4.0) and deformation((56, 56)) == (12.0, 8.0)
     assert deformation((28, 28), 3.0) == (3.0, 4.0)
+
+
+def test_targets_of_images_without_pairs_teach_the_student_and_count_as_trained_on(tmp_path):
+    import wassembed as we
+
+    hs = load_dataset("digits", limit=120)
+    precompute(hs, tmp_path / "c", pairs=600, images="0:80", workers=1, progress=False, lot_copies=0)
+    compute_lot_targets(DistanceCache.open(tmp_path / "c"), range(120), progress=False)    # targets on 80:120 too
+    model = we.train(tmp_path / "c", epochs=1, distill_epochs=1, progress=False, seed=0)
+    seen = set(model.calibration["train_images"].tolist())
+    assert set(range(80, 120)) <= seen  # evaluate drops pairs that touch them
+    assert model.info["training"]["distillation"]["images"] >= 40 + 60  # the 40 and most pair images

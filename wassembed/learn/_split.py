@@ -19,7 +19,7 @@ Pairs with no held-out image train. Training pairs are grouped into units of pai
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -68,6 +68,9 @@ class TrainingPairs:
         sha256 of the cache's pairs and values (the checkpoint's and the model's ``cache_fingerprint``).
     solved : int
         Calibration pairs solved exactly for the run (not in the cache).
+    target_images : ndarray, shape (t,), int64
+        Images of the cache with a per-image LOT target and no pair at all: the distillation trains on them
+        through their targets (set by the trainer; part of :attr:`train_images`).
     """
 
     all: PairTable
@@ -80,6 +83,7 @@ class TrainingPairs:
     scale: float
     digest: str
     solved: int = 0
+    target_images: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def dropped(self) -> int:
@@ -106,8 +110,8 @@ class TrainingPairs:
 
     @property
     def train_images(self) -> np.ndarray:
-        """The images of the training pairs, sorted."""
-        return np.unique(np.concatenate([self.train.i, self.train.j]))
+        """The images trained on, sorted: those of the training pairs and :attr:`target_images`."""
+        return np.unique(np.concatenate([self.train.i, self.train.j, self.target_images]))
 
 
 def split_images(used: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

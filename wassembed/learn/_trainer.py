@@ -46,6 +46,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .._progress import format_duration
@@ -263,17 +264,20 @@ def training_threads(threads: int | None, device) -> int:
 
 
 def _teacher(cache, pairs: TrainingPairs, cfg: ModelConfig, settings: TrainSettings):
-    """The distillation targets of this run, or None and the reason (decided the same way on resume)."""
+    """The distillation targets of this run, or None and the reason (decided the same way on resume), and the
+    pairs with the images trained on through their targets alone (targets of images without any pair)."""
     if settings.distill_epochs == 0:
-        return None, "distill_epochs=0"
+        return None, "distill_epochs=0", pairs
     lot = read_lot_targets(cache)
     if lot is None:
-        return None, "the cache has no per-image LOT targets"
+        return None, "the cache has no per-image LOT targets", pairs
+    extra = np.setdiff1d(lot.index, pairs.all_images)  # neither trained on nor held out by any pair
+    pairs = dataclasses.replace(pairs, target_images=extra.astype(np.int64))
     # mean_dims: the embedding's entries that hold the exact mean (the set encoder with centre)
     targets = distill_targets(lot, pairs.train_images, pairs.train, cfg.embed_dim, mean_dims=cfg.mean_dims)
     if targets is None:
-        return None, f"fewer than {cfg.embed_dim + 1} training images have LOT targets"
-    return targets, None
+        return None, f"fewer than {cfg.embed_dim + 1} training images have LOT targets", pairs
+    return targets, None, pairs
 
 
 def _distill_phase(targets, why: str | None, state: TrainerState, plan: EpochPlan, seed: int,
@@ -302,7 +306,7 @@ def _train(cache, model, settings, checkpoint_dir, resume, device, seed, progres
     pairs = split_pairs(cache, settings, seed)
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     log = Path(log) if log is not None else (ckpt / "train_log.jsonl" if ckpt else None)
-    targets, why = _teacher(cache, pairs, cfg, settings)
+    targets, why, pairs = _teacher(cache, pairs, cfg, settings)
     # after a distillation phase the pair epochs fine-tune: fewer of them (by default), peaking at finetune_lr
     run = dataclasses.replace(settings, epochs=settings.pair_epochs(targets is not None),
                               lr=settings.lr if targets is None else settings.finetune_lr)
