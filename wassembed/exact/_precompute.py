@@ -197,8 +197,8 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
         grid; :mod:`wassembed.exact._copies`): more training images for the distillation where the data has
         few. ``"auto"`` (default): enough copies for 24,000 images with targets, at most 3 per image, on grids
         of at least 16×16 integer pixels (:func:`~wassembed.exact._copies.auto_copies`; MNIST with 12,000 pairs
-        among 8,000 images: 3 copies each); 0 turns them off. Copy ``c`` of image ``i`` is always the same
-        copy: a rerun with more copies solves only the new ones.
+        among 6,000 images: 3 copies each, among 8,000: 2); 0 turns them off. Copy ``c`` of image ``i`` is
+        always the same copy: a rerun with more copies solves only the new ones.
     method : {"auto", "grid", "pot"}
         The exact solver's path for histograms (:class:`~wassembed.exact.ExactSolver`): the grid path where it
         applies (default), POT only, or the grid path only (refused where it does not apply). The values
