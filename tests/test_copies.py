@@ -98,6 +98,8 @@ def test_auto_copies_where_the_data_has_few_integer_images_on_grids_of_16_pixels
     mnist_like = HistogramSet.from_images(random_images(50, grid=(28, 28)))
     assert auto_copies(mnist_like, 8000) == 2 and auto_copies(mnist_like, 7600) == COPIES_MAX == 3
     assert auto_copies(mnist_like, 24_000) == 0 and auto_copies(mnist_like, 100) == COPIES_MAX
+    # copies come once the plan holds 90 % of the images it draws from: before that, more pairs add images
+    assert auto_copies(mnist_like, 44, available=50) == 0 and auto_copies(mnist_like, 45, available=50) == 3
     floats = HistogramSet.from_images(random_images(50, grid=(28, 28)) + np.pi)
     assert auto_copies(floats, 5000) == 0  # not integer pixels: a copy could not be solved exactly
     assert deformation((28, 28)) == (6.0, 4.0) and deformation((56, 56)) == (12.0, 8.0)
@@ -114,3 +116,17 @@ def test_targets_of_images_without_pairs_teach_the_student_and_count_as_trained_
     seen = set(model.calibration["train_images"].tolist())
     assert set(range(80, 120)) <= seen  # evaluate drops pairs that touch them
     assert model.info["training"]["distillation"]["images"] >= 40 + 60  # the 40 and most pair images
+
+
+def test_auto_copies_follow_the_plans_coverage_of_the_images_it_draws_from(tmp_path):
+    images = random_images(40, grid=(16, 16))
+    images[images < 200] = 0  # sparse images: cheap exact solves
+    images[:, 0, 0] = 1
+    hs = HistogramSet.from_images(images)
+    few = precompute(hs, tmp_path / "few", pairs=4, images="0:30", workers=1, progress=False)
+    assert few.lot_requested <= 8 and few.lot_copies_computed == 0  # 8 of 30 images at most: pairs first
+    most = precompute(hs, tmp_path / "most", pairs=300, images="0:30", workers=1, progress=False)
+    assert most.lot_requested == 30 and most.lot_copies_computed == 3 * 30  # all 30 of 0:30: copies
+    narrow = precompute(hs, tmp_path / "narrow", pairs=300, images="0:30", workers=1, progress=False,
+                        lot_images="0:10")
+    assert narrow.lot_requested == 10 and narrow.lot_copies_computed == 3 * 10  # coverage within lot_images

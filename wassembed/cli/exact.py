@@ -47,8 +47,9 @@ exact_stage_only()
                                                    "solve [default: every image of the plan].")
 @click.option("--lot-copies", default="auto", show_default=True, metavar="K|auto",
               help="Also solve K elastic copies of each image with a LOT target (images on a grid): more images "
-                   "for the distillation where the data has few. auto: enough for 24,000 images with targets, at "
-                   "most 3 per image, on grids of 16×16 pixels or more; 0: none.")
+                   "for the distillation where the data has few. auto: once the plan holds 90 % of the images it "
+                   "draws from, enough for 24,000 images with targets, at most 3 per image, on grids of 16×16 "
+                   "pixels or more; 0: none.")
 @click.option("--method", default="auto", show_default=True, type=click.Choice(["auto", "grid", "pot"]),
               help="Exact solver for histograms: the grid path (W2² on pixel grids, integer images: a separable "
                    "network simplex) where it applies and pays, POT elsewhere; or POT only; or the grid path only. "

@@ -195,9 +195,12 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
     lot_copies : int or "auto"
         Also solve this many elastic copies of each of those images against the same reference (images on a
         grid; :mod:`wassembed.exact._copies`): more training images for the distillation where the data has
-        few. ``"auto"`` (default): enough copies for 24,000 images with targets, at most 3 per image, on grids
-        of at least 16×16 integer pixels (:func:`~wassembed.exact._copies.auto_copies`; MNIST with 12,000 pairs
-        among 6,000 images: 3 copies each, among 8,000: 2); 0 turns them off. Copy ``c`` of image ``i`` is
+        few. ``"auto"`` (default): once the plan's images are at least 90 % of the images it draws from
+        (``images``, ``against``; all of ``data`` by default), enough copies for 24,000 images with targets, at
+        most 3 per image, on grids of at least 16×16 integer pixels
+        (:func:`~wassembed.exact._copies.auto_copies`; MNIST with 12,000 pairs among 6,000 images: 3 copies
+        each, among 8,000: 2; with 6,000 pairs among 6,000 images, 87 % of them in the plan: none, more pairs
+        pay better); 0 turns them off. Copy ``c`` of image ``i`` is
         always the same copy: a rerun with more copies solves only the new ones.
     method : {"auto", "grid", "pot"}
         The exact solver's path for histograms (:class:`~wassembed.exact.ExactSolver`): the grid path where it
@@ -256,7 +259,7 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
     if lot and has_lot_support(hs, p):
         with _cache_io(out):
             done = _lot_step(cache, np.union1d(i_all, j_all), lot_images, ex, progress, num_iter_max, method,
-                             lot_copies)
+                             lot_copies, _drawn_from(hs.n, images, against))
     return PrecomputeResult(cache=str(cache.path), requested=int(i_all.size), already_cached=already,
                             computed=computed, done_elsewhere=elsewhere, seconds=seconds,
                             pairs_per_s=computed / seconds if seconds > 0 and computed else 0.0,
@@ -278,13 +281,23 @@ def _missing_chunks(cache, i_all, j_all, new_all, chunk_size: int) -> list:
     return todo
 
 
+def _drawn_from(n: int, images, against) -> np.ndarray:
+    """The images a plan draws from: ``images`` (all ``n`` when not given), with ``against``."""
+    pool = parse_range(images, n, what="images") if images is not None else np.arange(n)
+    if against is not None:
+        pool = np.union1d(pool, parse_range(against, n, what="against"))
+    return pool
+
+
 def _lot_step(cache, planned: np.ndarray, lot_images, ex, progress: bool, num_iter_max: int, method: str,
-              copies: int | str) -> dict:
-    """The per-image LOT solves of the plan's images (inside ``lot_images`` when given), on the executor ``ex``."""
+              copies: int | str, drawn_from: np.ndarray) -> dict:
+    """The per-image LOT solves of the plan's images (inside ``lot_images`` when given), on the executor ``ex``;
+    ``drawn_from``: the images the plan draws from (the coverage of ``lot_copies="auto"``)."""
     if lot_images is not None:
-        planned = np.intersect1d(planned, parse_range(lot_images, cache.data.n, what="lot_images"))
+        keep = parse_range(lot_images, cache.data.n, what="lot_images")
+        planned, drawn_from = np.intersect1d(planned, keep), np.intersect1d(drawn_from, keep)
     if copies == "auto":
-        copies = auto_copies(cache.data, planned.size)
+        copies = auto_copies(cache.data, planned.size, available=drawn_from.size)
     return compute_lot_targets(cache, planned, executor=ex, progress=progress, num_iter_max=num_iter_max,
                                method=method, copies=copies)
 
