@@ -496,3 +496,25 @@ def test_progress_on_a_terminal_is_a_bar_with_rate_and_eta():
     with progress(10, desc="x", enabled=False, file=silent) as bar:
         bar.update(10)
     assert silent.getvalue() == ""
+
+
+def test_a_ctrl_c_while_a_claim_is_taken_leaves_no_claim_file(small_digits, tmp_path, monkeypatch):
+    """A Ctrl-C lands anywhere: here right after open() created a chunk's claim file, before the claim holds it
+    (a run of the command line hit this moment); the interrupted run removes that file."""
+    real, opened = os.open, []
+
+    def open_then_interrupted(path, flags, *args):
+        fd = real(path, flags, *args)
+        if Path(path).parent.name == "locks":
+            opened.append(path)
+            if len(opened) == 3:
+                os.close(fd)
+                raise KeyboardInterrupt
+        return fd
+
+    monkeypatch.setattr(os, "open", open_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        precompute(small_digits, tmp_path / "c", pairs=400, workers=1, chunk_size=40, progress=False, lot=False)
+    monkeypatch.undo()
+    assert len(opened) >= 3 and not list((tmp_path / "c" / "locks").glob("*.lock"))
+    assert len(DistanceCache.open(tmp_path / "c").read()) == 80  # the two chunks done before are kept

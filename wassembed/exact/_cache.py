@@ -314,10 +314,10 @@ class DistanceCache:
                     return
                 if not _is_file(fd, lock):  # its holder released and removed it meanwhile: claim the new one
                     continue
-                for tmp in (self.path / "shards").glob(f".tmp-{key}-*"):
-                    with contextlib.suppress(OSError):
-                        tmp.unlink()
-                try:
+                try:  # held and ours from here: removed whatever happens next (a Ctrl-C included)
+                    for tmp in (self.path / "shards").glob(f".tmp-{key}-*"):
+                        with contextlib.suppress(OSError):
+                            tmp.unlink()
                     yield True
                 finally:
                     with contextlib.suppress(OSError):

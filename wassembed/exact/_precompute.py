@@ -312,6 +312,7 @@ def _run(cache, ex, job, todo, total, progress) -> tuple[int, int]:
     # a bar on a terminal, a plain line every 10 s in a log; closed (its line ended) before any message
     bar = show_progress(total, desc="precompute", unit="pair", enabled=progress)
     clean = False
+    opening = None  # a claim being taken, not yet in flight: released by the finally below if interrupted
     try:
         deferred = []
         while pending or inflight or deferred:
@@ -321,18 +322,22 @@ def _run(cache, ex, job, todo, total, progress) -> tuple[int, int]:
             while pending and len(inflight) < window:
                 key, i, j, block = pending.popleft()
                 claim = cache.claim(key, block=block)
+                opening = (key, claim)
                 with _cache_io(cache.path):
                     got = claim.__enter__()
                 if not got:
+                    opening = None
                     claim.__exit__(None, None, None)
                     deferred.append((key, i, j))
                     continue
                 if cache.shard_path(key).exists():  # finished by another process meanwhile
+                    opening = None
                     claim.__exit__(None, None, None)
                     elsewhere += int(i.size)
                     bar.update(int(i.size))
                     continue
                 inflight[ex.submit((i, j))] = (key, i, j, claim)
+                opening = None
             if not inflight:
                 continue
             for h in ex.wait_any(list(inflight)):
@@ -347,6 +352,12 @@ def _run(cache, ex, job, todo, total, progress) -> tuple[int, int]:
         clean = True
     finally:
         bar.close()  # first: an error or "Interrupted" printed next starts on a line of its own
+        if opening is not None:  # interrupted while taking or submitting it (Ctrl-C lands anywhere)
+            with contextlib.suppress(RuntimeError):  # a claim whose taking was itself interrupted is closed
+                opening[1].__exit__(None, None, None)
+            # a claim file created by an open() that a Ctrl-C cut short has no holder: take it and remove it
+            with contextlib.suppress(OSError), cache.claim(opening[0], block=False):
+                pass
         for _, _, _, claim in inflight.values():
             claim.__exit__(None, None, None)
         ex.close(cancel=not clean)
