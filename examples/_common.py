@@ -54,8 +54,9 @@ def get_model(hs, args, *, quiet: bool = False):
     cache = work / ("cache-train-tiny" if args.tiny else "cache-train")
     precompute(hs, cache, pairs=pairs, images=TRAIN_IMAGES, sampling="blocks", block_size=16 if args.tiny else 64,
                seed=args.seed, progress=False)
+    tiny = {"distill_epochs": 5} if args.tiny else {}  # --tiny checks that the script runs, in seconds
     model = wassembed.train(cache, model="fast", epochs=epochs, patience=10, recon_weight=1.0, device="cpu",
-                            seed=args.seed, progress=False)
+                            seed=args.seed, progress=False, **tiny)
     if not quiet:
         print(f"trained a model on {pairs:,} exact pairs among images {TRAIN_IMAGES} in "
               f"{time.perf_counter() - t0:.1f} s (pass --model DIR to reuse one)", file=sys.stderr)

@@ -121,9 +121,9 @@ def test_solves_in_threads_ignore_other_threads_warnings(digits):
     import threading
     import warnings
 
-    hs = digits.subset(np.arange(40))
+    hs = digits.subset(np.arange(24))
     solver = ExactSolver(hs.ground_cost(2))
-    i, j = np.triu_indices(40, 1)
+    i, j = np.triu_indices(24, 1)
     want = solver.solve_pairs(hs.weights, i, j)
     stop = threading.Event()
     errors, results = [], {}

@@ -486,7 +486,8 @@ def train_setup(tmp_path_factory):
     pytest.importorskip("torch")
     d = tmp_path_factory.mktemp("train")
     cache = d / "cache"
-    precompute("digits", cache, pairs=8000, sampling="blocks", block_size=32, workers=2, progress=False)
+    precompute("digits", cache, pairs=8000, sampling="blocks", block_size=32, workers=2, progress=False,
+               lot=False)  # the pair epochs are what is killed and resumed: no distillation phase first
     ref = d / "ref"
     proc = subprocess.run(_train_cmd(cache, ref), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr

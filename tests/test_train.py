@@ -334,13 +334,22 @@ def test_cli_train_evaluate(caches, tmp_path):
     p = run_cli("train", caches / "train", "--out", out, "--epochs", "2", "--seed", "0", "--threads", "1", check=True)
     assert p.stdout.strip() == str(out) and "epoch 1" in p.stderr
     assert (out / "model.json").exists() and (out / "checkpoints" / "state.json").exists()
-    p = run_cli("evaluate", out, caches / "test", "--json", check=True)
-    m = json.loads(p.stdout)
-    assert {"mse", "relative_mse", "pearson", "spearman"} <= set(m)
-    p = run_cli("train", caches / "train", "--out", out, "--epochs", "3", "--resume", "--threads", "1", check=True)
+    # the rest in this process (the console script itself ran above): evaluate, resume, a refused --out
+    from click.testing import CliRunner
+
+    from wassembed.cli import main
+
+    r = CliRunner().invoke(main, ["evaluate", str(out), str(caches / "test"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert {"mse", "relative_mse", "pearson", "spearman"} <= set(json.loads(r.stdout))
+    before = torch.get_num_threads()
+    r = CliRunner().invoke(main, ["train", str(caches / "train"), "--out", str(out), "--epochs", "3", "--resume",
+                                  "--threads", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert torch.get_num_threads() == before  # restored
     assert len((out / "train_log.jsonl").read_text().splitlines()) == 3
-    p = run_cli("train", caches / "train", "--out", out)
-    assert p.returncode == 2 and "already holds" in p.stderr
+    r = CliRunner().invoke(main, ["train", str(caches / "train"), "--out", str(out)])
+    assert r.exit_code == 2 and "already holds" in r.output
 
 
 def test_training_threads_default_to_one_on_cpu_and_torch_is_restored(caches, tmp_path):
