@@ -200,8 +200,8 @@ def precompute(data: HistogramSet | PointCloudSet | str | os.PathLike, out: str 
         most 3 per image, on grids of at least 16×16 integer pixels
         (:func:`~wassembed.exact._copies.auto_copies`; MNIST with 12,000 pairs among 6,000 images: 3 copies
         each, among 8,000: 2; with 6,000 pairs among 6,000 images, 87 % of them in the plan: none, more pairs
-        pay better); 0 turns them off. Copy ``c`` of image ``i`` is
-        always the same copy: a rerun with more copies solves only the new ones.
+        pay better); 0 turns them off. Copy ``c`` of image ``i`` is always the same copy: a rerun with more
+        copies solves only the new ones.
     method : {"auto", "grid", "pot"}
         The exact solver's path for histograms (:class:`~wassembed.exact.ExactSolver`): the grid path where it
         applies (default), POT only, or the grid path only (refused where it does not apply). The values
@@ -356,7 +356,8 @@ def _run(cache, ex, job, todo, total, progress) -> tuple[int, int]:
             with contextlib.suppress(RuntimeError):  # a claim whose taking was itself interrupted is closed
                 opening[1].__exit__(None, None, None)
             # a claim file created by an open() that a Ctrl-C cut short has no holder: take it and remove it
-            with contextlib.suppress(OSError), cache.claim(opening[0], block=False):
+            # (best effort: whatever stopped the run, not this, is what the caller sees)
+            with contextlib.suppress(Exception), cache.claim(opening[0], block=False):
                 pass
         for _, _, _, claim in inflight.values():
             claim.__exit__(None, None, None)
