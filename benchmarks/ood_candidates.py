@@ -129,16 +129,11 @@ def compare(images, model, ood_images, *, unseen: str, trained_on: str, ood_name
 
 
 def format_comparison(r: dict) -> str:
-    """The detection table of :func:`compare`."""
-    sets = list(r["sets"])
-    lines = [f"level {r['level']}; candidates calibrated on {r['held_out']} held-out images", "",
-             "| score | " + " | ".join(f"flagged: {s}" for s in sets) + " | AUROC | µs/image |",
-             "|---|" + "---:|" * (len(sets) + 2)]
-    for s in r["scores"]:
-        name = s["name"] + (" (default)" if s["default"] else "")
-        lines.append(f"| {name} | " + " | ".join(f"{100 * s['flagged'][k]:.2f}%" for k in sets)
-                     + f" | {s['auroc']:.4f} | {s['us_per_image']:.1f} |")
-    return "\n".join(lines)
+    """The detection table of :func:`compare` (the same table as ``wassembed bench ood``)."""
+    from wassembed.bench._ood import detection_table
+
+    return "\n".join([f"level {r['level']}; candidates calibrated on {r['held_out']} held-out images", "",
+                      *detection_table(r["sets"], r["scores"])])
 
 
 def _tiny(work: str):

@@ -226,17 +226,23 @@ def run_ood_benchmark(images, model, ood_images, *, unseen, ood_name: str = "for
             "in_distribution_error": in_err, "exact_pairs": n_ex, "errors": errs, "time": time.time()}
 
 
-def format_ood_benchmark(r: dict) -> str:
-    """Markdown tables of :func:`run_ood_benchmark`'s result."""
-    sets = list(r["sets"])
-    lines = [f"Hardware: {r['hardware']}; torch threads {r['threads']}; level {r['level']}",
-             "Images: " + ", ".join(f"{s} {n}" for s, n in r["sets"].items()), "",
-             "| score | " + " | ".join(f"flagged: {s}" for s in sets) + " | AUROC | µs/image |",
+def detection_table(sets, scores: list[dict]) -> list[str]:
+    """The markdown lines of the detection table: per score, the share flagged in each of ``sets``, AUROC, cost."""
+    sets = list(sets)
+    lines = ["| score | " + " | ".join(f"flagged: {s}" for s in sets) + " | AUROC | µs/image |",
              "|---|" + "---:|" * (len(sets) + 2)]
-    for s in r["scores"]:
+    for s in scores:
         name = s["name"] + (" (default)" if s["default"] else "")
         lines.append(f"| {name} | " + " | ".join(f"{100 * s['flagged'][k]:.2f}%" for k in sets)
                      + f" | {s['auroc']:.4f} | {s['us_per_image']:.1f} |")
+    return lines
+
+
+def format_ood_benchmark(r: dict) -> str:
+    """Markdown tables of :func:`run_ood_benchmark`'s result."""
+    lines = [f"Hardware: {r['hardware']}; torch threads {r['threads']}; level {r['level']}",
+             "Images: " + ", ".join(f"{s} {n}" for s, n in r["sets"].items()), "",
+             *detection_table(r["sets"], r["scores"])]
     lines += ["", "µs/image: CPU time a score adds per input of `distance` (served 'pca': `ood_score` less input "
               "validation; 'reconstruction': less `embed`, i.e. the decoder pass).", "",
               "| method | OOD check | pairs per CPU second | × exact | pairs/s (wall) | × exact (wall) |",
